@@ -1,0 +1,89 @@
+"""Evaluate a trained policy on held-out prompts.
+
+Core metrics, whatever the evaluators: mean response length (words), a KL estimate to the reference (mean over
+policy samples of log pi(y|x) - log pi_ref(y|x), the Monte-Carlo estimate of KL(pi || pi_ref)), and the
+implicit-reward accuracy of the trained policy on clean held-out pairs (the loss's own implicit reward ranks the
+truly preferred response higher). Then each configured evaluator (gold, reward model, LLM judge) adds its own.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import evaluators
+from bench import sampling
+from bench.data import PreferenceData, prompt_text
+
+CORE_METRICS = {"length": None, "length_ref": None, "kl": False, "implicit_acc": True}  # None: no direction
+
+
+def render_prompts(prompts: list, tokenizer) -> list[str]:
+    """Prompts as the model sees them: plain strings as they are, conversations through the chat template."""
+    if all(isinstance(p, str) for p in prompts):
+        return list(prompts)
+    return [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+
+
+def reference_samples(ref_model, tokenizer, data: PreferenceData, eval_cfg: dict, seed: int) -> list[str]:
+    if data.reference_responses is not None:
+        return data.reference_responses
+    texts = render_prompts(data.eval_prompts, tokenizer)
+    return sampling.generate(ref_model, tokenizer, texts, seed=seed, desc="reference samples", **_gen(eval_cfg))
+
+
+def _gen(eval_cfg: dict) -> dict:
+    return dict(
+        max_new_tokens=eval_cfg["max_new_tokens"],
+        temperature=eval_cfg.get("temperature", 1.0),
+        top_p=eval_cfg.get("top_p", 1.0),
+        batch_size=eval_cfg.get("batch_size", 256),
+    )
+
+
+def implicit_accuracy(policy, ref_model, tokenizer, pairs, loss) -> float:
+    if pairs is None or len(pairs) == 0:
+        return float("nan")
+    prompts = render_prompts(pairs["prompt"], tokenizer)
+    chosen = [r if isinstance(r, str) else r[-1]["content"] for r in pairs["chosen"]]
+    rejected = [r if isinstance(r, str) else r[-1]["content"] for r in pairs["rejected"]]
+    lens = lambda rs: torch.tensor([len(tokenizer(r + tokenizer.eos_token, add_special_tokens=False)["input_ids"]) for r in rs], dtype=torch.float)  # noqa: E731
+    pc, pr = sampling.sequence_logps(policy, tokenizer, prompts, chosen), sampling.sequence_logps(policy, tokenizer, prompts, rejected)
+    if loss.needs_reference_model:
+        rc, rr = sampling.sequence_logps(ref_model, tokenizer, prompts, chosen), sampling.sequence_logps(ref_model, tokenizer, prompts, rejected)
+    else:
+        rc = rr = None
+    cr, rj = loss.rewards(pc, pr, rc, rr, lens(chosen), lens(rejected))
+    return float((cr > rj).float().mean())
+
+
+def evaluate_policy(
+    policy, ref_model, tokenizer, data: PreferenceData, loss, eval_cfg: dict, evaluator_cfgs: list, seed: int,
+    cache_root: str | None = None,
+):
+    """Returns (metrics, metric_info, samples) for one trained policy."""
+    prompts = render_prompts(data.eval_prompts, tokenizer)
+    policy_out = sampling.generate(policy, tokenizer, prompts, seed=seed, desc="policy samples", **_gen(eval_cfg))
+    reference_out = reference_samples(ref_model, tokenizer, data, eval_cfg, seed=10_000 + seed)
+    kl = (sampling.sequence_logps(policy, tokenizer, prompts, policy_out) - sampling.sequence_logps(ref_model, tokenizer, prompts, policy_out)).mean()
+    metrics = {
+        "length": float(np.mean([len(r.split()) for r in policy_out])),
+        "length_ref": float(np.mean([len(r.split()) for r in reference_out])),
+        "kl": float(kl),
+        "implicit_acc": implicit_accuracy(policy, ref_model, tokenizer, data.eval_pairs, loss),
+    }
+    info = {k: {"higher_is_better": v, "evaluator": "core"} for k, v in CORE_METRICS.items()}
+    batch = evaluators.EvalBatch(
+        prompts=[prompt_text(p) for p in data.eval_prompts],
+        policy=policy_out,
+        reference=reference_out,
+        task=data.task,
+        gold_reward=data.gold_reward,
+        extra={"world_dir": data.meta.get("world_dir"), "cache_root": cache_root},
+    )
+    for ev_cfg in evaluator_cfgs:
+        ev_cfg = dict(ev_cfg)
+        ev = evaluators.get(ev_cfg.pop("name"), **ev_cfg)
+        metrics.update(ev.evaluate(batch))
+        info.update({k: {"higher_is_better": v, "evaluator": ev.name} for k, v in ev.metrics.items()})
+    samples = [{"prompt": p, "policy": a, "reference": b} for p, a, b in zip(batch.prompts, policy_out, reference_out)]
+    return metrics, info, samples

@@ -1,0 +1,39 @@
+"""Shared reference log-probs: one reference pass per (data, reference model) serves every cell.
+
+A label flip only swaps which response is chosen, so the reference log-probs of a pair's two responses do not
+depend on the loss, the noise type or the rate. The first cell computes them with TRL's own precompute, stores
+them in clean orientation (chosen = truly preferred) and every later cell re-orients them by its flip mask.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from datasets import Dataset
+
+from bench.cache import get_or_build, stable_hash
+from bench.trainer import REF_COLUMNS
+
+
+class ReferenceLogpCache:
+    def __init__(self, root: str | Path, key_parts: dict):
+        self.root = Path(root)
+        self.key = stable_hash(key_parts)
+
+    def __call__(self, dataset: Dataset, compute: Callable[[Dataset], Dataset]) -> Dataset:
+        flipped = np.asarray(dataset["is_flipped"] if "is_flipped" in dataset.column_names else [False] * len(dataset))
+
+        def build(tmp: Path) -> None:
+            done = compute(dataset)
+            c, r = np.asarray(done[REF_COLUMNS[0]]), np.asarray(done[REF_COLUMNS[1]])
+            # back to clean orientation, so any flip mask can be applied later
+            np.save(tmp / "ref_logps.npy", np.stack([np.where(flipped, r, c), np.where(flipped, c, r)], axis=1))
+
+        entry = get_or_build(self.root, "ref_logps", self.key, build)
+        clean = np.load(entry / "ref_logps.npy")
+        if len(clean) != len(dataset):
+            raise RuntimeError(f"reference cache {entry} holds {len(clean)} pairs, the data has {len(dataset)}")
+        chosen = np.where(flipped, clean[:, 1], clean[:, 0])
+        rejected = np.where(flipped, clean[:, 0], clean[:, 1])
+        return dataset.add_column(REF_COLUMNS[0], chosen.tolist()).add_column(REF_COLUMNS[1], rejected.tolist())

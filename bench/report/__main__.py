@@ -1,0 +1,42 @@
+"""CLI: ``python -m bench.report [--results DIR] [--out DIR] [--metric NAME] [--sweep NAME] [--baseline dpo]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import pandas as pd
+
+from bench.report.build import build_report
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
+    ap.add_argument("--results", default="results", help="results folder holding cells/<cell_id>/record.json")
+    ap.add_argument("--out", default=None, help="output folder (default: <results>/report)")
+    ap.add_argument("--metric", default="gold_reward", help="headline metric")
+    ap.add_argument("--sweep", default=None, help="only records of this sweep")
+    ap.add_argument("--baseline", default="dpo", help="loss the paired tests compare against")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    out = build_report(args.results, args.out, args.metric, args.sweep, args.baseline)
+    if out is None:
+        where = f"{args.results}/cells" + (f" for sweep {args.sweep!r}" if args.sweep else "")
+        print(f"no records under {where}: nothing to report (run a sweep first, e.g. `make demo`).")
+        return 0
+    res = out["results"]
+    print(f"wrote {out['out']}/report.md (and .html, robustness.csv/.parquet, summary.csv, paired_vs_dpo.csv, "
+          f"{len(out['figures'])} figures) in {time.perf_counter() - t0:.1f}s")
+    print(f"cells: {int((res.cells['status'] == 'ok').sum())} ok, {len(res.failed)} failed, {len(res.missing)} missing")
+    for note in out["notes"]:
+        print(f"note: {note}")
+    s = out["summary"]
+    s = s[s["metric"] == out["headline"]][["noise", "label", "at_rate0", "slope", "auc", "below_ref_at", "below_ref_note"]]
+    if not s.empty:
+        with pd.option_context("display.width", 160, "display.max_rows", 60, "display.float_format", "{:.4g}".format):
+            print(f"\n{out['headline']} (baseline {out['baseline']}):\n{s.to_string(index=False)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""From cell records to tidy pandas tables: cells, per-seed metric values, the robustness table, missing cells.
+
+Everything here reads ``results/`` through :mod:`bench.records` (``iter_records`` / ``load_rows``) and never
+trains or evaluates. Losses are keyed by their display ``label`` (a record's ``loss_label``, else ``loss``), so two
+variants of one loss (``ROPO`` and ``ROPO (loss only)``) stay separate curves.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bench.records import iter_records, load_rows
+
+# noise names that mean "no noise": their rate-0 cells serve as the rate-0 point of every noise type's curve
+CLEAN_NOISE = {"none", "clean", "null", ""}
+CELL_KEYS = ["label", "noise", "rate", "seed"]
+GROUP_KEYS = ["label", "noise", "rate", "metric"]
+RATE_DECIMALS = 10  # rates come from configs as floats; round so 0.2 and 0.2000000001 group together
+
+
+@dataclass
+class Results:
+    """Everything the report needs, loaded once.
+
+    cells:  one row per record kept (after de-duplication), with status and error fields.
+    values: one row per (ok cell, metric) with the seed's value: the unit every statistic is computed from.
+    failed: the failed cells; missing: cells of a sweep's cross product without any record.
+    notes:  human-readable caveats (duplicates replaced, mixed models, ...) that the report must show.
+    """
+
+    cells: pd.DataFrame
+    values: pd.DataFrame
+    failed: pd.DataFrame
+    missing: pd.DataFrame
+    metric_info: dict[str, dict]
+    records: list[dict]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.cells.empty
+
+
+def _norm_rate(rate, noise) -> float:
+    if rate is None or (isinstance(rate, float) and np.isnan(rate)):
+        return 0.0 if str(noise).lower() in CLEAN_NOISE else np.nan
+    return round(float(rate), RATE_DECIMALS)
+
+
+def _cell_row(rec: dict) -> dict:
+    err = rec.get("error") or {}
+    return {
+        "cell_id": rec.get("cell_id"),
+        "sweep": rec.get("sweep"),
+        "status": rec.get("status"),
+        "loss": rec.get("loss"),
+        "label": rec.get("loss_label") or rec.get("loss"),
+        "noise": rec.get("noise"),
+        "rate": _norm_rate(rec.get("rate"), rec.get("noise")),
+        "seed": rec.get("seed"),
+        "data": rec.get("data"),
+        "model": rec.get("model"),
+        "finished_at": rec.get("finished_at") or "",
+        "error_type": err.get("type"),
+        "error_message": err.get("message"),
+        "error_where": err.get("where"),
+    }
+
+
+def load_results(results_dir: str | os.PathLike, sweep: str | None = None) -> Results:
+    """Read every record (optionally of one sweep), de-duplicate, and find failed and missing cells."""
+    records = [r for r in iter_records(results_dir) if sweep is None or r.get("sweep") == sweep]
+    cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))
+    notes: list[str] = []
+    missing = missing_cells(cells)  # before de-duplication: a superseded record still means "not missing"
+    cells, dropped = _dedupe(cells)
+    if dropped:
+        notes.append(
+            f"{dropped} record(s) superseded by another record of the same (loss, noise, rate, seed, data, model): "
+            "kept the complete one, then the most recent."
+        )
+    kept = set(cells["cell_id"])
+    records = [r for r in records if r.get("cell_id") in kept]
+    if cells[["data", "model"]].drop_duplicates().shape[0] > 1:
+        combos = ", ".join(f"{d}/{m}" for d, m in cells[["data", "model"]].drop_duplicates().itertuples(index=False))
+        notes.append(f"records span several data/model combinations ({combos}); they are pooled: use --sweep.")
+    if cells["sweep"].nunique() > 1:
+        notes.append(f"records of {cells['sweep'].nunique()} sweeps are pooled: {', '.join(map(str, sorted(cells['sweep'].dropna().unique())))}.")
+
+    values = _values(results_dir, cells)
+    values, broadcast = _broadcast_clean(values)
+    if broadcast:
+        notes.append(f"rate-0 cells of the clean condition ({', '.join(broadcast)}) serve as rate 0 of every noise type.")
+    no_rate = cells[cells["rate"].isna()]
+    if not no_rate.empty:
+        notes.append(f"{len(no_rate)} record(s) of a noisy condition have no rate and are left out of the tables: "
+                     f"{', '.join(map(str, no_rate['cell_id'][:5]))}.")
+    empty_ok = set(cells.loc[cells["status"] == "ok", "cell_id"]) - set(values["cell_id"])
+    if empty_ok:
+        notes.append(f"{len(empty_ok)} complete cell(s) carry no metric values: {', '.join(sorted(empty_ok)[:5])}.")
+    info = _metric_info(records)
+    failed = cells[cells["status"] != "ok"].reset_index(drop=True)
+    return Results(cells, values, failed, missing, info, records, notes)
+
+
+def _dedupe(cells: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One record per (label, noise, rate, seed, data, model): prefer an ok record, then the latest."""
+    if cells.empty:
+        return cells, 0
+    order = cells.assign(_ok=cells["status"] == "ok").sort_values(["_ok", "finished_at"])
+    kept = order.drop_duplicates(CELL_KEYS + ["data", "model"], keep="last").drop(columns="_ok")
+    kept = kept.sort_values(["label", "noise", "rate", "seed"], na_position="last").reset_index(drop=True)
+    return kept, len(cells) - len(kept)
+
+
+def _values(results_dir, cells: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed metric values of the ok cells kept (``load_rows`` gives the long format and directions)."""
+    cols = ["label", "loss", "noise", "rate", "seed", "cell_id", "sweep", "metric", "value", "higher_is_better"]
+    rows = load_rows(results_dir)
+    if rows.empty or cells.empty:
+        return pd.DataFrame(columns=cols)
+    ok = cells[cells["status"] == "ok"][["cell_id", "label", "rate"]]
+    rows = rows.drop(columns=["rate"]).merge(ok, on="cell_id", how="inner")
+    rows = rows[rows["metric"].notna()]
+    rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
+    rows = rows[rows["value"].notna()]
+    return rows[cols].reset_index(drop=True)
+
+
+def _broadcast_clean(values: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Copy clean-condition (noise "none") rate-0 values to each noisy noise type lacking its own rate-0 value.
+
+    A sweep may train the clean baseline once instead of once per noise type; without this, every noisy curve
+    would start at its first positive rate and the clean-data cost would be invisible.
+    """
+    is_clean = values["noise"].astype(str).str.lower().isin(CLEAN_NOISE)
+    clean = values[is_clean & (values["rate"] == 0)]
+    noisy_types = sorted(values.loc[~is_clean, "noise"].dropna().unique())
+    if clean.empty or not noisy_types:
+        return values, []
+    extra = []
+    for noise in noisy_types:
+        have = values[(values["noise"] == noise) & (values["rate"] == 0)][["label", "seed", "metric"]]
+        add = clean.merge(have, on=["label", "seed", "metric"], how="left", indicator=True)
+        add = add[add["_merge"] == "left_only"].drop(columns="_merge").assign(noise=noise)
+        extra.append(add)
+    out = pd.concat([values[~is_clean | (values["rate"] != 0)], *extra], ignore_index=True)
+    return out, sorted(clean["noise"].astype(str).unique())
+
+
+def _metric_info(records: list[dict]) -> dict[str, dict]:
+    info: dict[str, dict] = {}
+    for rec in records:
+        for name, meta in (rec.get("metric_info") or {}).items():
+            info.setdefault(name, dict(meta or {}))
+        for name in rec.get("metrics") or {}:
+            info.setdefault(name, {"higher_is_better": None})
+    return info
+
+
+def direction(higher_is_better) -> str:
+    """'higher', 'lower', or 'none' (no direction: e.g. response length)."""
+    if higher_is_better is None or (isinstance(higher_is_better, float) and np.isnan(higher_is_better)):
+        return "none"
+    return "higher" if bool(higher_is_better) else "lower"
+
+
+def t_interval(x, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval over seeds; NaN bounds with fewer than two values."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    mean = float(x.mean())
+    if n < 2:
+        return mean, np.nan, np.nan
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def robustness_table(res: Results, level: float = 0.95) -> pd.DataFrame:
+    """One row per (loss, noise, rate, metric): mean, t-interval over seeds, n_seeds, direction, and how many
+    cells of that group failed or are missing (so a thin mean is visibly thin)."""
+    cols = GROUP_KEYS + ["loss", "mean", "std", "ci_low", "ci_high", "n_seeds", "n_failed", "n_missing", "direction"]
+    if res.values.empty:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for key, g in res.values.groupby(GROUP_KEYS, sort=True):
+        mean, lo, hi = t_interval(g["value"], level)
+        out.append(
+            dict(zip(GROUP_KEYS, key), loss=g["loss"].iloc[0], mean=mean, std=g["value"].std(ddof=1) if len(g) > 1 else np.nan,
+                 ci_low=lo, ci_high=hi, n_seeds=len(g),
+                 direction=direction((res.metric_info.get(key[3]) or {}).get("higher_is_better")))
+        )
+    table = pd.DataFrame(out)
+    for name, frame in (("n_failed", res.failed), ("n_missing", res.missing)):
+        counts = frame.groupby(["label", "noise", "rate"]).size().rename(name).reset_index() if not frame.empty else None
+        table = table.merge(counts, on=["label", "noise", "rate"], how="left") if counts is not None else table.assign(**{name: 0})
+        table[name] = table[name].fillna(0).astype(int)
+    return table[cols]
+
+
+def missing_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """Cells of each sweep's cross product of observed (loss, noise, rate, seed) that have no record at all.
+
+    Clean-condition noise types only pair with rate 0 (a "none" noise at rate 0.4 is not a cell). Failed cells
+    have a record, so they are listed as failed, not missing.
+    """
+    cols = ["sweep", "label", "noise", "rate", "seed"]
+    found = []
+    for sweep, g in cells.groupby("sweep", dropna=False):
+        idx = pd.MultiIndex.from_product([sorted(g[k].dropna().unique()) for k in CELL_KEYS], names=CELL_KEYS)
+        grid = idx.to_frame(index=False)
+        clean = grid["noise"].astype(str).str.lower().isin(CLEAN_NOISE)
+        grid = grid[~clean | (grid["rate"] == 0)]
+        clean = grid["noise"].astype(str).str.lower().isin(CLEAN_NOISE)
+        if clean.any():  # the clean cells stand in for every noise type's rate 0
+            grid = grid[clean | (grid["rate"] != 0)]
+        have = g[CELL_KEYS].drop_duplicates()
+        m = grid.merge(have, on=CELL_KEYS, how="left", indicator=True)
+        m = m[m["_merge"] == "left_only"].drop(columns="_merge").assign(sweep=sweep)
+        found.append(m)
+    if not found:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(found, ignore_index=True)[cols].reset_index(drop=True)

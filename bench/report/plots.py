@@ -1,0 +1,114 @@
+"""Figures: robustness curves (metric vs noise rate, one panel per noise type) and the gain-over-DPO heatmap.
+
+Each function returns the Figure so tests can inspect axes and lines; ``save`` writes PNGs. The Agg backend is
+selected here so the report runs headless (CI, clusters) without a display.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+REF_GID = "reference"  # gid of the dashed reference line, so tests (and readers) can tell it from the losses
+
+
+def metric_axis_label(metric: str, dirn: str) -> str:
+    return metric + {"higher": " (higher is better)", "lower": " (lower is better)"}.get(dirn, "")
+
+
+def loss_order(labels, baseline: str | None) -> list[str]:
+    """Baseline first (the yardstick), then alphabetical: a stable order and stable colours across figures."""
+    labels = sorted(set(map(str, labels)))
+    return ([baseline] if baseline in labels else []) + [x for x in labels if x != baseline]
+
+
+def plot_curves(table: pd.DataFrame, metric: str, baseline: str | None = None, ref: pd.DataFrame | None = None,
+                ref_name: str = "reference policy") -> plt.Figure:
+    """``metric`` against noise rate: one line per loss with its 95% CI band, one panel per noise type.
+
+    ``ref`` (columns noise, rate, ref) adds the dashed reference-policy line: where a curve crosses it, the
+    loss no longer improves on the model it started from.
+    """
+    t = table[table["metric"] == metric]
+    noises = sorted(t["noise"].astype(str).unique())
+    labels = loss_order(t["label"], baseline)
+    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    fig, axes = plt.subplots(1, max(1, len(noises)), figsize=(4.2 * max(1, len(noises)) + 1.6, 3.6), sharey=True,
+                             squeeze=False, layout="constrained")
+    dirn = t["direction"].iloc[0] if len(t) else "none"
+    for ax, noise in zip(axes[0], noises):
+        tn = t[t["noise"].astype(str) == noise]
+        for lab in labels:
+            g = tn[tn["label"] == lab].sort_values("rate")
+            if g.empty:
+                continue
+            ax.plot(g["rate"], g["mean"], marker="o", ms=3.5, color=colors[lab], label=lab,
+                    lw=2.2 if lab == baseline else 1.5)
+            ax.fill_between(g["rate"], g["ci_low"], g["ci_high"], color=colors[lab], alpha=0.15, lw=0)
+        if ref is not None:
+            r = ref[ref["noise"].astype(str) == noise].sort_values("rate")
+            if not r.empty:
+                ax.plot(r["rate"], r["ref"], ls="--", color="0.35", lw=1.2, label=ref_name, gid=REF_GID)
+        ax.set_xticks(sorted(tn["rate"].unique()))  # ticks at the swept rates only
+        ax.set_title(f"noise: {noise}")
+        ax.set_xlabel("noise rate")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(metric_axis_label(metric, dirn))
+    handles, names = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h), names.append(n)
+    fig.legend(handles, names, loc="outside right center", frameon=False, fontsize=8)
+    fig.suptitle(f"{metric} vs noise rate (mean and 95% CI over seeds)", fontsize=10)
+    return fig
+
+
+def plot_gain_heatmap(paired: pd.DataFrame, metric: str, baseline: str | None = None, dirn: str = "higher") -> plt.Figure:
+    """Mean paired difference to the baseline (loss x rate), one panel per noise type; * = Holm p < 0.05.
+
+    The colour scale is symmetric around 0 and oriented so that "better than the baseline" is always blue,
+    whatever the metric's direction; cell text keeps the raw difference.
+    """
+    p = paired[paired["metric"] == metric]
+    noises = sorted(p["noise"].astype(str).unique())
+    labels = [x for x in loss_order(p["label"], baseline) if x != baseline]
+    rates = sorted(p["rate"].unique())
+    sign = -1.0 if dirn == "lower" else 1.0
+    vmax = float(np.nanmax(np.abs(p["mean_diff"].replace([np.inf, -np.inf], np.nan)))) if len(p) else 1.0
+    vmax = vmax if np.isfinite(vmax) and vmax > 0 else 1.0
+    n = max(1, len(noises))
+    fig, axes = plt.subplots(1, n, figsize=(1.0 + 0.9 * max(2, len(rates)) * n + 1.5, 1.3 + 0.45 * max(1, len(labels))),
+                             squeeze=False, layout="constrained")
+    image = None
+    for ax, noise in zip(axes[0], noises):
+        pn = p[p["noise"].astype(str) == noise]
+        grid = pn.pivot_table(index="label", columns="rate", values="mean_diff", aggfunc="first").reindex(index=labels, columns=rates)
+        sig = pn.pivot_table(index="label", columns="rate", values="significant", aggfunc="first").reindex(index=labels, columns=rates)
+        image = ax.imshow(sign * grid.to_numpy(float), cmap="RdBu", norm=TwoSlopeNorm(0.0, -vmax, vmax), aspect="auto")
+        for i in range(len(labels)):
+            for j in range(len(rates)):
+                val, s = grid.iat[i, j], sig.iat[i, j]
+                star = "*" if not pd.isna(s) and bool(s) else ""
+                dark = not pd.isna(val) and np.isfinite(val) and abs(val) > 0.6 * vmax
+                ax.text(j, i, "missing" if pd.isna(val) else f"{val:+.3g}{star}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+        ax.set_xticks(range(len(rates)), [f"{r:g}" for r in rates])
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("noise rate")
+        ax.set_title(f"noise: {noise}")
+    axes[0][0].set_ylabel("loss")
+    if image is not None:
+        cbar = fig.colorbar(image, ax=list(axes[0]), shrink=0.9)  # constrained layout keeps it clear of the panels
+        cbar.set_label(f"{metric} − {baseline} ({'blue = better' if dirn != 'none' else 'no direction'})", fontsize=8)
+    fig.suptitle(f"{metric}: gain over {baseline} (paired over seeds; * Holm p<0.05)", fontsize=10)
+    return fig
+
+
+def save(fig: plt.Figure, path) -> None:
+    fig.savefig(path, dpi=120)  # constrained layout already fits legends; "tight" bbox would draw twice
+    plt.close(fig)

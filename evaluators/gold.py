@@ -1,0 +1,40 @@
+"""Gold-reward evaluator: the embedded world knows r*(prompt, response), so quality is measured, not guessed."""
+from __future__ import annotations
+
+import numpy as np
+
+from evaluators import REGISTRY, EvalBatch
+
+
+class GoldEvaluator:
+    name = "gold"
+    metrics = {  # metric -> higher is better
+        "gold_reward": True,
+        "gold_reward_ref": True,
+        "gold_gain": True,
+        "gold_win_rate": True,
+    }
+
+    def evaluate(self, batch: EvalBatch) -> dict[str, float]:
+        if batch.gold_reward is None:
+            raise ValueError(
+                "evaluator=gold needs a gold reward, which only data=world has; "
+                "use evaluator=[reward_model] or [llm_judge] on other data"
+            )
+        pol = np.array([batch.gold_reward(p, r) for p, r in zip(batch.prompts, batch.policy)])
+        ref = np.array([batch.gold_reward(p, r) for p, r in zip(batch.prompts, batch.reference)])
+        # win rate against the reference on the same prompt; ties count half
+        win = np.mean((pol > ref) + 0.5 * (pol == ref))
+        return {
+            "gold_reward": float(pol.mean()),
+            "gold_reward_ref": float(ref.mean()),
+            "gold_gain": float(pol.mean() - ref.mean()),
+            "gold_win_rate": float(win),
+        }
+
+
+@REGISTRY.register("gold")
+def make_gold(**options) -> GoldEvaluator:
+    if options:
+        raise ValueError(f"evaluator=gold takes no options; got {sorted(options)}")
+    return GoldEvaluator()

@@ -1,0 +1,344 @@
+"""LLM judge: pairwise policy-vs-reference judgments from any OpenAI-compatible chat-completions server.
+
+Each (prompt, policy response, reference response) is judged twice, with the policy's response first (as A) and
+second (as B). Both verdicts are mapped back to policy / reference / tie; when the two orders disagree the pair
+is a tie and counts toward the position-disagreement rate. A pair whose call failed after all retries is
+*missing*, one whose answer names no winner is *unparseable*; both are reported, never silently dropped from the
+denominator (``judge_n_pairs = judge_n_judged + judge_n_missing + judge_n_unparseable``).
+
+Pieces (``evaluators/judge/``): ``prompt`` renders the template with every value escaped inside its own tags,
+``parse`` reads verdicts (JSON when ``json_mode``, a tolerant parser for anything else), ``cache`` stores raw
+answers in SQLite keyed by everything that determines them, ``client`` makes the call with counted retries.
+
+Use::
+
+    export OPENAI_API_KEY=...            # or any variable, named by api_key_env
+    python bench/run.py evaluator=[llm_judge] evaluator.llm_judge.dry_run=true    # calls + cost, no calls
+    PREFNOISE_JUDGE_BASE_URL=http://127.0.0.1:8000/v1 ... evaluator.llm_judge.model=judge   # a local server
+
+    from evaluators import get, EvalBatch
+    get("llm_judge", base_url=..., model=...).evaluate(EvalBatch(prompts, policy, reference, task="world"))
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.registry import _META_KEYS
+from evaluators import REGISTRY, EvalBatch
+from evaluators.judge.cache import JudgmentCache, cache_key
+from evaluators.judge.client import JudgeClient, safe_url
+from evaluators.judge.parse import parse_verdict
+from evaluators.judge.prompt import load_template, render, template_for_task
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+ORDERS = ("policy_first", "reference_first")  # policy as A, then policy as B
+MISSING, UNPARSEABLE = "missing", "unparseable"
+
+# {metric: higher_is_better}. Diagnostics with no better direction (tie rate, position-A rate, preference for the
+# longer response) are marked False: a judge that is decisive and unbiased keeps them low / near 0.5.
+METRICS: dict[str, bool] = {
+    "judge_win_rate": True,  # policy vs reference over judged pairs; tie = 0.5
+    "judge_tie_rate": False,  # ties (explicit or from position disagreement) / judged pairs
+    "judge_position_disagreement_rate": False,  # pairs whose two orders disagree / judged pairs
+    "judge_position_a_rate": False,  # parsed non-tie verdicts naming position A (0.5 = no position bias)
+    "judge_prefers_longer": False,  # decided pairs where the preferred response is the longer one
+    "judge_n_pairs": True,
+    "judge_n_judged": True,
+    "judge_n_missing": False,  # a call failed after all retries
+    "judge_n_unparseable": False,  # an answer named no winner
+    "judge_calls": False,  # HTTP requests made by this run, retries included
+    "judge_retries": False,
+    "judge_cache_hits": True,  # judgments (pair x order) answered from the disk cache
+    "judge_prompt_tokens": False,  # this run's new calls
+    "judge_completion_tokens": False,
+    "judge_cost_usd": False,  # estimated cost of this run's new calls
+    "judge_total_cost_usd": False,  # estimated cost of every judgment behind these numbers, cached ones included
+    "judge_mean_latency_s": False,  # per successful request of this run
+    "judge_gold_agreement": True,  # world only: judge prefers the response with the higher gold reward
+    "judge_gold_n": True,  # pairs behind judge_gold_agreement (judge and gold both non-tied)
+    "judge_planned_calls": False,  # calls this run needs (the cache's misses), known before any call
+    "judge_estimated_cost_usd": False,  # upper-bound estimate for the planned calls (output = max_tokens)
+}
+
+
+@dataclass
+class _Job:
+    pair: int
+    order: str
+    key: str
+    messages: list[dict[str, str]]
+
+
+class LLMJudge:
+    name = "llm_judge"
+    metrics = METRICS
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        template: str | None = None,
+        max_concurrency: int = 4,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        cache_dir: str | None = None,
+        price_input_per_1k: float = 0.0,
+        price_output_per_1k: float = 0.0,
+        json_mode: bool = True,
+        dry_run: bool = False,
+        max_tokens: int = 32,
+        temperature: float = 0.0,
+        max_pairs: int | None = None,
+        progress: bool = True,
+    ):
+        self.base_url = base_url or os.environ.get("PREFNOISE_JUDGE_BASE_URL") or DEFAULT_BASE_URL
+        self.model = model or os.environ.get("PREFNOISE_JUDGE_MODEL") or DEFAULT_MODEL
+        self.api_key_env = api_key_env  # the NAME of the variable; the key itself is never stored
+        self.template = template
+        self.max_concurrency = max(1, int(max_concurrency))
+        self.timeout, self.max_retries = float(timeout), int(max_retries)
+        self.backoff_base, self.backoff_max = float(backoff_base), float(backoff_max)
+        if cache_dir is None:
+            from evaluators.smollm2 import default_cache_dir
+
+            cache_dir = default_cache_dir() / "judge"
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.price_input_per_1k, self.price_output_per_1k = float(price_input_per_1k), float(price_output_per_1k)
+        self.json_mode, self.dry_run = bool(json_mode), bool(dry_run)
+        self.max_tokens, self.temperature = int(max_tokens), float(temperature)
+        self.max_pairs = None if max_pairs is None else int(max_pairs)
+        self.progress = bool(progress)
+        self.last_details: list[dict] = []  # per pair: verdicts per order, outcome, errors (for inspection)
+        self.last_errors: dict[str, int] = {}  # error kind -> failed attempts, from the last evaluate
+
+    def __repr__(self) -> str:
+        return f"LLMJudge(base_url={safe_url(self.base_url)!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
+
+    # -- what determines an answer (the cache key); nothing secret, nothing about how calls are scheduled ---------
+    def settings(self) -> dict:
+        return {"base_url": safe_url(self.base_url).rstrip("/"), "model": self.model, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "json_mode": self.json_mode}
+
+    def evaluate(self, batch: EvalBatch) -> dict[str, float]:
+        t_start = time.perf_counter()
+        n = len(batch.prompts)
+        if not (len(batch.policy) == n and len(batch.reference) == n):
+            raise ValueError(f"EvalBatch lists differ in length: {n} prompts, {len(batch.policy)} policy, "
+                             f"{len(batch.reference)} reference responses")
+        if self.max_pairs is not None:
+            n = min(n, self.max_pairs)
+        template_path, template_text = load_template(self.template or template_for_task(batch.task))
+        settings = self.settings()
+
+        jobs: list[_Job] = []
+        for i in range(n):
+            p, pol, ref = batch.prompts[i], batch.policy[i], batch.reference[i]
+            for order in ORDERS:
+                a, b = (pol, ref) if order == "policy_first" else (ref, pol)
+                key = cache_key(settings, template_text, p, a, b, order)
+                jobs.append(_Job(i, order, key, render(template_text, p, a, b)))
+
+        cache = JudgmentCache(self.cache_dir)
+        try:
+            answers = cache.get_many([j.key for j in jobs])
+            cache_hits = sum(j.key in answers for j in jobs)
+            todo: dict[str, _Job] = {}
+            for j in jobs:
+                if j.key not in answers:
+                    todo.setdefault(j.key, j)  # identical judgments within a batch are asked once
+            est_in = sum(_estimate_tokens(j.messages) for j in todo.values())
+            est_cost = self._cost(est_in, len(todo) * self.max_tokens)
+            plan = (f"llm_judge: {n} pairs x 2 orders = {len(jobs)} judgments; {cache_hits} cached; "
+                    f"{len(todo)} calls to {self.model} at {safe_url(self.base_url)}; estimated cost <= ${est_cost:.4f} "
+                    f"(~{est_in} input tokens, <= {len(todo) * self.max_tokens} output tokens); template "
+                    f"{Path(template_path).name}")
+            planned = {"judge_n_pairs": float(n), "judge_planned_calls": float(len(todo)),
+                       "judge_estimated_cost_usd": est_cost, "judge_cache_hits": float(cache_hits)}
+            if self.dry_run:
+                print(f"[dry run] {plan}. No call made.", flush=True)
+                log.debug("[dry run] %s", plan)
+                return {**planned, "judge_calls": 0.0}
+            log.info(plan)
+
+            errors: dict[str, str] = {}
+            stats = None
+            if todo:
+                client = JudgeClient(base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
+                                     timeout=self.timeout, max_retries=self.max_retries,
+                                     backoff_base=self.backoff_base, backoff_max=self.backoff_max,
+                                     max_tokens=self.max_tokens, temperature=self.temperature,
+                                     json_mode=self.json_mode)
+                try:
+                    self._run(client, cache, list(todo.values()), answers, errors)
+                finally:
+                    client.close()
+                stats = client.stats
+            metrics = self._aggregate(batch, n, jobs, answers, errors)
+        finally:
+            cache.close()
+
+        new_pt = stats.prompt_tokens if stats else 0
+        new_ct = stats.completion_tokens if stats else 0
+        judged_keys = {j.key for j in jobs if j.key in answers}
+        all_pt = sum(int(answers[k].get("prompt_tokens", 0)) for k in judged_keys)
+        all_ct = sum(int(answers[k].get("completion_tokens", 0)) for k in judged_keys)
+        lat = stats.latencies if stats else []
+        self.last_errors = dict(stats.errors) if stats else {}
+        metrics.update(planned)
+        metrics.update({
+            "judge_calls": float(stats.requests if stats else 0),
+            "judge_retries": float(stats.retries if stats else 0),
+            "judge_prompt_tokens": float(new_pt),
+            "judge_completion_tokens": float(new_ct),
+            "judge_cost_usd": self._cost(new_pt, new_ct),
+            "judge_total_cost_usd": self._cost(all_pt, all_ct),
+            "judge_mean_latency_s": sum(lat) / len(lat) if lat else math.nan,
+        })
+        summary = (f"llm_judge: win rate {metrics['judge_win_rate']:.3f} over {int(metrics['judge_n_judged'])}/{n} "
+                   f"pairs ({int(metrics['judge_n_missing'])} missing, {int(metrics['judge_n_unparseable'])} "
+                   f"unparseable); {int(metrics['judge_calls'])} calls, {cache_hits} cache hits, "
+                   f"${metrics['judge_cost_usd']:.4f}, {time.perf_counter() - t_start:.1f}s")
+        if self.last_errors:
+            summary += "; failed attempts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.last_errors.items()))
+        (log.warning if metrics["judge_n_missing"] else log.info)(summary)
+        return metrics
+
+    def _run(self, client: JudgeClient, cache: JudgmentCache, todo: list[_Job], answers: dict, errors: dict) -> None:
+        """Call the judge for every job; each answer is cached by the worker the moment it arrives, so an
+        interrupted run (Ctrl-C, a killed job) keeps every judgment already made."""
+        from tqdm.auto import tqdm
+
+        def one(job: _Job):
+            res = client.complete(job.messages)  # never raises
+            if res.text is None:
+                return None, f"{res.error_kind}: {res.error}"
+            value = {"text": res.text, "prompt_tokens": res.prompt_tokens,
+                     "completion_tokens": res.completion_tokens, "model": self.model}
+            cache.put(job.key, value)
+            return value, None
+
+        pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="llm_judge")
+        futures = {pool.submit(one, j): j for j in todo}
+        try:
+            with tqdm(total=len(todo), desc="llm_judge", unit="call", disable=not self.progress) as bar:
+                for fut in as_completed(futures):
+                    value, error = fut.result()
+                    if value is not None:
+                        answers[futures[fut].key] = value
+                    else:
+                        errors[futures[fut].key] = error
+                    bar.update(1)
+        finally:  # on an interrupt, drop queued calls; the ones in flight still land in the cache
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _aggregate(self, batch: EvalBatch, n: int, jobs: list[_Job], answers: dict, errors: dict) -> dict:
+        per_pair: dict[int, dict[str, str]] = {i: {} for i in range(n)}
+        raw: dict[int, dict[str, str | None]] = {i: {} for i in range(n)}
+        n_a = n_decided_orders = 0
+        for j in jobs:
+            if j.key not in answers:
+                per_pair[j.pair][j.order] = MISSING
+                raw[j.pair][j.order] = errors.get(j.key, "not judged")
+                continue
+            text = answers[j.key].get("text")
+            v = parse_verdict(text)
+            raw[j.pair][j.order] = text
+            if v is None:
+                per_pair[j.pair][j.order] = UNPARSEABLE
+                continue
+            if v in ("A", "B"):
+                n_decided_orders += 1
+                n_a += v == "A"
+            first, second = ("policy", "reference") if j.order == "policy_first" else ("reference", "policy")
+            per_pair[j.pair][j.order] = {"A": first, "B": second, "tie": "tie"}[v]
+
+        wins = ties = disagree = missing = unparseable = 0
+        decided: list[tuple[int, str]] = []  # (pair, "policy" | "reference")
+        self.last_details = []
+        for i in range(n):
+            o1, o2 = per_pair[i][ORDERS[0]], per_pair[i][ORDERS[1]]
+            if MISSING in (o1, o2):
+                outcome = MISSING
+                missing += 1
+            elif UNPARSEABLE in (o1, o2):
+                outcome = UNPARSEABLE
+                unparseable += 1
+            elif o1 != o2:
+                outcome = "tie"
+                disagree += 1
+                ties += 1
+            else:
+                outcome = o1
+                if o1 == "tie":
+                    ties += 1
+                else:
+                    wins += o1 == "policy"
+                    decided.append((i, o1))
+            self.last_details.append({"pair": i, "policy_first": o1, "reference_first": o2, "outcome": outcome,
+                                      "answers": raw[i]})
+        judged = n - missing - unparseable
+        nan = math.nan
+        out = {
+            "judge_win_rate": (wins + 0.5 * ties) / judged if judged else nan,
+            "judge_tie_rate": ties / judged if judged else nan,
+            "judge_position_disagreement_rate": disagree / judged if judged else nan,
+            "judge_position_a_rate": n_a / n_decided_orders if n_decided_orders else nan,
+            "judge_n_judged": float(judged),
+            "judge_n_missing": float(missing),
+            "judge_n_unparseable": float(unparseable),
+        }
+        longer = [(len(batch.policy[i]) > len(batch.reference[i])) == (w == "policy")
+                  for i, w in decided if len(batch.policy[i]) != len(batch.reference[i])]
+        out["judge_prefers_longer"] = sum(longer) / len(longer) if longer else nan
+        if batch.gold_reward is not None:
+            agree = total = 0
+            for i, w in decided:
+                diff = batch.gold_reward(batch.prompts[i], batch.policy[i]) - batch.gold_reward(
+                    batch.prompts[i], batch.reference[i])
+                if diff == 0:  # the gold reward has no preference: nothing to agree with
+                    continue
+                total += 1
+                agree += (diff > 0) == (w == "policy")
+            out["judge_gold_agreement"] = agree / total if total else nan
+            out["judge_gold_n"] = float(total)
+        return out
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens / 1000 * self.price_input_per_1k + completion_tokens / 1000 * self.price_output_per_1k
+
+
+def _estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """~4 characters per token plus a few per message: good enough for a cost estimate before any call."""
+    return sum(len(m["content"]) // 4 + 4 for m in messages) + 3
+
+
+_OPTIONS = set(LLMJudge.__init__.__code__.co_varnames[1 : LLMJudge.__init__.__code__.co_argcount])
+
+
+@REGISTRY.register("llm_judge")
+def make_llm_judge(**options) -> LLMJudge:
+    """Build the judge from ``conf/evaluator/llm_judge.yaml`` defaults plus overrides."""
+    options = {k: v for k, v in options.items() if k not in _META_KEYS}  # e.g. a whole Hydra node with `name`
+    if "api_key" in options:
+        raise ValueError("llm_judge never takes the API key itself: put it in an environment variable and name "
+                         "that variable with api_key_env")
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        hints = {u: difflib.get_close_matches(u, sorted(_OPTIONS), n=1) for u in unknown}
+        raise TypeError("llm_judge: unknown option(s) " + ", ".join(
+            f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
+            + f". Valid: {', '.join(sorted(_OPTIONS))}")
+    return LLMJudge(**options)

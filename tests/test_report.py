@@ -1,0 +1,285 @@
+"""Report tests on synthetic records with known values (no training, no judge).
+
+The synthetic sweep (``make_sweep``): losses dpo, ipo, ropo x noise random, length x rates 0, .2, .4 x seeds 0-2.
+    dpo:  gold_reward = 1 - 2 * rate + E[seed],  E = (-0.1, 0, 0.1)   -> slope -2, AUC 0.6, crosses 0.5 at 0.25
+    ipo:  dpo + 0.1 + J[seed],                   J = (-0.02, 0, 0.02)  -> paired diff 0.1, d_z = 0.1 / 0.02 = 5
+    ropo: 0.8 - 0.5 * rate + E[seed]                                   -> never falls below the reference 0.5
+    gold_reward_ref = 0.5; length = 20 + 10 * rate (+ seed); kl lower-is-better.
+One cell is deleted (missing) and one fails.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench.records import write_record
+from bench.report import build_report
+from bench.report.__main__ import main
+from bench.report.aggregate import load_results, robustness_table
+from bench.report.plots import REF_GID, plot_curves, plot_gain_heatmap
+from bench.report.stats import crossing_rate, holm, paired_test, paired_vs_baseline, summary_table
+
+RATES, SEEDS, NOISES = (0.0, 0.2, 0.4), (0, 1, 2), ("random", "length")
+E, J = (-0.1, 0.0, 0.1), (-0.02, 0.0, 0.02)
+INFO = {
+    "gold_reward": {"higher_is_better": True, "evaluator": "gold"},
+    "gold_reward_ref": {"higher_is_better": True, "evaluator": "gold"},
+    "length": {"higher_is_better": None, "evaluator": "length"},
+    "kl": {"higher_is_better": False, "evaluator": "kl"},
+}
+MISSING = ("ropo", "random", 0.4, 2)
+FAILED = ("ipo", "length", 0.2, 1)
+
+
+def gold(loss, rate, seed):
+    dpo = 1 - 2 * rate + E[seed]
+    return {"dpo": dpo, "ipo": dpo + 0.1 + J[seed], "ropo": 0.8 - 0.5 * rate + E[seed]}[loss]
+
+
+def record(loss, noise, rate, seed, metrics=None, sweep="syn", status="ok", **extra):
+    metrics = metrics if metrics is not None else {
+        "gold_reward": gold(loss, rate, seed), "gold_reward_ref": 0.5,
+        "length": 20 + 10 * rate + seed, "kl": 0.1 + rate + 0.01 * seed}
+    return {"cell_id": f"{sweep}-{loss}-{noise}-{rate}-{seed}", "sweep": sweep, "status": status, "loss": loss,
+            "noise": noise, "rate": rate, "seed": seed, "data": "embedded", "model": "tiny",
+            "metrics": metrics if status == "ok" else {}, "metric_info": INFO,
+            "noise_stats": {"target_rate": rate, "realized_rate": rate}, "loss_params": {"beta": 0.1},
+            "eps_source": None, "config": {"loss": {"name": loss, "beta": 0.1}, "train": {"lr": 1e-4, "steps": 50},
+                                           "noise": {"name": noise, "rate": rate}, "seed": seed},
+            "versions": {"torch": "2.13.0", "trl": "1.16.0"}, "timings": {"train": 60.0, "eval": 10.0},
+            "error": None, **extra}
+
+
+def make_sweep(root):
+    for loss in ("dpo", "ipo", "ropo"):
+        for noise in NOISES:
+            for rate in RATES:
+                for seed in SEEDS:
+                    if (loss, noise, rate, seed) == MISSING:
+                        continue
+                    if (loss, noise, rate, seed) == FAILED:
+                        write_record(root, record(loss, noise, rate, seed, status="failed", error={
+                            "type": "OutOfMemoryError", "message": "CUDA out of memory", "where": "train"}))
+                        continue
+                    write_record(root, record(loss, noise, rate, seed))
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return make_sweep(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="module")
+def report(sweep):
+    return build_report(sweep)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def test_table_means_and_intervals_equal_direct_computation(report):
+    t = report["table"].set_index(["label", "noise", "rate", "metric"])
+    for loss in ("dpo", "ipo", "ropo"):
+        for noise in NOISES:
+            for rate in RATES:
+                seeds = [s for s in SEEDS if (loss, noise, rate, s) not in (MISSING, FAILED)]
+                x = np.array([gold(loss, rate, s) for s in seeds])
+                lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+                row = t.loc[(loss, noise, rate, "gold_reward")]
+                assert row["n_seeds"] == len(x)
+                assert row["mean"] == pytest.approx(x.mean())
+                assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
+                assert row["direction"] == "higher"
+    assert t.loc[("dpo", "random", 0.0, "length"), "direction"] == "none"
+    assert t.loc[("dpo", "random", 0.0, "kl"), "direction"] == "lower"
+
+
+def test_tables_written(report):
+    out = report["out"]
+    for name in ("robustness.csv", "robustness.parquet", "summary.csv", "paired_vs_dpo.csv", "report.md", "report.html"):
+        assert (out / name).stat().st_size > 0
+    back = pd.read_parquet(out / "robustness.parquet")
+    assert len(back) == len(report["table"]) == 3 * 2 * 3 * 4  # every (loss, noise, rate) has a value for 4 metrics
+
+
+def test_missing_cell_appears_as_missing(report):
+    miss = report["results"].missing
+    assert list(miss[["label", "noise", "rate", "seed"]].itertuples(index=False, name=None)) == [MISSING]
+    row = report["table"].set_index(["label", "noise", "rate", "metric"]).loc[("ropo", "random", 0.4, "gold_reward")]
+    assert (row["n_seeds"], row["n_missing"]) == (2, 1)
+    md = (report["out"] / "report.md").read_text()
+    section = md.split("## Missing cells")[1]
+    assert "| ropo | random | 0.4 | 2 |" in section
+    assert "[1 missing]" in md
+
+
+def test_report_lists_failed_cells(report):
+    failed = report["results"].failed
+    assert list(failed[["label", "noise", "rate", "seed"]].itertuples(index=False, name=None)) == [FAILED]
+    for path in ("report.md", "report.html"):
+        text = (report["out"] / path).read_text()
+        assert "OutOfMemoryError" in text and "CUDA out of memory" in text
+    assert "**1 failed**, **1 missing**" in (report["out"] / "report.md").read_text()
+
+
+def test_report_shows_config_and_versions(report):
+    md = (report["out"] / "report.md").read_text()
+    assert "| train.lr | 0.0001 |" in md  # shared config
+    assert "loss.name" in md.split("vary between records")[1].split("### Shared config")[0]  # swept key
+    assert "| trl | 1.16.0 |" in md
+
+
+# ----------------------------------------------------------------------------------------------- summary
+def test_summary_slope_auc_and_reference_crossing(report):
+    s = report["summary"].set_index(["label", "noise", "metric"])
+    dpo = s.loc[("dpo", "random", "gold_reward")]
+    assert dpo["slope"] == pytest.approx(-2.0)
+    assert dpo["auc"] == pytest.approx(0.6)  # mean of 1 - 2r over [0, 0.4]
+    assert dpo["at_rate0"] == pytest.approx(1.0)
+    assert dpo["below_ref_at"] == pytest.approx(0.25)  # 1 - 2r = 0.5 (gold_reward_ref)
+    ropo = s.loc[("ropo", "length", "gold_reward")]
+    assert ropo["slope"] == pytest.approx(-0.5) and ropo["auc"] == pytest.approx(0.7)
+    assert np.isnan(ropo["below_ref_at"]) and ropo["below_ref_note"].startswith("never")
+    assert ropo["at_rate0_vs_baseline"] == pytest.approx(-0.2)
+    assert s.loc[("dpo", "random", "length"), "below_ref_note"] == "no direction"
+    assert s.loc[("dpo", "random", "length"), "slope"] == pytest.approx(10.0)
+
+
+def test_crossing_rate_cases():
+    assert crossing_rate([0, 0.2, 0.4], [0.4, 0.2, -0.2]) == (pytest.approx(0.3), "interpolated")
+    assert crossing_rate([0, 0.2], [-0.1, 0.2])[0] == 0
+    r, note = crossing_rate([0, 0.2], [0.1, 0.2])
+    assert np.isnan(r) and note.startswith("never")
+
+
+def test_gain_and_win_rate_metrics_use_generic_references(tmp_path):
+    for seed in SEEDS:
+        for rate in RATES:
+            m = {"gold_gain": 0.3 - rate, "gold_win_rate": 0.7 - rate}  # cross 0 at 0.3 and 0.5 at 0.2
+            write_record(tmp_path, record("dpo", "random", rate, seed, metrics=m, metric_info={
+                "gold_gain": {"higher_is_better": True}, "gold_win_rate": {"higher_is_better": True}}))
+    res = load_results(tmp_path)
+    s = summary_table(res, robustness_table(res), "dpo").set_index("metric")
+    assert s.loc["gold_gain", "below_ref_at"] == pytest.approx(0.3)
+    assert s.loc["gold_win_rate", "below_ref_at"] == pytest.approx(0.2)
+
+
+# ---------------------------------------------------------------------------------------------- paired
+def test_paired_known_effect_small_p_and_holm(report):
+    p = report["paired"]
+    g = p[p["metric"] == "gold_reward"].set_index(["label", "noise", "rate"])
+    row = g.loc[("ipo", "random", 0.2)]
+    assert row["test"] == "paired t-test" and row["n_pairs"] == 3
+    assert row["mean_diff"] == pytest.approx(0.1)
+    assert row["d_z"] == pytest.approx(5.0)
+    assert row["p"] == pytest.approx(stats.ttest_rel([gold("ipo", 0.2, s) for s in SEEDS], [gold("dpo", 0.2, s) for s in SEEDS]).pvalue)
+    assert row["p"] < 0.05 and row["better"] == "yes"
+    gr = p[p["metric"] == "gold_reward"]
+    assert np.allclose(gr["p_holm"], holm(gr["p"].to_numpy()), equal_nan=True)
+    assert (gr["p_holm"] >= gr["p"]).all() and (gr["p_holm"] > gr["p"]).any()
+    assert g.loc[("ipo", "length", 0.2), "n_pairs"] == 2  # the failed seed is not paired
+    assert "no Wilcoxon" in row["note"]
+
+
+def test_holm_known_values():
+    out = holm([0.01, 0.04, 0.03, np.nan])
+    assert np.allclose(out[:3], [0.03, 0.06, 0.06]) and np.isnan(out[3])
+    assert np.allclose(holm([0.02, 0.9]), [0.04, 0.9]) and np.allclose(holm([0.5, 0.9]), [1.0, 1.0])
+
+
+def test_paired_test_small_n_and_constant_difference():
+    one = paired_test([0.3])
+    assert one["n_pairs"] == 1 and np.isnan(one["p"]) and "no test" in one["note"]
+    const = paired_test([0.2] * 4)
+    assert const["mean_diff"] == pytest.approx(0.2) and const["d_z"] == np.inf and const["p"] == 0.0
+    six = paired_test([0.1, 0.2, 0.15, 0.12, 0.3, 0.25])
+    assert six["p_wilcoxon"] == pytest.approx(0.03125)
+
+
+def test_single_seed_cells_give_nan_p(tmp_path):
+    for loss in ("dpo", "ipo"):
+        write_record(tmp_path, record(loss, "random", 0.2, 0))
+    res = load_results(tmp_path)
+    p = paired_vs_baseline(res, "dpo")
+    assert np.isnan(p["p"]).all() and p["note"].str.contains("no test").all()
+    t = robustness_table(res)
+    assert t["ci_low"].isna().all() and (t["n_seeds"] == 1).all()
+
+
+# ----------------------------------------------------------------------------------------------- plots
+def test_curve_figure_axes_and_one_line_per_loss(report):
+    res = report["results"]
+    from bench.report.stats import reference_curve
+    ref, _ = reference_curve(res.values, "gold_reward", res.metric_info)
+    fig = plot_curves(report["table"], "gold_reward", "dpo", ref)
+    axes = [a for a in fig.axes]
+    assert [a.get_title() for a in axes] == ["noise: length", "noise: random"]
+    assert axes[0].get_ylabel() == "gold_reward (higher is better)"
+    for ax in axes:
+        assert ax.get_xlabel() == "noise rate"
+        losses = [ln.get_label() for ln in ax.get_lines() if ln.get_gid() != REF_GID]
+        assert sorted(losses) == ["dpo", "ipo", "ropo"]
+        refs = [ln for ln in ax.get_lines() if ln.get_gid() == REF_GID]
+        assert len(refs) == 1 and refs[0].get_linestyle() == "--"
+        dpo = next(ln for ln in ax.get_lines() if ln.get_label() == "dpo")
+        assert np.allclose(dpo.get_xdata(), RATES) and np.allclose(dpo.get_ydata(), [1.0, 0.6, 0.2])
+        assert len(ax.collections) == 3  # one CI band per loss
+
+
+def test_heatmap_figure(report):
+    fig = plot_gain_heatmap(report["paired"], "gold_reward", "dpo")
+    panels = [a for a in fig.axes if a.get_title().startswith("noise:")]
+    assert len(panels) == 2
+    assert [t.get_text() for t in panels[0].get_yticklabels()] == ["ipo", "ropo"]
+    assert panels[0].images[0].get_array().shape == (2, 3)
+    assert any(t.get_text().startswith("+0.1") for t in panels[1].texts)
+
+
+def test_figures_written(report):
+    out = report["out"]
+    for f in ("curves_gold_reward.png", "curves_length.png", "curves_kl.png", "gain_vs_dpo_gold_reward.png"):
+        assert (out / f).read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "curves_gold_reward_ref.png").exists()
+    md = (out / "report.md").read_text()
+    assert "![gold_reward vs noise rate](curves_gold_reward.png)" in md
+
+
+# ------------------------------------------------------------------------------------------ edge cases
+def test_loss_label_clean_broadcast_and_partial(tmp_path):
+    for seed in SEEDS:
+        write_record(tmp_path, record("ropo", "none", 0.0, seed, loss_label="ROPO (loss only)"))
+        write_record(tmp_path, record("ropo", "random", 0.4, seed, loss_label="ROPO (loss only)"))
+    write_record(tmp_path, record("ropo", "random", 0.2, 0, metrics={}, loss_label="ROPO (loss only)"))
+    out = build_report(tmp_path, metric="judge_win_rate")
+    t = out["table"]
+    assert set(t["label"]) == {"ROPO (loss only)"}
+    assert sorted(set(t.loc[t["noise"] == "random", "rate"])) == [0.0, 0.4]  # clean rate-0 cells start the curve
+    assert out["baseline"] is None and out["headline"] == "gold_reward"
+    assert any("judge_win_rate" in n for n in out["notes"]) and any("carry no metric values" in n for n in out["notes"])
+    md = (out["out"] / "report.md").read_text()
+    assert "baseline 'dpo' not found" in md
+    missing = out["results"].missing
+    assert sorted(missing["seed"]) == [1, 2] and set(missing["rate"]) == {0.2}  # rate 0 of random is not missing
+    assert "| ROPO (loss only) | random | 0.2 | 1 |" in md
+
+
+def test_duplicate_records_keep_latest_ok(tmp_path):
+    write_record(tmp_path, record("dpo", "random", 0.2, 0, cell_id="old", finished_at="2024-01-01"))
+    write_record(tmp_path, record("dpo", "random", 0.2, 0, cell_id="new", metrics={"gold_reward": 9.0}))
+    res = load_results(tmp_path)
+    assert list(res.cells["cell_id"]) == ["new"] and res.values["value"].tolist() == [9.0]
+    assert any("superseded" in n for n in res.notes)
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["--results", str(tmp_path / "empty")]) == 0
+    assert "no records" in capsys.readouterr().out
+    for loss in ("dpo", "ropo"):
+        for seed in (0, 1):
+            write_record(tmp_path, record(loss, "random", 0.2, seed, metrics={"gold_reward": gold(loss, 0.2, seed)}))
+    write_record(tmp_path, record("dpo", "random", 0.2, 0, sweep="other"))
+    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "rep"), "--sweep", "syn"]) == 0
+    text = capsys.readouterr().out
+    assert "report.md" in text and "4 ok, 0 failed, 0 missing" in text and "ropo" in text
+    assert (tmp_path / "rep" / "report.html").exists()
