@@ -32,7 +32,6 @@ class PreferenceData:
     eval_prompts: list  # one entry per evaluation sample (strings, or message lists for conversational data)
     model_path: str  # the reference policy: the trained policy starts from it
     fingerprint: str  # what determines the training data (for cache keys)
-    reference_responses: list[str] | None = None
     gold_reward: Callable[[str, str], float] | None = None
     meta: dict = field(default_factory=dict)
 
@@ -78,7 +77,6 @@ def load_world(data_cfg: dict, model_cfg: dict, cache_root: str) -> PreferenceDa
         eval_prompts=[s["prompt"] for s in samples],
         model_path=str(w.reference_path),
         fingerprint=w.path.name,
-        reference_responses=[s["reference"] for s in samples],
         gold_reward=world.gold_reward,
         meta={"world": w.meta, "world_dir": str(w.path)},
     )

@@ -24,11 +24,23 @@ def render_prompts(prompts: list, tokenizer) -> list[str]:
     return [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
 
 
-def reference_samples(ref_model, tokenizer, data: PreferenceData, eval_cfg: dict, seed: int) -> list[str]:
-    if data.reference_responses is not None:
-        return data.reference_responses
+def reference_samples(ref_model, tokenizer, data: PreferenceData, eval_cfg: dict, cache_root: str | None) -> list[str]:
+    """The reference policy's samples on the evaluation prompts: the same for every cell of a data and model, so
+    they are generated once (seeded) and cached under a hash of the data, the model and the sampling settings."""
+    import json
+
+    from bench.cache import get_or_build, stable_hash
+
     texts = render_prompts(data.eval_prompts, tokenizer)
-    return sampling.generate(ref_model, tokenizer, texts, seed=seed, desc="reference samples", **_gen(eval_cfg))
+
+    def build(folder):
+        out = sampling.generate(ref_model, tokenizer, texts, seed=12_345, desc="reference samples", **_gen(eval_cfg))
+        (folder / "samples.json").write_text(json.dumps(out))
+
+    if cache_root is None:
+        return sampling.generate(ref_model, tokenizer, texts, seed=12_345, desc="reference samples", **_gen(eval_cfg))
+    key = stable_hash({"data": data.fingerprint, "model": data.model_path, "eval": _gen(eval_cfg), "prompts": texts})
+    return json.loads((get_or_build(cache_root, "ref_samples", key, build) / "samples.json").read_text())
 
 
 def _gen(eval_cfg: dict) -> dict:
@@ -63,7 +75,7 @@ def evaluate_policy(
     """Returns (metrics, metric_info, samples) for one trained policy."""
     prompts = render_prompts(data.eval_prompts, tokenizer)
     policy_out = sampling.generate(policy, tokenizer, prompts, seed=seed, desc="policy samples", **_gen(eval_cfg))
-    reference_out = reference_samples(ref_model, tokenizer, data, eval_cfg, seed=10_000 + seed)
+    reference_out = reference_samples(ref_model, tokenizer, data, eval_cfg, cache_root)
     kl = (sampling.sequence_logps(policy, tokenizer, prompts, policy_out) - sampling.sequence_logps(ref_model, tokenizer, prompts, policy_out)).mean()
     metrics = {
         "length": float(np.mean([len(r.split()) for r in policy_out])),
