@@ -15,13 +15,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import records
+from bench import distributed, records
 from bench.cache import stable_hash
 
 log = logging.getLogger("prefnoise")
 
 # config keys that do not change a cell's result: where it writes, how it logs, what it is called
-NON_DETERMINING = ("paths", "logger", "hydra", "sweep", "resume", "experiment_name", "progress")
+NON_DETERMINING = ("paths", "logger", "hydra", "sweep", "resume", "experiment_name", "progress", "cluster")
 PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "hydra-core", "numpy", "prefnoise")
 
 
@@ -45,6 +45,8 @@ def versions() -> dict[str, str]:
 
 def cell_id(cfg: DictConfig) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
+    if (c.get("method") or {}).get("name", "standard") == "standard":
+        c.pop("method", None)  # the default method: ids of cells recorded before methods existed stay valid
     return stable_hash({k: v for k, v in c.items() if k not in NON_DETERMINING})
 
 
@@ -69,9 +71,13 @@ def run_cell(cfg: DictConfig) -> dict:
         return {**records.read_record(results, cid), "skipped": True}
     set_threads(int(cfg.get("threads", 1)))
     base = {"cell_id": cid, **_identity(cfg), "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions()}
+    if distributed.needs_launch(cfg):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
+        return distributed.launch_cell(cfg, cid, results, base)
     phase = {"name": "setup"}
     try:
         rec = _run(cfg, cid, results, phase)
+        if rec is None:  # a non-zero rank of a multi-GPU cell: rank 0 evaluates and records
+            return {"cell_id": cid, "status": "ok", "rank": os.environ.get("RANK")}
         rec = {**base, **rec, "status": "ok", "error": None}
     except Exception as e:  # the failure is recorded; results of other cells are untouched
         tb = traceback.extract_tb(e.__traceback__)
@@ -90,7 +96,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict:
 
     import noise as noise_pkg
     from bench import data as data_mod
-    from bench import losses, trainer as tr
+    from bench import losses, ropo_full, trainer as tr
     from bench.evaluate import evaluate_policy
     from bench.models import load_causal_lm
     from bench.ref_cache import ReferenceLogpCache
@@ -99,6 +105,18 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict:
     cell_dir = records.cell_dir(results, cid)
     c = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
 
+    # cheap checks first: a bad loss, noise name or rate fails before any data is built or model trained
+    phase["name"] = "config"
+    ncfg = c(cfg.noise)
+    name, rate, nseed = ncfg.pop("name"), float(ncfg.pop("rate")), int(ncfg.pop("seed", cfg.seed))
+    injector = noise_pkg.get(name, rate=rate, seed=nseed, **ncfg)
+    loss = losses.from_config(c(cfg.loss), noise_rate=rate)
+    method = c(cfg.method) if "method" in cfg else {"name": "standard"}
+    ropo = None
+    if ropo_full.method_name(method) == "ropo_full":  # ROPO's full method: bench/ropo_full.py
+        ropo = ropo_full.RopoFullConfig.from_dict(method)
+        ropo_full.check_loss(loss, ropo)
+
     phase["name"] = "data"
     t0 = time.time()
     data = data_mod.load(c(cfg.data), c(cfg.model), cfg.paths.cache)
@@ -106,18 +124,10 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict:
 
     phase["name"] = "noise"
     t0 = time.time()
-    ncfg = c(cfg.noise)
-    name, rate, nseed = ncfg.pop("name"), float(ncfg.pop("rate")), int(ncfg.pop("seed", cfg.seed))
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"noise.rate={rate} is outside [0, 1]")
-    injector = noise_pkg.get(name, rate=rate, seed=nseed, **ncfg)
     noisy = injector(data.train)
     noise_stats = injector.summary(noisy)
     noise_pkg.save_mask(noisy, cell_dir / "flip_mask.json")
     t["noise"] = time.time() - t0
-
-    phase["name"] = "loss"
-    loss = losses.from_config(c(cfg.loss), noise_rate=rate)
 
     phase["name"] = "train"
     t0 = time.time()
@@ -129,17 +139,35 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict:
     if cfg.get("shared_ref_cache", True):
         key = {"data": data.fingerprint, "model": data.model_path, "max_length": cfg.train.get("max_length")}
         ref_cache = ReferenceLogpCache(cfg.paths.cache, key)
-    t0 = time.time()
-    args = tr.dpo_config(c(cfg.train), cell_dir / "trainer", int(cfg.seed), report_to=_report_to(cfg))
-    trainer = tr.PreferenceTrainer(
-        model=policy, args=args, train_dataset=noisy, processing_class=tokenizer, pref_loss=loss, ref_cache=ref_cache
-    )
-    t["trainer_init"] = time.time() - t0  # includes the reference pass, unless the shared cache had it
-    t0 = time.time()
-    train_out = trainer.train()
-    policy.eval()
-    t["train"] = time.time() - t0
-    history = [h for h in trainer.state.log_history if "loss" in h]
+    extra = {"record": {}, "metrics": {}, "metric_info": {}}  # what a method adds to the record
+    if ropo is not None:  # rounds of the same trainer path, loss-based filtering, rejection sampling
+        t0 = time.time()
+        run = ropo_full.train_ropo_full(
+            policy=policy, tokenizer=tokenizer, train_dataset=noisy, loss=loss, method_cfg=method,
+            train_cfg=c(cfg.train), out_dir=cell_dir, seed=int(cfg.seed), reference_path=data.model_path,
+            ref_cache=ref_cache, report_to=_report_to(cfg), gold_reward=data.gold_reward,
+            max_new_tokens=int(cfg.data.get("max_new_tokens") or cfg.eval.max_new_tokens), log=log.info,
+        )
+        t["trainer_init"] = run.timings["trainer_init"]
+        t["train"] = time.time() - t0 - t["trainer_init"]  # includes filtering and candidate sampling
+        train_loss, train_steps, history = run.training_loss, run.global_step, run.log_history
+        extra = {"record": {**run.record, "ropo_full_timings": run.timings}, "metrics": run.metrics,
+                 "metric_info": run.metric_info}
+    else:
+        t0 = time.time()
+        args = tr.dpo_config(c(cfg.train), cell_dir / "trainer", int(cfg.seed), report_to=_report_to(cfg))
+        trainer = tr.PreferenceTrainer(
+            model=policy, args=args, train_dataset=noisy, processing_class=tokenizer, pref_loss=loss, ref_cache=ref_cache
+        )
+        t["trainer_init"] = time.time() - t0  # includes the reference pass, unless the shared cache had it
+        t0 = time.time()
+        train_out = trainer.train()
+        policy.eval()
+        t["train"] = time.time() - t0
+        if not trainer.accelerator.is_main_process:  # multi-GPU cell (bench/distributed.py): rank 0 goes on alone
+            return None
+        history = [h for h in trainer.state.log_history if "loss" in h]
+        train_loss, train_steps = float(train_out.training_loss), int(trainer.state.global_step)
     records.atomic_write_text(cell_dir / "train_log.jsonl", "".join(_jsonl(h) for h in history))
 
     phase["name"] = "evaluate"
@@ -152,9 +180,12 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict:
     records.atomic_write_text(cell_dir / "samples.jsonl", "".join(_jsonl(s) for s in samples))
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
-    metrics["train_loss"] = float(train_out.training_loss)
+    metrics["train_loss"] = float(train_loss)
     info["train_loss"] = {"higher_is_better": False, "evaluator": "train"}
+    metrics.update(extra["metrics"])
+    info.update(extra["metric_info"])
     return {
+        "method": method.get("name", "standard"),
         "loss_label": getattr(loss, "label", loss.name),
         "loss_params": dict(loss.params),
         "eps_source": getattr(loss, "eps_source", None),
@@ -162,8 +193,9 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict:
         "metric_info": info,
         "noise_stats": noise_stats,
         "n_train_pairs": len(noisy),
-        "train_steps": int(trainer.state.global_step),
+        "train_steps": int(train_steps),
         "timings": t,
+        **extra["record"],  # ropo_full: its label, per-round filter stats
     }
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from datasets import Dataset
 
-from bench.cache import get_or_build, stable_hash
+from bench.cache import DONE, get_or_build, stable_hash
 from bench.trainer import REF_COLUMNS
 
 
@@ -30,6 +30,16 @@ class ReferenceLogpCache:
             # back to clean orientation, so any flip mask can be applied later
             np.save(tmp / "ref_logps.npy", np.stack([np.where(flipped, r, c), np.where(flipped, c, r)], axis=1))
 
+        if _world_size() > 1 and not (self.root / "ref_logps" / self.key / DONE).exists():
+            # a multi-GPU cell (bench/distributed.py): TRL's precompute is collective, so every rank computes it,
+            # outside the file lock (one rank holding it while the others wait at a gather would deadlock), and
+            # rank 0 alone stores the entry for later cells
+            done = compute(dataset)
+            if _rank() == 0:
+                c, r = np.asarray(done[REF_COLUMNS[0]]), np.asarray(done[REF_COLUMNS[1]])
+                clean = np.stack([np.where(flipped, r, c), np.where(flipped, c, r)], axis=1)
+                get_or_build(self.root, "ref_logps", self.key, lambda tmp: np.save(tmp / "ref_logps.npy", clean))
+            return done
         entry = get_or_build(self.root, "ref_logps", self.key, build)
         clean = np.load(entry / "ref_logps.npy")
         if len(clean) != len(dataset):
@@ -37,3 +47,15 @@ class ReferenceLogpCache:
         chosen = np.where(flipped, clean[:, 1], clean[:, 0])
         rejected = np.where(flipped, clean[:, 0], clean[:, 1])
         return dataset.add_column(REF_COLUMNS[0], chosen.tolist()).add_column(REF_COLUMNS[1], rejected.tolist())
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0

@@ -7,8 +7,13 @@
     make report                                                # tables, curves and report from results/
 
 Every cell writes results/cells/<cell id>/record.json; re-running a sweep skips cells already complete.
+A sweep goes on past a failed cell, prints a summary of failures at the end and exits non-zero if any failed.
+
+    python bench/run.py -m hydra/launcher=parallel loss=ropo,dpo noise.rate=0,0.2,0.4   # 2 cells at a time
+    python -m bench.sweep status                               # progress of the latest sweep, with an ETA
 """
 import os
+import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: one thread per cell is fastest on CPUs
 
@@ -17,11 +22,14 @@ from omegaconf import DictConfig  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    from bench.cell import run_cell
+def main(cfg: DictConfig) -> dict:
+    from bench.sweep import run_job
 
-    run_cell(cfg)
+    return run_job(cfg)  # in a multirun a failed cell is recorded and the sweep goes on
 
 
 if __name__ == "__main__":
     main()
+    from bench.sweep import exit_code
+
+    sys.exit(exit_code())  # non-zero when some cell of the sweep failed

@@ -194,7 +194,11 @@ class RewardModel:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         if not prompts:
             return np.zeros(0, dtype=np.float64)
-        encs = [self.encode(p, r) for p, r in zip(prompts, responses)]
+        # each distinct (prompt, response) is scored once: repeats cost nothing and get the very same reward
+        # (batch composition changes float rounding), so identical responses tie exactly
+        where: dict[tuple[str, str], int] = {}
+        slot = [where.setdefault((p, r), len(where)) for p, r in zip(prompts, responses)]
+        encs = [self.encode(p, r) for p, r in where]
         order = sorted(range(len(encs)), key=lambda i: len(encs[i]["input_ids"]))  # little padding
         out = np.zeros(len(encs), dtype=np.float64)
         device = next(self.model.parameters()).device
@@ -207,15 +211,15 @@ class RewardModel:
                 logits = self.model(**batch).logits.float()
                 out[idx] = logits[:, 0].cpu().numpy()
         self.model.train(was_training)
-        return out
+        return out[slot]
 
     def pairwise_accuracy(self, rows: list[dict]) -> float:
         """Fraction of pairs whose chosen response scores higher (ties half); NaN for no pairs."""
         if not rows:
             return float("nan")
         prompts = [r["prompt"] for r in rows]
-        c = self.score(prompts, [r["chosen"] for r in rows])
-        j = self.score(prompts, [r["rejected"] for r in rows])
+        both = self.score(prompts + prompts, [r["chosen"] for r in rows] + [r["rejected"] for r in rows])
+        c, j = both[: len(rows)], both[len(rows) :]
         return float(np.mean((c > j) + 0.5 * (c == j)))
 
 
@@ -458,8 +462,8 @@ class RewardModelEvaluator:
             raise ValueError(f"reward_model: {n} prompts, {len(batch.policy)} policy and {len(batch.reference)} "
                              "reference responses; they must be aligned")
         rm, meta = self._reward_model(batch)
-        pol = rm.score(batch.prompts, batch.policy)
-        ref = rm.score(batch.prompts, batch.reference)
+        both = rm.score(batch.prompts + batch.prompts, batch.policy + batch.reference)  # one pass, deduplicated
+        pol, ref = both[:n], both[n:]
         nan = float("nan")
         out = {
             "rm_reward": float(pol.mean()) if n else nan,

@@ -1,0 +1,186 @@
+"""Reward-model evaluator: scoring local reward-model folders (text-pair and chat-template paths), the embedded
+MiniLM reward model (trains through TRL, is cached, beats chance against the gold reward on held-out pairs), and
+clear errors. About a minute on one CPU thread, most of it the embedded model's training.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import evaluators
+from bench import world
+from bench.registry import CONF_DIR
+from evaluators import EvalBatch
+from evaluators import reward_model as R
+from rm_fixtures import CHAT_TEMPLATE, save_tiny_bert_rm, save_tiny_llama_rm, world_pairs, write_world_pairs
+
+torch.set_num_threads(1)
+
+KEYS = {"rm_reward", "rm_reward_ref", "rm_gain", "rm_win_rate"}
+
+
+def _batch(n: int = 12, seed: int = 0, **extra) -> EvalBatch:
+    rng = np.random.default_rng(seed)
+    prompts = [p.text + "\n" for p in world.prompts_for("eval")[:n]]
+    policy = [world.sample_response(world.parse_prompt(p), rng) for p in prompts]
+    reference = [world.sample_response(world.parse_prompt(p), rng) for p in prompts]
+    policy[0] = reference[0]  # one exact tie: counts half in the win rate
+    return EvalBatch(prompts=prompts, policy=policy, reference=reference, task="world", extra=dict(extra))
+
+
+# ---------------------------------------------------------------- config and registry
+def test_config_and_registry():
+    text = (CONF_DIR / "evaluator" / "reward_model.yaml").read_text()
+    assert text.splitlines()[0] == "# @package evaluator.reward_model"
+    assert "reward_model" in evaluators.REGISTRY.names()
+    ev = evaluators.get("reward_model")
+    assert ev.path == "embedded" and ev.device_setting == "auto"
+    assert ev.train == R.TRAIN_DEFAULTS  # the YAML and the code agree on the embedded model's training
+    assert set(ev.metrics) == KEYS | {"rm_gold_accuracy", "rm_gold_n"} and all(ev.metrics.values())
+    # a partial train override keeps the other defaults
+    assert evaluators.get("reward_model", train={"max_steps": 3}).train == {**R.TRAIN_DEFAULTS, "max_steps": 3}
+
+
+# ---------------------------------------------------------------- scoring a local folder
+def test_scores_local_bert_folder(tmp_path):
+    folder = save_tiny_bert_rm(tmp_path / "rm")
+    ev = evaluators.get("reward_model", path=str(folder), batch_size=5, device="cpu")
+    batch = _batch()
+    out = ev.evaluate(batch)
+    assert set(out) == KEYS  # no world_dir: no gold accuracy
+    pol, ref = ev.last_scores["policy"], ev.last_scores["reference"]
+    assert pol.shape == ref.shape == (12,) and np.isfinite(pol).all() and np.isfinite(ref).all()
+    assert np.std(pol) > 0  # a random head still tells responses apart
+    assert out["rm_reward"] == pytest.approx(pol.mean()) and out["rm_reward_ref"] == pytest.approx(ref.mean())
+    assert out["rm_gain"] == pytest.approx(pol.mean() - ref.mean())
+    assert 0.0 <= out["rm_win_rate"] <= 1.0
+    expected = np.mean((pol > ref) + 0.5 * (pol == ref))
+    assert pol[0] == ref[0] and out["rm_win_rate"] == pytest.approx(expected)
+    # deterministic, and independent of batching / padding
+    assert evaluators.get("reward_model", path=str(folder), batch_size=5, device="cpu").evaluate(batch) == out
+    rm = R.RewardModel.load(str(folder), "cpu", max_length=256, batch_size=32)
+    assert not rm.use_template
+    one_by_one = np.array([rm.score([p], [r])[0] for p, r in zip(batch.prompts, batch.policy)])
+    np.testing.assert_allclose(one_by_one, pol, atol=1e-5)
+    # text pair: [CLS] prompt [SEP] response [SEP], response as segment 1
+    enc = rm.encode(batch.prompts[1], batch.policy[1])
+    tok = rm.tokenizer
+    assert enc["input_ids"] == tok(batch.prompts[1].strip(), batch.policy[1])["input_ids"]
+    assert enc["token_type_ids"][-1] == 1 and enc["input_ids"].count(tok.sep_token_id) == 2
+    # truncation keeps inputs within max_length
+    short = R.RewardModel.load(str(folder), "cpu", max_length=16)
+    assert len(short.encode(batch.prompts[1], batch.policy[1] * 5)["input_ids"]) == 16
+
+
+def test_chat_template_path(tmp_path):
+    folder = save_tiny_llama_rm(tmp_path / "rm")
+    rm = R.RewardModel.load(str(folder), "cpu", max_length=256, batch_size=4)
+    assert rm.use_template  # its tokenizer has a chat template: prompt = user turn, response = assistant turn
+    p, r = "Write a positive review of the lamp that mentions the price.\n", "The price is great."
+    text = rm.tokenizer.decode(rm.encode(p, r)["input_ids"])
+    assert text == f"<|user|>{p.strip()}</s><|assistant|>{r}</s>"
+    plain = R.RewardModel.load(str(folder), "cpu", max_length=256, use_chat_template=False)
+    assert "<|user|>" not in plain.tokenizer.decode(plain.encode(p, r)["input_ids"])
+    # a decoder reward model reads the last non-pad token: padded batches score like single inputs
+    batch = _batch(n=9)
+    ev = evaluators.get("reward_model", path=str(folder), batch_size=4, device="cpu")
+    out = ev.evaluate(batch)
+    assert set(out) == KEYS and 0.0 <= out["rm_win_rate"] <= 1.0
+    one_by_one = np.array([rm.score([p], [r])[0] for p, r in zip(batch.prompts, batch.policy)])
+    np.testing.assert_allclose(one_by_one, ev.last_scores["policy"], atol=1e-5)
+    with pytest.raises(ValueError, match="no chat template"):
+        R.RewardModel.load(str(save_tiny_bert_rm(tmp_path / "bert")), "cpu", max_length=64, use_chat_template=True)
+    assert CHAT_TEMPLATE in (folder / "tokenizer_config.json").read_text() or (folder / "chat_template.jinja").exists()
+
+
+# ---------------------------------------------------------------- the embedded reward model
+# Small training for the test (the default trains longer on the real world's ~550 rm_pairs; see the YAML).
+TEST_TRAIN = {"max_steps": 24, "batch_size": 8, "learning_rate": 3.0e-4}
+
+
+def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
+    world_dir = write_world_pairs(tmp_path / "world" / "w0", n_rm=220, n_eval=160)
+    n_eval = sum(1 for _ in open(world_dir / "eval_pairs.jsonl"))
+    builds = []
+    real_train = R.train_embedded
+    monkeypatch.setattr(R, "train_embedded", lambda *a, **k: builds.append(1) or real_train(*a, **k))
+    ev = evaluators.get("reward_model", train=TEST_TRAIN, max_length=96, device="cpu")
+    batch = _batch(n=16, world_dir=str(world_dir), cache_root=str(tmp_path / "cache"))
+
+    t0 = time.time()
+    out = ev.evaluate(batch)
+    first_s = time.time() - t0
+    assert builds == [1]
+    folder = Path(ev.last_info["cache_folder"])
+    assert folder.parent == tmp_path / "cache" / "reward_model" and (folder / ".complete").exists()
+    assert (folder / "model" / "config.json").exists() and not (folder / "trainer").exists()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["train_steps"] == TEST_TRAIN["max_steps"] and meta["gold_n"] == n_eval
+    acc = meta["gold_accuracy"]
+    print(f"\nembedded reward model (test settings {TEST_TRAIN}): held-out accuracy vs gold {acc:.3f} on "
+          f"{n_eval} pairs; build {meta['timings']['total']:.1f}s (train {meta['timings']['train']:.1f}s)")
+    # beats chance against the gold reward on held-out pairs (prompts disjoint from its training prompts)
+    assert acc > 0.6, f"held-out accuracy vs gold {acc:.3f}"
+    assert set(out) == KEYS | {"rm_gold_accuracy", "rm_gold_n"}
+    assert out["rm_gold_accuracy"] == acc and out["rm_gold_n"] == n_eval  # reported with every cell
+    assert 0.0 <= out["rm_win_rate"] <= 1.0
+
+    # cached: a second evaluator (another cell) reuses it, no retraining, same scores
+    t0 = time.time()
+    again = evaluators.get("reward_model", train=TEST_TRAIN, max_length=96, device="cpu").evaluate(batch)
+    second_s = time.time() - t0
+    assert builds == [1] and again == out
+    assert second_s < first_s / 3, (first_s, second_s)
+    # other training settings are another model
+    assert R.embedded_key(world_dir, R._merge_train({**TEST_TRAIN, "seed": 1}), 96) != folder.name
+
+    # the proxy agrees with gold on which of two responses is better more often than not, on fresh held-out pairs
+    rows = world_pairs("eval", 60, seed=5)
+    rm = R.RewardModel.load(str(folder / "model"), "cpu", max_length=96)
+    assert rm.pairwise_accuracy(rows) > 0.55
+
+
+# ---------------------------------------------------------------- errors
+def test_embedded_needs_a_world():
+    ev = evaluators.get("reward_model")
+    with pytest.raises(ValueError, match=r"path=embedded.*data=world"):
+        ev.evaluate(_batch(n=3))
+    with pytest.raises(ValueError, match=r"path=embedded.*data=world"):
+        ev.evaluate(_batch(n=3, world_dir=None, cache_root="/nonexistent"))
+
+
+def test_embedded_errors_on_bad_world(tmp_path):
+    ev = evaluators.get("reward_model", device="cpu")
+    with pytest.raises(FileNotFoundError, match="rm_pairs.jsonl"):
+        ev.evaluate(_batch(n=3, world_dir=str(tmp_path), cache_root=str(tmp_path / "cache")))
+    tiny = write_world_pairs(tmp_path / "tiny", n_rm=3, n_eval=3)
+    with pytest.raises(ValueError, match=r"rm_pairs.jsonl holds \d+ pairs"):
+        ev.evaluate(_batch(n=3, world_dir=str(tiny), cache_root=str(tmp_path / "cache")))
+    assert not list((tmp_path / "cache" / "reward_model").glob("*/.complete"))  # nothing half-built is cached
+
+
+def test_bad_paths_and_options(tmp_path):
+    for path in (str(tmp_path / "missing"), "./no/such/rm"):
+        with pytest.raises(ValueError, match="evaluator.reward_model.path=.*no such folder"):
+            evaluators.get("reward_model", path=path, device="cpu").evaluate(_batch(n=2))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="evaluator.reward_model.path=.*not a sequence-classification model"):
+        evaluators.get("reward_model", path=str(tmp_path / "empty"), device="cpu").evaluate(_batch(n=2))
+    two = save_tiny_bert_rm(tmp_path / "two", num_labels=2)
+    with pytest.raises(ValueError, match="num_labels=2"):
+        evaluators.get("reward_model", path=str(two), device="cpu").evaluate(_batch(n=2))
+    with pytest.raises(TypeError, match="did you mean 'batch_size'"):
+        evaluators.get("reward_model", batch_sise=4)
+    with pytest.raises(TypeError, match=r"train: unknown option.*'lr'"):
+        evaluators.get("reward_model", train={"lr": 1e-4})
+    with pytest.raises(ValueError, match="device"):
+        evaluators.get("reward_model", path=str(two), device="tpu").evaluate(_batch(n=2))
+    with pytest.raises(ValueError, match="misaligned|aligned"):
+        b = _batch(n=3)
+        b.policy = b.policy[:2]
+        evaluators.get("reward_model", path=str(two)).evaluate(b)

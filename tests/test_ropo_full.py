@@ -1,0 +1,191 @@
+"""ROPO's full method (bench/ropo_full.py): filter accounting, the rejection-sampling rule, the reference path for
+new pairs against TRL's precompute, configuration errors, and one end-to-end cell on a small world.
+
+The filter's quality (precision above the flip rate) is not asserted: the CI worlds are too small for that.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numpy as np
+import pytest
+import torch
+
+import tiny_models
+from bench import losses
+from bench import ropo_full as rf
+from bench import trainer as tr
+from conftest import run_bench
+
+
+# ------------------------------------------------------------------------------------------------ accounting
+def test_filter_stats_against_a_known_mask():
+    flipped = np.array([1, 1, 0, 0, 0, 1, 0, 0, 0, 0], dtype=bool)
+    dropped = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0], dtype=bool)
+    losses_ = np.array([9, 1, 8, 0, 0, 7, 0, 0, 0, 0], dtype=float)
+    s = rf.filter_stats(dropped, flipped, losses_)
+    assert (s["n_scored"], s["n_dropped"], s["n_flipped"], s["n_dropped_flipped"]) == (10, 3, 3, 2)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
+    assert s["chance_precision"] == pytest.approx(0.3)
+    # loss as a detector: flipped {9, 1, 7} vs clean {8, 0 x6}: 9 beats 7, 7 beats 6, 1 beats 6: 19 of 21 pairs
+    assert s["auroc"] == pytest.approx(19 / 21)
+    assert s["mean_loss_flipped"] == pytest.approx(17 / 3) and s["mean_loss_clean"] == pytest.approx(8 / 7)
+
+
+def test_filter_stats_edge_cases():
+    none_dropped = rf.filter_stats(np.zeros(4, bool), np.array([1, 0, 0, 0], bool))
+    assert none_dropped["precision"] is None and none_dropped["recall"] == 0.0
+    no_flips = rf.filter_stats(np.array([1, 0, 0, 0], bool), np.zeros(4, bool), np.arange(4.0))
+    assert no_flips["precision"] == 0.0 and no_flips["recall"] is None and no_flips["auroc"] is None
+    unknown = rf.filter_stats(np.array([1, 0], bool), None)
+    assert unknown["precision"] is None and unknown["n_dropped"] == 1
+    with pytest.raises(ValueError, match="flip mask"):
+        rf.filter_stats(np.array([1, 0], bool), np.array([1, 0, 0], bool))
+
+
+def test_pooled_precision_sums_over_rounds():
+    rounds = [{"n_dropped": 4, "n_dropped_flipped": 1}, {"n_dropped": 6, "n_dropped_flipped": 5}]
+    assert rf.pooled_precision(rounds) == pytest.approx(6 / 10)  # not the mean of 0.25 and 0.833
+    assert rf.pooled_precision([]) is None
+    assert rf.pooled_precision([{"n_dropped": 2, "n_dropped_flipped": None}]) is None
+
+
+def test_highest_loss_picks_the_top_k_deterministically():
+    vals = np.array([0.5, 2.0, float("nan"), 2.0, 1.0])
+    assert rf.highest_loss(vals, 2).tolist() == [False, True, True, False, False]  # NaN first, tie -> lower index
+    assert rf.highest_loss(vals, 3).tolist() == [False, True, True, True, False]
+    assert rf.highest_loss(vals, 0).sum() == 0
+    assert [rf.exact_count(0.2, n) for n in (1, 2, 3, 10, 12)] == [0, 0, 1, 2, 2]
+    assert rf.exact_count(0.25, 2) == 1  # halves up
+
+
+# ------------------------------------------------------------------------------------------------ rejection sampling
+def test_choose_pair_is_the_lowest_loss_pair_and_rejects_above_the_cut():
+    loss = losses.get("ropo")
+    pol = [-10.0, -8.0, -12.0, -9.0]
+    ref = [-10.0, -10.0, -10.0, -10.0]  # implicit rewards beta*(pol - ref): 0, 0.2, -0.2, 0.1
+    texts = ["a", "b", "c", "d"]
+    lens = [3, 3, 3, 3]
+    c = rf.choose_pair(loss, pol, ref, lens, texts, cut=None)
+    assert (c.chosen, c.rejected) == (1, 2) and c.accepted  # highest reward chosen, lowest rejected
+    assert c.margin == pytest.approx(0.4)
+    expected = float(loss(torch.tensor([-8.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), torch.tensor([-10.0])))
+    assert c.loss == pytest.approx(expected)
+    assert not rf.choose_pair(loss, pol, ref, lens, texts, cut=expected - 1e-6).accepted
+    assert rf.choose_pair(loss, pol, ref, lens, texts, cut=expected + 1e-6).accepted
+    # identical texts never form a pair; fewer than two distinct candidates: no pair
+    assert rf.choose_pair(loss, [-8.0, -12.0], [-10.0, -10.0], [3, 3], ["x", "x"], cut=None) is None
+    assert rf.choose_pair(loss, [-8.0], [-10.0], [3], ["x"], cut=None) is None
+
+
+def test_choose_pair_reference_free_loss():
+    loss = losses.get("simpo")
+    c = rf.choose_pair(loss, [-10.0, -30.0, -5.0], None, [10, 10, 10], ["a", "b", "c"], cut=None)
+    assert (c.chosen, c.rejected) == (2, 1)
+
+
+# ------------------------------------------------------------------------------------------------ configuration
+def test_config_defaults_and_errors():
+    cfg = rf.RopoFullConfig.from_dict({"name": "ropo_full"})
+    assert cfg.rounds >= 2 and 0 < cfg.drop_fraction < 1 and cfg.budget == "matched"
+    with pytest.raises(rf.MethodConfigError, match="drop_fraction"):
+        rf.RopoFullConfig.from_dict({"drop_fractoin": 0.3})  # did-you-mean
+    with pytest.raises(rf.MethodConfigError, match="rounds"):
+        rf.RopoFullConfig.from_dict({"rounds": 1})
+    with pytest.raises(rf.MethodConfigError, match="drop_fraction"):
+        rf.RopoFullConfig.from_dict({"drop_fraction": 1.0})
+    with pytest.raises(rf.MethodConfigError, match="standard"):
+        rf.method_name({"name": "ropo"})
+    assert rf.method_name(None) == "standard"
+
+
+def test_loss_other_than_ropo_is_an_error_unless_allowed():
+    cfg = rf.RopoFullConfig.from_dict({})
+    assert rf.check_loss(losses.get("ropo"), cfg) == rf.LABEL
+    with pytest.raises(rf.MethodConfigError, match="loss=ropo"):
+        rf.check_loss(losses.get("dpo"), cfg)
+    allowed = rf.RopoFullConfig.from_dict({"allow_other_loss": True})
+    with pytest.warns(UserWarning, match="ablation"):
+        assert rf.check_loss(losses.get("dpo"), allowed) == "ROPO full method (DPO)"
+    with pytest.raises(rf.MethodConfigError, match="batch-level"):
+        rf.check_loss(losses.get("drdpo"), allowed)
+
+
+def test_round_steps():
+    cfg = rf.RopoFullConfig.from_dict({"rounds": 3})
+    assert rf.round_steps(cfg, {"batch_size": 16, "max_steps": 10}, 1000) == [4, 3, 3]
+    assert rf.round_steps(cfg, {"batch_size": 16, "epochs": 1}, 100) == [3, 2, 2]  # ceil(100/16) = 7 steps
+    per_round = rf.RopoFullConfig.from_dict({"rounds": 3, "budget": "per_round"})
+    assert rf.round_steps(per_round, {"batch_size": 16, "epochs": 1}, 100) == [7, 7, 7]
+    with pytest.raises(rf.MethodConfigError, match="budget"):
+        rf.round_steps(cfg, {"batch_size": 16, "max_steps": 2}, 100)
+
+
+# ------------------------------------------------------------------------------------------------ reference path
+def test_reference_logps_of_new_pairs_match_trls_precompute(tmp_path):
+    """The path ropo_full scores replacement pairs with (TRL's collator + compute_ref_log_probs on a separate
+    frozen reference) gives TRL's own precomputed reference log-probs, on the training pairs and on new pairs."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    tok = tiny_models.tokenizer()
+    args = tr.dpo_config(tiny_models.TRAIN, tmp_path / "a", seed=0)
+    trainer = tr.PreferenceTrainer(model=tiny_models.model(), args=args, train_dataset=tiny_models.pairs_dataset(),
+                                   processing_class=tok, pref_loss=losses.get("ropo"))
+    ref = tiny_models.model().eval()
+    add_fused_lm_head(ref)
+    got = rf.pair_logps(trainer, ref, trainer.train_dataset, batch_size=3)
+    assert torch.allclose(got["chosen"], torch.tensor(trainer.train_dataset["ref_chosen_logps"]), atol=1e-4)
+    assert torch.allclose(got["rejected"], torch.tensor(trainer.train_dataset["ref_rejected_logps"]), atol=1e-4)
+
+    # new pairs (as rejection sampling makes them): tokenized by TRL's preprocessing, scored by the same path
+    base = tiny_models.pairs_dataset()
+    new = base.select(range(4)).map(lambda r, i: {"chosen": r["rejected"] + " Extra.", "rejected": "Short."},
+                                    with_indices=True)
+    tok_new = rf.tokenize_pairs(trainer, new, "new pairs")
+    mine = rf.pair_logps(trainer, ref, tok_new, batch_size=2)
+    fresh = tr.PreferenceTrainer(model=tiny_models.model(), args=tr.dpo_config(tiny_models.TRAIN, tmp_path / "b", 0),
+                                 train_dataset=new, processing_class=tok, pref_loss=losses.get("ropo"))
+    assert torch.allclose(mine["chosen"], torch.tensor(fresh.train_dataset["ref_chosen_logps"]), atol=1e-4)
+    assert torch.allclose(mine["rejected"], torch.tensor(fresh.train_dataset["ref_rejected_logps"]), atol=1e-4)
+    assert (mine["chosen_len"] > 0).all()
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
+def test_ropo_full_cell_end_to_end(smoke_root):
+    run_bench("experiment=smoke", "method=ropo_full", "loss=ropo", "noise.rate=0.4", "method.rounds=2",
+              "method.drop_fraction=0.25", "train.max_steps=2", root=smoke_root)
+    recs = [json.loads(p.read_text()) for p in (smoke_root / "results" / "cells").glob("*/record.json")]
+    rec = next(r for r in recs if r.get("method") == "ropo_full")
+    assert rec["status"] == "ok" and rec["loss"] == "ropo" and rec["loss_label"] == "ROPO (full method)"
+    assert rec["train_steps"] == 2
+    summary = rec["ropo_full"]
+    assert len(summary["rounds"]) == 1 and summary["round_steps"] == [1, 1]
+    r1 = summary["rounds"][0]
+    n = rec["n_train_pairs"]
+    assert r1["n_scored"] == n and r1["n_dropped"] == rf.exact_count(0.25, n)
+    assert r1["n_flipped"] == rec["noise_stats"]["n_flipped"]
+
+    # precision and recall recomputed from the cell's files: the filter's per-pair log against the saved mask
+    cell = smoke_root / "results" / "cells" / rec["cell_id"]
+    mask = json.loads((cell / "flip_mask.json").read_text())["is_flipped"]
+    rows = [json.loads(line) for line in (cell / "ropo_filter.jsonl").read_text().splitlines()]
+    dropped = [r for r in rows if r["dropped"]]
+    assert len(dropped) == r1["n_dropped"]
+    assert all(r["is_flipped"] == mask[r["row"]] for r in rows)
+    tp = sum(mask[r["row"]] for r in dropped)
+    assert r1["n_dropped_flipped"] == tp
+    if dropped:
+        assert r1["precision"] == pytest.approx(tp / len(dropped)) and 0.0 <= r1["precision"] <= 1.0
+        assert rec["metrics"]["ropo_filter_precision"] == pytest.approx(tp / len(dropped))
+    else:
+        assert r1["precision"] is None and math.isnan(rec["metrics"]["ropo_filter_precision"])
+    assert rec["metric_info"]["ropo_filter_precision"]["higher_is_better"] is True
+    # the dropped pairs are the highest-loss ones
+    kept_max = max((r["loss"] for r in rows if not r["dropped"]), default=-math.inf)
+    assert all(r["loss"] >= kept_max for r in dropped)
+    # every replacement is labelled by the policy (no gold, no noise flag) and accounted for
+    reps = [json.loads(line) for line in (cell / "ropo_replacements.jsonl").read_text().splitlines()]
+    assert len(reps) == len(dropped)
+    assert r1["n_replacements"] + r1["n_rejected"] == len(dropped)
+    assert all("is_flipped" not in r for r in reps)

@@ -1,0 +1,273 @@
+"""Sweeps at scale: joblib and submitit launchers, resume after a kill and a failure, the shared reference
+log-prob cache, launcher configs, GPU claims and the multi-GPU launch command.
+
+The sweeps reuse the session's smoke world (conftest.smoke_root) through paths.cache and write their records under
+their own tmp results dir, so each test sees only its own cells.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf, open_dict
+
+from bench import records, sweep
+from conftest import ROOT, RUN, run_bench
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _sweep(root: Path, *overrides: str, smoke_root: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return run_bench("-m", "experiment=smoke", f"paths.cache={smoke_root / '.cache'}",
+                     f"hydra.sweep.dir={root / 'sweep'}", *overrides, root=root, check=check)
+
+
+def _statuses(root: Path) -> dict[int, dict]:
+    return {s["job"]: s for s in sweep.read_statuses(root / "sweep")}
+
+
+def _records(root: Path) -> dict[str, dict]:
+    return {r["cell_id"]: r for r in records.iter_records(root / "results")}
+
+
+def _compose(*overrides: str, conf_dir: Path = ROOT / "conf"):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# launchers
+
+
+@pytest.mark.slow
+def test_joblib_sweep_runs_cells_in_parallel_with_one_thread_each(tmp_path, smoke_root):
+    proc = _sweep(tmp_path, "hydra/launcher=parallel", "noise.rate=0,0.4", smoke_root=smoke_root)
+    recs = _records(tmp_path)
+    assert sorted(r["rate"] for r in recs.values()) == [0.0, 0.4] and all(r["status"] == "ok" for r in recs.values())
+    st = _statuses(tmp_path)
+    assert sorted(st) == [0, 1] and {s["state"] for s in st.values()} == {"ok"}
+    assert all(s["torch_threads"] == 1 for s in st.values())  # no thread fight between the 2 workers
+    assert st[0]["pid"] != st[1]["pid"] and os.getpid() not in (st[0]["pid"], st[1]["pid"])  # loky workers
+    a, b = st[0], st[1]
+    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]  # they overlapped in time
+    plan = sweep.read_plan(tmp_path / "sweep")
+    assert plan["total"] == 2 and plan["launcher"] == "JoblibLauncher"
+    assert "2 cells: 2 ran (2 ok, 0 failed), 0 skipped" in proc.stdout
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep(tmp_path, smoke_root):
+    proc = _sweep(tmp_path, "hydra/launcher=local_submitit", "noise.rate=0.1,0.3", smoke_root=smoke_root)
+    recs = _records(tmp_path)
+    assert sorted(r["rate"] for r in recs.values()) == [0.1, 0.3] and all(r["status"] == "ok" for r in recs.values())
+    st = _statuses(tmp_path)
+    assert {s["state"] for s in st.values()} == {"ok"} and len(st) == 2
+    assert list((tmp_path / "sweep" / ".submitit").iterdir())  # submitit's own job folders and logs
+    assert sweep.read_plan(tmp_path / "sweep")["launcher"] == "LocalLauncher"
+    assert "2 ran (2 ok, 0 failed)" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# resume: kill a sweep halfway, fail a cell, re-run
+
+
+@pytest.mark.slow
+def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells(tmp_path, smoke_root):
+    args = ["-m", "experiment=smoke", f"paths.cache={smoke_root / '.cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            "noise.rate=0,1.5,0.2"]  # job 1 is invalid: it fails, the sweep goes on to job 2, which we kill
+    env = {**os.environ, "PREFNOISE_ROOT": str(tmp_path), "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen([*RUN, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while _statuses(tmp_path).get(2) is None:
+            assert proc.poll() is None and time.time() < deadline, "sweep ended before job 2 started"
+            time.sleep(0.2)
+        time.sleep(1.0)  # job 2 is busy (loading data, training): kill the whole sweep, no cleanup allowed
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    st = _statuses(tmp_path)
+    assert st[0]["state"] == "ok" and st[1]["state"] == "failed" and st[2]["state"] == "running"
+    before = _records(tmp_path)
+    assert sorted(r["status"] for r in before.values()) == ["failed", "ok"]  # job 2 left no record, not half a one
+    failed = next(r for r in before.values() if r["status"] == "failed")
+    assert failed["error"]["type"] == "ValueError" and "noise.rate" in failed["error"]["message"]
+    assert failed["error"]["where"].startswith("config")
+    summary = sweep.summarize(tmp_path / "sweep")  # the status command sees the dead job as interrupted
+    assert summary["counts"]["interrupted"] == 1 and summary["counts"]["failed"] == 1
+
+    proc = _sweep(tmp_path, "noise.rate=0,1.5,0.2", smoke_root=smoke_root, check=False)
+    assert proc.returncode == 1  # a cell failed (again): non-zero exit, after every other cell ran
+    assert "3 cells: 2 ran (1 ok, 1 failed), 1 skipped" in proc.stdout
+    assert "ValueError: noise.rate" in proc.stdout
+    st = _statuses(tmp_path)
+    assert [st[j]["state"] for j in (0, 1, 2)] == ["skipped", "failed", "ok"]
+    after = _records(tmp_path)
+    assert len(after) == 3 == len({st[j]["cell_id"] for j in st})  # one record per cell, no duplicates
+    ok_before = next(cid for cid, r in before.items() if r["status"] == "ok")
+    assert after[ok_before]["finished_at"] == before[ok_before]["finished_at"]  # skipped, not re-run
+    leftovers = [p for p in (tmp_path / "results" / "cells").rglob("*") if p.name.endswith(".tmp")]
+    assert all(not p.name.startswith(".record.json") for p in leftovers)
+    out = subprocess.run([RUN[0], "-m", "bench.sweep", "status", str(tmp_path / "sweep")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "3/3 cells finished, ok 1, skipped 1, failed 1" in out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shared reference log-probs
+
+
+@pytest.mark.slow
+def test_reference_logp_cache_equals_trl_precompute_in_the_cell(tmp_path, smoke_root):
+    import noise as noise_pkg
+    from bench import data as data_mod
+    from bench import losses, trainer as tr
+    from bench.models import load_causal_lm
+    from bench.ref_cache import ReferenceLogpCache
+    from bench.trainer import REF_COLUMNS
+
+    cfg = _compose("experiment=smoke", f"paths.root={smoke_root}")
+    c = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    data = data_mod.load(c(cfg.data), c(cfg.model), cfg.paths.cache)
+    loss = losses.from_config(c(cfg.loss), noise_rate=0.4)
+    policy, tok = load_causal_lm(data.model_path, "cpu")
+
+    def ref_columns(rate: float, ref_cache, out: str):
+        noisy = noise_pkg.get("random_flip", rate=rate, seed=3)(data.train)
+        args = tr.dpo_config({**c(cfg.train), "progress": False}, tmp_path / out, 0)
+        t = tr.PreferenceTrainer(model=policy, args=args, train_dataset=noisy, processing_class=tok, pref_loss=loss,
+                                 ref_cache=ref_cache)
+        ds = t.train_dataset
+        return np.asarray(ds["is_flipped"]), np.asarray(ds[REF_COLUMNS[0]]), np.asarray(ds[REF_COLUMNS[1]])
+
+    flipped, direct_c, direct_r = ref_columns(0.4, None, "direct")  # TRL's own precompute, in the cell
+    assert 0 < flipped.sum() < len(flipped)
+    cache = ReferenceLogpCache(tmp_path / "cache", {"data": data.fingerprint, "model": data.model_path})
+    ref_columns(0.0, cache, "fill")  # the entry is built by a cell with another flip mask (none at all)
+    assert (tmp_path / "cache" / "ref_logps" / cache.key / ".complete").exists()
+    flipped2, cached_c, cached_r = ref_columns(0.4, cache, "cached")  # read back and re-oriented by this mask
+    assert (flipped2 == flipped).all()
+    np.testing.assert_allclose(cached_c, direct_c, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(cached_r, direct_r, rtol=0, atol=1e-4)
+    assert not np.allclose(direct_c, direct_r)  # the check is not vacuous
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# configs, claims, commands (fast)
+
+
+def test_launcher_configs_compose_and_cluster_settings_come_from_local(tmp_path):
+    import shutil
+
+    for name, target in [("parallel", "JoblibLauncher"), ("local_submitit", "LocalLauncher"), ("slurm", "SlurmLauncher")]:
+        cfg = _compose(f"hydra/launcher={name}", "hydra.sweep.dir=/tmp/x")
+        launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+        assert launcher["_target_"].endswith(target)
+    assert _compose("hydra/launcher=parallel").hydra.launcher.n_jobs == 2
+    slurm = _compose("hydra/launcher=slurm", "hydra.sweep.dir=/tmp/x").hydra.launcher
+    assert slurm.partition is None and slurm.gpus_per_node == 1 and slurm.tasks_per_node == 1
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    shutil.copy(ROOT / "conf" / "local.example" / "default.yaml", conf / "local" / "default.yaml")
+    with_local = _compose("hydra/launcher=slurm", "hydra.sweep.dir=/tmp/x", "+train.num_gpus=2", conf_dir=conf)
+    s = OmegaConf.to_container(with_local.hydra.launcher, resolve=True)
+    assert (s["partition"], s["account"], s["timeout_min"], s["gpus_per_node"]) == ("gpu", "my-project", 240, 2)
+    assert s["setup"][0].startswith("module load")
+
+    from bench.cell import cell_id
+
+    plain = _compose("experiment=smoke")
+    local = _compose("experiment=smoke", conf_dir=conf)
+    for c in (plain, local):
+        with open_dict(c):
+            del c["hydra"]
+    assert "cluster" in local and cell_id(local) == cell_id(plain)  # site settings are not part of a cell
+
+
+def test_ray_launcher_config_composes_when_the_plugin_is_installed():
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    cfg = _compose("hydra/launcher=ray_cluster", "hydra.sweep.dir=/tmp/x")
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("RayLauncher") and launcher["ray"]["remote"]["num_cpus"] == 1
+
+
+def test_plan_counts_jobs_like_the_basic_sweeper():
+    cfg = _compose()
+    with_task = OmegaConf.to_container(cfg, resolve=False)
+    with_task["hydra"]["overrides"]["task"] = ["loss=ropo,dpo", "noise.rate=0,0.2,0.4"]
+    jobs = sweep.plan_jobs(OmegaConf.create(with_task))
+    assert len(jobs) == 6 and ["loss=ropo", "noise.rate=0"] in jobs
+
+
+def test_summary_and_eta_from_status_files(tmp_path):
+    now = time.time()
+    records.atomic_write_json(tmp_path / sweep.PLAN_FILE, {"invocation": "i1", "total": 6, "started_at": now - 100})
+    rows = [("ok", 10.0), ("ok", 30.0), ("skipped", 0.1), ("failed", 20.0)]
+    for j, (state, dur) in enumerate(rows):
+        records.atomic_write_json(tmp_path / str(j) / sweep.STATUS_FILE, {
+            "job": j, "state": state, "duration": dur, "invocation": "i1", "started_at": now - 50,
+            "error": {"type": "ValueError", "message": "bad", "where": "loss"} if state == "failed" else None})
+    records.atomic_write_json(tmp_path / "4" / sweep.STATUS_FILE, {  # a running job (this very process)
+        "job": 4, "state": "running", "invocation": "i1", "started_at": now - 5, "pid": os.getpid(),
+        "host": __import__("socket").gethostname()})
+    records.atomic_write_json(tmp_path / "9" / sweep.STATUS_FILE, {"job": 9, "state": "ok", "invocation": "old"})
+    s = sweep.summarize(tmp_path)
+    assert s["counts"] == {"ok": 2, "skipped": 1, "failed": 1, "running": 1, "interrupted": 0, "waiting": 1}
+    assert s["eta_s"] == pytest.approx(20.0 * 1 + (20.0 - 5), abs=1.0)  # mean of cells that ran: 20 s
+    line = sweep.progress_line(s)
+    assert line.startswith("4/6 cells finished, ok 2, skipped 1, failed 1, running 1, waiting 1")
+    assert "ValueError: bad (loss)" in sweep.failure_lines(s)[0]
+
+
+def test_each_job_claims_its_own_gpus(tmp_path, monkeypatch):
+    from bench import distributed
+
+    monkeypatch.setattr(distributed, "_claimed", None)
+    monkeypatch.setattr(distributed, "_locks", [])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    assert distributed.claim_devices(1, lock_dir=str(tmp_path)) == ["0"]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert distributed.claim_devices(2, lock_dir=str(tmp_path)) == ["0"]  # claimed once per process
+    monkeypatch.setattr(distributed, "_claimed", None)  # a second job on the same host (GPU 0's lock is held)
+    assert distributed.claim_devices(2, devices=["0", "1", "2", "3"], lock_dir=str(tmp_path)) == ["1", "2"]
+    for lock in distributed._locks:
+        lock.release()
+    monkeypatch.setattr(distributed, "_claimed", None)
+    assert distributed.claim_devices(1, devices=["5"], lock_dir=str(tmp_path)) == ["5"]  # SLURM gave exactly one
+
+
+def test_multi_gpu_cell_builds_its_own_accelerate_launch(tmp_path, monkeypatch):
+    from bench import distributed
+    from bench.cell import cell_id, run_cell
+
+    cmd = distributed.launch_command("/r/cells/abc/launch_config.yaml", 4, "abc", port=29555)
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
+    i = cmd.index("--num_processes")
+    assert cmd[i + 1] == "4" and "--multi_gpu" in cmd and cmd[cmd.index("--main_process_port") + 1] == "29555"
+    assert cmd[-6:] == ["-m", "bench.distributed", "--config", "/r/cells/abc/launch_config.yaml", "--cell-id", "abc"]
+
+    cfg = _compose("experiment=smoke", f"paths.root={tmp_path}", "+train.num_gpus=2")
+    with open_dict(cfg):
+        del cfg["hydra"]
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv(distributed.CHILD_ENV, raising=False)
+    assert distributed.needs_launch(cfg)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert not distributed.needs_launch(cfg)  # inside the launch each rank runs the cell itself
+    monkeypatch.delenv("LOCAL_RANK")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU here: the cell fails cleanly, with a record
+    with pytest.raises(RuntimeError, match="num_gpus=2"):
+        run_cell(cfg)
+    rec = records.read_record(tmp_path / "results", cell_id(cfg))
+    assert rec["status"] == "failed" and rec["error"]["where"] == "launch"
