@@ -1,8 +1,6 @@
 """Loading the reference policy: the world's tiny LM, a local folder, a hub name, or SmolLM2 from a PyPI package."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 
@@ -16,7 +14,8 @@ def resolve_model_path(model_cfg: dict, cache_dir: str | None = None) -> str:
     if kind == "smollm2":
         from evaluators.smollm2 import ensure_smollm2_folder
 
-        return str(ensure_smollm2_folder(Path(model_cfg.get("cache_root") or cache_dir or ".cache") / "models"))
+        # shared with the judge tests' server: $PREFNOISE_CACHE_DIR or ~/.cache/prefnoise, converted once
+        return str(ensure_smollm2_folder())
     raise ValueError(f"model.kind={kind!r} cannot be loaded here; valid choices: pretrained, smollm2 (tiny: data=world)")
 
 

@@ -63,10 +63,12 @@ checked against its text):
    ``is_flipped``'s denominator). Where the data has a gold reward (the embedded world) the record adds, after the
    fact and for diagnosis only, how often that ranking agrees with the gold reward (``gold_agreement``).
 7. **Reference log-probs** of replacement pairs come from a frozen copy of the reference policy (the initial
-   policy, loaded from ``data.model_path``) run through TRL's own collator and ``compute_ref_log_probs``: the
-   same tokenization, truncation and forward as TRL's precompute. A check at the start compares this path with
-   the precomputed reference log-probs of the first pairs and fails the cell if they disagree (>1e-3).
-   Policy log-probs for filtering and choosing use the same path with the current policy.
+   policy, loaded from ``data.model_path``) run through TRL's own preprocessing, collator and
+   ``compute_ref_log_probs``: the same tokenization, truncation and forward as TRL's precompute, computed on
+   each accepted pair as it will be trained (TRL tokenizes a pair's two responses together). A check at the start
+   compares this path with the precomputed reference log-probs of the first pairs and fails the cell if they
+   disagree (>1e-3); ``tests/test_ropo_full.py`` checks it against TRL's precompute on new pairs. Policy
+   log-probs for filtering and choosing use the same path with the current policy.
 
 Recorded (``record["ropo_full"]``): per filter round the number scored and dropped, how many of the dropped were
 truly flipped (``precision`` = flipped dropped / dropped, against the injected ``is_flipped`` mask), ``recall``
@@ -608,8 +610,13 @@ def train_ropo_full(
                     "prompt": prompts[j],
                     "chosen": _as_completion(y_w, base_text[0]["chosen"]),
                     "rejected": _as_completion(y_l, base_text[0]["chosen"]),
-                    **({"ref_chosen_logps": ref[choice.chosen], "ref_rejected_logps": ref[choice.rejected]} if needs_ref else {}),
                 })
+        if accepted and needs_ref:
+            # reference log-probs of the pairs exactly as they will be trained (TRL tokenizes a pair together)
+            sr = pair_logps(trainer, ref_model, tokenize_pairs(trainer, Dataset.from_list(accepted), "ropo_full pairs"),
+                            cfg.score_batch_size)
+            for a, pair in enumerate(accepted):
+                pair.update(ref_chosen_logps=float(sr["chosen"][a]), ref_rejected_logps=float(sr["rejected"][a]))
         timings["candidates"] += time.time() - t0
         this_round = [r for r in replacement_rows if r["round"] == i + 1]
         golds = [r for r in this_round if r.get("accepted") and "gold_chosen" in r]

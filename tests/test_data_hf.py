@@ -86,3 +86,33 @@ def test_unsupported_file_type(tmp_path):
 def test_hub_name_offline_fails_clearly():
     with pytest.raises(ValueError, match="data.path='org/not-a-local-file'"):
         data._read("org/not-a-local-file", "train")
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+def test_cell_on_local_conversational_file_and_local_model_folder(smoke_root, tmp_path):
+    """data=hf + model=local end to end: an UltraFeedback-shaped JSONL and a model folder, no hub."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from bench import records
+    from conftest import run_bench
+
+    ref = next((smoke_root / ".cache" / "world").glob("*/reference"))
+    folder = tmp_path / "my-model"
+    tok = AutoTokenizer.from_pretrained(ref)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(folder)
+    AutoModelForCausalLM.from_pretrained(ref).save_pretrained(folder)
+    path = _jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows(40))
+    run_bench(
+        "data=hf", f"data.path={path}", "data.eval_fraction=0.25", "model=local", f"model.path={folder}",
+        "evaluator=[]", "train.max_steps=2", "train.batch_size=4", "eval.max_new_tokens=8", root=tmp_path,
+    )
+    (rec,) = list(records.iter_records(tmp_path / "results"))
+    assert rec["status"] == "ok" and rec["data"] == "hf" and rec["model"] == "local"
+    assert {"length", "kl", "implicit_acc"} <= set(rec["metrics"])
+    assert rec["n_train_pairs"] + 0 > 0
