@@ -10,7 +10,8 @@ batches for every loss (the first ``batch_size * (warmup + steps)`` training pai
 precomputed once and attached as cells get them from the shared cache). Each loss trains a fresh copy of the
 policy through ``bench.trainer.PreferenceTrainer`` for ``warmup + steps`` steps; a callback times every optimizer
 step; the first ``warmup`` are discarded. ``repeats`` passes over the losses (alternating order) pool their timed
-steps; the table shows the median s/step and its ratio to DPO's.
+steps; the table shows the median s/step and its ratio to DPO's, in wall time and in the main thread's CPU
+time (one torch thread: the step's own work, far less moved by other jobs on a shared machine than wall time).
 
 Part 2, reference-free saving: three fresh subprocesses, so that each memory figure is its own: DPO on this
 project's path (the reference pass over every training pair happens at trainer init, with the
@@ -108,15 +109,20 @@ def _step_timer():
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
+        """Wall time and this thread's CPU time of every optimizer step. With one torch thread every step runs
+        on the main thread, so its CPU time is the step's work, little moved by other jobs on a shared host."""
+
         def __init__(self):
             self.times: list[float] = []
-            self._t = 0.0
+            self.cpu: list[float] = []
+            self._t = self._c = 0.0
 
         def on_step_begin(self, args, state, control, **kw):
-            self._t = time.perf_counter()
+            self._t, self._c = time.perf_counter(), time.thread_time()
 
         def on_step_end(self, args, state, control, **kw):
             self.times.append(time.perf_counter() - self._t)
+            self.cpu.append(time.thread_time() - self._c)
 
     return StepTimer()
 
@@ -138,6 +144,7 @@ def step_times(world: Path, names: list[str], batch_size: int, warmup: int, step
         "ref_rejected_logps", pre.train_dataset["ref_rejected_logps"])
     del pre
     timed: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for rep in range(repeats):
         order = names if rep % 2 == 0 else names[::-1]
         for name in order:
@@ -150,15 +157,18 @@ def step_times(world: Path, names: list[str], batch_size: int, warmup: int, step
             )
             trainer.train()
             timed[name] += timer.times[warmup:]
-            print(f"  pass {rep + 1}/{repeats} {name:7s} median {statistics.median(timer.times[warmup:]):.4f} s/step",
-                  flush=True)
+            cpu[name] += timer.cpu[warmup:]
+            print(f"  pass {rep + 1}/{repeats} {name:7s} median {statistics.median(timer.times[warmup:]):.4f} s/step "
+                  f"(CPU {statistics.median(timer.cpu[warmup:]):.4f} s)", flush=True)
     base = statistics.median(timed["dpo"]) if "dpo" in timed else None
+    base_cpu = statistics.median(cpu["dpo"]) if "dpo" in cpu else None
     rows = []
     for name in names:
         loss = losses.from_config({"name": name, **group_defaults("loss", name)}, noise_rate=0.2)
-        med = statistics.median(timed[name])
+        med, med_cpu = statistics.median(timed[name]), statistics.median(cpu[name])
         rows.append({"loss": name, "label": loss.label, "reference": loss.needs_reference_model,
                      "median_s_per_step": med, "ratio_to_dpo": med / base if base else None,
+                     "median_cpu_s_per_step": med_cpu, "cpu_ratio_to_dpo": med_cpu / base_cpu if base_cpu else None,
                      "n_timed_steps": len(timed[name]),
                      "iqr_s": _iqr(timed[name])})
     return rows
@@ -219,7 +229,7 @@ def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: i
     gc.collect()
     with RssSampler() as rss:
         rss0 = rss.peak
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         if mode == "dpo_live_reference":  # TRL's default: a second model, a reference forward in every step
             import dataclasses
 
@@ -234,13 +244,15 @@ def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: i
             loss = losses.get("simpo" if mode == "simpo_no_reference" else "dpo")
             trainer = tr.PreferenceTrainer(model=policy, args=tr.dpo_config(train_cfg(batch_size, steps), Path(out_dir) / mode, 0),
                                            train_dataset=data, processing_class=tok, pref_loss=loss, callbacks=[timer])
-        init_s = time.perf_counter() - t0
+        init_s, init_cpu_s = time.perf_counter() - t0, time.thread_time() - c0
         trainer.train()
     return {
         "mode": mode,
         "n_pairs": len(data),
         "trainer_init_s": init_s,
+        "trainer_init_cpu_s": init_cpu_s,
         "median_s_per_step": statistics.median(timer.times[2:] or timer.times),
+        "median_cpu_s_per_step": statistics.median(timer.cpu[2:] or timer.cpu),
         "peak_rss_growth_mb": (rss.peak - rss0) / 2**20,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "reference_weights_mb": ref_bytes / 2**20 if mode == "dpo_live_reference" else 0.0,
@@ -268,24 +280,28 @@ def reference_savings(world: Path, batch_size: int, steps: int, n_pairs: int | N
 def print_tables(step_rows: list[dict], ref_rows: list[dict], meta: dict) -> None:
     print(f"\nworld: {meta['world']} ({meta['n_train_pairs']} training pairs), batch {meta['batch_size']} pairs, "
           f"{meta['warmup']} warm-up + {meta['steps']} timed steps x {meta['repeats']} passes, 1 thread")
-    print(f"\n{'loss':22s} {'reference':>9s} {'median s/step':>14s} {'IQR s':>8s} {'x DPO':>7s}")
+    print(f"\n{'loss':22s} {'reference':>9s} {'wall s/step':>12s} {'IQR s':>7s} {'x DPO':>6s} {'CPU s/step':>11s} "
+          f"{'x DPO (CPU)':>12s}")
+    fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
     for r in step_rows:
-        ratio = f"{r['ratio_to_dpo']:.2f}" if r["ratio_to_dpo"] is not None else "-"
-        print(f"{r['label']:22s} {'yes' if r['reference'] else 'no':>9s} {r['median_s_per_step']:14.4f} "
-              f"{r['iqr_s']:8.4f} {ratio:>7s}")
+        print(f"{r['label']:22s} {'yes' if r['reference'] else 'no':>9s} {r['median_s_per_step']:12.4f} "
+              f"{r['iqr_s']:7.3f} {fmt(r['ratio_to_dpo']):>6s} {r['median_cpu_s_per_step']:11.4f} "
+              f"{fmt(r['cpu_ratio_to_dpo']):>12s}")
     if ref_rows:
         print(f"\nreference-free saving ({ref_rows[0]['n_pairs']} pairs at trainer init, batch {meta['batch_size']}):")
-        print(f"{'configuration':20s} {'init s':>7s} {'s/step':>8s} {'peak RSS growth MB':>19s} {'ref weights MB':>15s}"
-              "  reference work")
+        print(f"{'configuration':20s} {'init s':>7s} {'(CPU)':>7s} {'s/step':>8s} {'(CPU)':>7s} "
+              f"{'peak RSS growth MB':>19s} {'ref weights MB':>15s}  reference work")
         for r in ref_rows:
-            print(f"{r['mode']:20s} {r['trainer_init_s']:7.2f} {r['median_s_per_step']:8.4f} "
+            print(f"{r['mode']:20s} {r['trainer_init_s']:7.2f} {r['trainer_init_cpu_s']:7.2f} "
+                  f"{r['median_s_per_step']:8.4f} {r['median_cpu_s_per_step']:7.4f} "
                   f"{r['peak_rss_growth_mb']:19.1f} {r['reference_weights_mb']:15.2f}  {r['reference_work']}")
         by = {r["mode"]: r for r in ref_rows}
         s, p, live = by["simpo_no_reference"], by["dpo_precompute"], by["dpo_live_reference"]
-        print(f"\nSimPO vs DPO on this project's path (precompute): {p['trainer_init_s'] - s['trainer_init_s']:.2f} s of "
-              f"trainer init saved (the reference pass), peak RSS growth {p['peak_rss_growth_mb'] - s['peak_rss_growth_mb']:+.1f} MB")
-        print(f"SimPO vs DPO as TRL runs it by default (live reference): step {s['median_s_per_step']:.4f} vs "
-              f"{live['median_s_per_step']:.4f} s ({1 - s['median_s_per_step'] / live['median_s_per_step']:.0%} saved), "
+        print(f"\nSimPO vs DPO on this project's path (precompute): {p['trainer_init_s'] - s['trainer_init_s']:.2f} s "
+              f"({p['trainer_init_cpu_s'] - s['trainer_init_cpu_s']:.2f} CPU s) of trainer init saved (the reference "
+              f"pass), peak RSS growth {p['peak_rss_growth_mb'] - s['peak_rss_growth_mb']:+.1f} MB")
+        print(f"SimPO vs DPO as TRL runs it by default (live reference): step CPU {s['median_cpu_s_per_step']:.4f} vs "
+              f"{live['median_cpu_s_per_step']:.4f} s ({1 - s['median_cpu_s_per_step'] / live['median_cpu_s_per_step']:.0%} saved), "
               f"no {live['reference_weights_mb']:.2f} MB reference model, peak RSS growth "
               f"{live['peak_rss_growth_mb'] - s['peak_rss_growth_mb']:+.1f} MB")
 

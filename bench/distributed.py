@@ -181,6 +181,43 @@ def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dic
 # the child side: one rank
 
 
+def precompute_ref_logps(cache_root, key: str, dataset, compute, flipped):
+    """Reference log-probs in a multi-GPU cell, stored in the shared cache (bench/ref_cache.py) by rank 0.
+
+    Every rank takes part in TRL's precompute (it shards the batches and gathers the results). TRL 1.16 names the
+    file its results go through after the dataset's own cache files; an in-memory dataset has none, so each rank
+    would look for a different, random file name. The ranks therefore compute on one copy of the dataset saved to
+    disk by rank 0, so that TRL's file has the same path for all of them; then every rank attaches the columns to
+    its in-memory dataset, and rank 0 stores them (in clean orientation) and deletes the copy.
+    """
+    import shutil
+    import uuid
+
+    import numpy as np
+    import torch.distributed as dist
+    from datasets import Dataset
+
+    from bench.cache import get_or_build
+    from bench.trainer import REF_COLUMNS
+
+    rank = dist.get_rank()
+    token = [uuid.uuid4().hex[:12] if rank == 0 else None]
+    dist.broadcast_object_list(token, src=0)
+    shared = Path(cache_root) / "ref_logps" / f".{key}.ranks-{token[0]}"
+    if rank == 0:
+        dataset.save_to_disk(str(shared))
+    dist.barrier()
+    done = compute(Dataset.load_from_disk(str(shared)))
+    c, r = np.asarray(done[REF_COLUMNS[0]]), np.asarray(done[REF_COLUMNS[1]])
+    del done
+    dist.barrier()  # every rank has its arrays in memory: the copy can go
+    if rank == 0:
+        clean = np.stack([np.where(flipped, r, c), np.where(flipped, c, r)], axis=1)
+        get_or_build(cache_root, "ref_logps", key, lambda tmp: np.save(tmp / "ref_logps.npy", clean))
+        shutil.rmtree(shared, ignore_errors=True)
+    return dataset.add_column(REF_COLUMNS[0], c.tolist()).add_column(REF_COLUMNS[1], r.tolist())
+
+
 def child_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.distributed", description="one rank of a multi-GPU cell")
     p.add_argument("--config", required=True)

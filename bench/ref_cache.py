@@ -31,15 +31,10 @@ class ReferenceLogpCache:
             np.save(tmp / "ref_logps.npy", np.stack([np.where(flipped, r, c), np.where(flipped, c, r)], axis=1))
 
         if _world_size() > 1 and not (self.root / "ref_logps" / self.key / DONE).exists():
-            # a multi-GPU cell (bench/distributed.py): TRL's precompute is collective, so every rank computes it,
-            # outside the file lock (one rank holding it while the others wait at a gather would deadlock), and
-            # rank 0 alone stores the entry for later cells
-            done = compute(dataset)
-            if _rank() == 0:
-                c, r = np.asarray(done[REF_COLUMNS[0]]), np.asarray(done[REF_COLUMNS[1]])
-                clean = np.stack([np.where(flipped, r, c), np.where(flipped, c, r)], axis=1)
-                get_or_build(self.root, "ref_logps", self.key, lambda tmp: np.save(tmp / "ref_logps.npy", clean))
-            return done
+            # a rank of a multi-GPU cell: TRL's precompute is collective, so it cannot run under this file lock
+            from bench.distributed import precompute_ref_logps
+
+            return precompute_ref_logps(self.root, self.key, dataset, compute, flipped)
         entry = get_or_build(self.root, "ref_logps", self.key, build)
         clean = np.load(entry / "ref_logps.npy")
         if len(clean) != len(dataset):
@@ -53,9 +48,3 @@ def _world_size() -> int:
     import torch.distributed as dist
 
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0

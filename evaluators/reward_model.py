@@ -63,13 +63,15 @@ METRICS: dict[str, bool] = {  # metric -> higher is better
 
 # Training settings of the embedded reward model (conf/evaluator/reward_model.yaml `train:` overrides these).
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "max_steps": 60,  # optimizer steps; <= 0: run `epochs` epochs instead
+    "max_steps": 40,  # optimizer steps; <= 0: run `epochs` epochs instead
     "epochs": 1.0,
-    "batch_size": 16,  # pairs per step
-    "learning_rate": 1.0e-4,
+    "batch_size": 8,  # pairs per step
+    "learning_rate": 3.0e-4,
     "warmup_steps": 0.1,  # < 1: a fraction of the steps
     "weight_decay": 0.0,
-    "freeze_embeddings": True,  # train the transformer layers and the head only (faster, no loss in accuracy)
+    "max_grad_norm": 1.0,  # gradient clipping (0: none)
+    "freeze_embeddings": True,  # train the transformer layers and the head only (cheaper steps)
+    "min_margin": 0.0,  # train only on rm_pairs whose gold margin (gold_chosen - gold_rejected) is at least this
     "seed": 0,
 }
 
@@ -311,18 +313,22 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
     Held-out accuracy against the gold reward is measured on ``world_dir/eval_pairs.jsonl`` (prompts disjoint from
     the reward model's training prompts) and saved in ``out/meta.json``.
     """
+    t0 = time.time()
+    all_rows = _read_jsonl(world_dir / "rm_pairs.jsonl")
+    eval_rows = _read_jsonl(world_dir / "eval_pairs.jsonl") if (world_dir / "eval_pairs.jsonl").exists() else []
+    margin = float(train["min_margin"])
+    rows = [r for r in all_rows if r["gold_chosen"] - r["gold_rejected"] >= margin - 1e-9]
+    if len(rows) < MIN_TRAIN_PAIRS:
+        kept = f" ({len(rows)} with gold margin >= train.min_margin={margin})" if margin > 0 else ""
+        raise ValueError(
+            f"evaluator.reward_model.path=embedded: {world_dir / 'rm_pairs.jsonl'} holds {len(all_rows)} pairs"
+            f"{kept}, fewer than {MIN_TRAIN_PAIRS} to train a reward model on (a tiny world, or a reference policy "
+            "whose samples tie). Raise data.n_rm_prompts / model.sft.steps, or give evaluator.reward_model.path a "
+            "trained reward model")
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    t0 = time.time()
-    rows = _read_jsonl(world_dir / "rm_pairs.jsonl")
-    eval_rows = _read_jsonl(world_dir / "eval_pairs.jsonl") if (world_dir / "eval_pairs.jsonl").exists() else []
-    if len(rows) < MIN_TRAIN_PAIRS:
-        raise ValueError(
-            f"evaluator.reward_model.path=embedded: {world_dir / 'rm_pairs.jsonl'} holds {len(rows)} pairs, fewer "
-            f"than {MIN_TRAIN_PAIRS} to train a reward model on (a tiny world, or a reference policy whose samples "
-            "tie). Raise data.n_rm_prompts / model.sft.steps, or give evaluator.reward_model.path a trained model")
     folder = base_model_folder()
     torch.manual_seed(int(train["seed"]))
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -341,12 +347,14 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
         learning_rate=float(train["learning_rate"]),
         warmup_steps=float(train["warmup_steps"]),
         weight_decay=float(train["weight_decay"]),
+        max_grad_norm=float(train["max_grad_norm"]),
         lr_scheduler_type="linear",
         seed=int(train["seed"]),
         data_seed=int(train["seed"]),
         bf16=False,  # no bf16 instructions on these CPUs (~10x slower); fp32 everywhere keeps CPU and GPU alike
         fp16=False,
-        gradient_checkpointing=False,  # TRL's default; slower and not needed for a 22.7M-parameter encoder
+        activation_checkpointing=False,  # TRL turns it on by default: slower, not needed for 22.7M parameters
+        gradient_checkpointing=False,
         use_cpu=on_cpu,
         max_length=None,  # encode() already truncated; TRL would drop longer pairs instead
         remove_unused_columns=False,  # keep token_type_ids for PairCollator
@@ -379,6 +387,7 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
         "train": train,
         "max_length": max_length,
         "device": device,
+        "n_rm_pairs": len(all_rows),
         "n_train_pairs": len(rows),
         "n_eval_pairs": len(eval_rows),
         "train_steps": int(trainer.state.global_step),

@@ -189,3 +189,22 @@ def test_ropo_full_cell_end_to_end(smoke_root):
     assert len(reps) == len(dropped)
     assert r1["n_replacements"] + r1["n_rejected"] == len(dropped)
     assert all("is_flipped" not in r for r in reps)
+
+
+def test_method_standard_leaves_cell_ids_unchanged():
+    """Adding ``method: standard`` to the defaults must not re-key cells recorded before methods existed."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    from bench.cell import cell_id
+    from conftest import ROOT
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        std = compose("config", overrides=["loss=ropo"])
+        full = compose("config", overrides=["loss=ropo", "method=ropo_full"])
+    assert std.method.name == "standard"
+    legacy = OmegaConf.create(OmegaConf.to_container(std))
+    with open_dict(legacy):
+        del legacy["method"]
+    assert cell_id(std) == cell_id(legacy)
+    assert cell_id(full) != cell_id(std)

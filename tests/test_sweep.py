@@ -1,5 +1,6 @@
-"""Sweeps at scale: joblib and submitit launchers, resume after a kill and a failure, the shared reference
-log-prob cache, launcher configs, GPU claims and the multi-GPU launch command.
+"""Sweeps at scale: a joblib sweep; a sweep killed halfway with a failed cell, resumed through submitit's local
+executor; the shared reference log-prob cache against TRL's own precompute; launcher configs, GPU claims and the
+multi-GPU launch command.
 
 The sweeps reuse the session's smoke world (conftest.smoke_root) through paths.cache and write their records under
 their own tmp results dir, so each test sees only its own cells.
@@ -23,9 +24,14 @@ from conftest import ROOT, RUN, run_bench
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
+def _args(root: Path, smoke_root: Path) -> list[str]:
+    # the session's smoke world, this test's own results and sweep dir; 4 new tokens keep evaluation short
+    return ["-m", "experiment=smoke", "eval.max_new_tokens=4", f"paths.cache={smoke_root / '.cache'}",
+            f"hydra.sweep.dir={root / 'sweep'}"]
+
+
 def _sweep(root: Path, *overrides: str, smoke_root: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run_bench("-m", "experiment=smoke", f"paths.cache={smoke_root / '.cache'}",
-                     f"hydra.sweep.dir={root / 'sweep'}", *overrides, root=root, check=check)
+    return run_bench(*_args(root, smoke_root), *overrides, root=root, check=check)
 
 
 def _statuses(root: Path) -> dict[int, dict]:
@@ -63,26 +69,13 @@ def test_joblib_sweep_runs_cells_in_parallel_with_one_thread_each(tmp_path, smok
     assert "2 cells: 2 ran (2 ok, 0 failed), 0 skipped" in proc.stdout
 
 
-@pytest.mark.slow
-def test_submitit_local_sweep(tmp_path, smoke_root):
-    proc = _sweep(tmp_path, "hydra/launcher=local_submitit", "noise.rate=0.1,0.3", smoke_root=smoke_root)
-    recs = _records(tmp_path)
-    assert sorted(r["rate"] for r in recs.values()) == [0.1, 0.3] and all(r["status"] == "ok" for r in recs.values())
-    st = _statuses(tmp_path)
-    assert {s["state"] for s in st.values()} == {"ok"} and len(st) == 2
-    assert list((tmp_path / "sweep" / ".submitit").iterdir())  # submitit's own job folders and logs
-    assert sweep.read_plan(tmp_path / "sweep")["launcher"] == "LocalLauncher"
-    assert "2 ran (2 ok, 0 failed)" in proc.stdout
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # resume: kill a sweep halfway, fail a cell, re-run
 
 
 @pytest.mark.slow
-def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells(tmp_path, smoke_root):
-    args = ["-m", "experiment=smoke", f"paths.cache={smoke_root / '.cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-            "noise.rate=0,1.5,0.2"]  # job 1 is invalid: it fails, the sweep goes on to job 2, which we kill
+def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells_through_submitit(tmp_path, smoke_root):
+    args = [*_args(tmp_path, smoke_root), "noise.rate=0,1.5,0.2"]  # job 1 fails, the sweep goes on; we kill job 2
     env = {**os.environ, "PREFNOISE_ROOT": str(tmp_path), "TQDM_DISABLE": "1"}
     proc = subprocess.Popen([*RUN, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -105,8 +98,11 @@ def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells(tmp_path, sm
     summary = sweep.summarize(tmp_path / "sweep")  # the status command sees the dead job as interrupted
     assert summary["counts"]["interrupted"] == 1 and summary["counts"]["failed"] == 1
 
-    proc = _sweep(tmp_path, "noise.rate=0,1.5,0.2", smoke_root=smoke_root, check=False)
+    # the re-run goes through submitit's local executor (one process per cell, like SLURM without a cluster)
+    proc = _sweep(tmp_path, "noise.rate=0,1.5,0.2", "hydra/launcher=local_submitit", smoke_root=smoke_root, check=False)
     assert proc.returncode == 1  # a cell failed (again): non-zero exit, after every other cell ran
+    assert sweep.read_plan(tmp_path / "sweep")["launcher"] == "LocalLauncher"
+    assert list((tmp_path / "sweep" / ".submitit").iterdir())  # submitit's own job folders and logs
     assert "3 cells: 2 ran (1 ok, 1 failed), 1 skipped" in proc.stdout
     assert "ValueError: noise.rate" in proc.stdout
     st = _statuses(tmp_path)
