@@ -21,7 +21,7 @@ from bench.cache import stable_hash
 log = logging.getLogger("prefnoise")
 
 # config keys that do not change a cell's result: where it writes, how it logs, what it is called
-NON_DETERMINING = ("paths", "logger", "hydra", "sweep", "resume", "experiment_name", "progress", "cluster")
+NON_DETERMINING = ("paths", "logger", "hydra", "sweep", "resume", "cluster")
 PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "hydra-core", "numpy", "prefnoise")
 
 

@@ -1,6 +1,8 @@
 """Sampling responses from a causal LM and scoring their log-probabilities, batched wide (cheap on one thread)."""
 from __future__ import annotations
 
+import os
+
 import torch
 from tqdm.auto import tqdm
 
@@ -23,7 +25,8 @@ def generate(
     device = next(model.parameters()).device
     out: list[str] = []
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, disable=len(prompts) <= batch_size):
+    quiet = len(prompts) <= batch_size or bool(os.environ.get("TQDM_DISABLE"))
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False, disable=quiet):
         chunk = prompts[start : start + batch_size]
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         # a per-batch seed drawn from our generator: sampling is reproducible whatever else used the global RNG
