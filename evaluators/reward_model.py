@@ -19,7 +19,12 @@ Embedded default (``path: embedded``, data=world only): the all-MiniLM-L6-v2 enc
 loss) on the world's ``rm_pairs.jsonl``: clean gold-labelled pairs on prompts disjoint from the policy's training
 and evaluation prompts. It is built once and cached under ``<cache root>/reward_model/<key>/`` (``model/`` plus
 ``meta.json`` with its held-out accuracy against gold), keyed by the world, its pair files and the training
-settings, so every cell of a sweep reuses it.
+settings, so every cell of a sweep reuses it. Training and scoring share one encoding (``encode``; token_type_ids
+included, through ``PairCollator``). Measured on a 2-core CPU, 1 thread: the default (40 steps x 8 pairs, embeddings
+frozen) trains in ~40 s on a quiet host (~80 s under load), ~50 s for the whole build, and reached 0.66-0.71
+held-out accuracy against gold on default worlds (~550 rm_pairs, ~270 eval_pairs); scoring a cell's ~1150
+responses takes ~15 s. A tiny world whose reference policy yields fewer than 8 rm_pairs (experiment=smoke) is an
+error, not a silently useless proxy.
 
     python bench/run.py evaluator=[gold,reward_model]
     python bench/run.py evaluator=[reward_model] evaluator.reward_model.path=/models/my-rm data=hh
@@ -209,7 +214,8 @@ class RewardModel:
         with torch.inference_mode():
             for s in range(0, len(order), self.batch_size):
                 idx = order[s : s + self.batch_size]
-                batch = {k: v.to(device) for k, v in collate([encs[i] for i in idx], self.tokenizer.pad_token_id).items()}
+                padded = collate([encs[i] for i in idx], self.tokenizer.pad_token_id)
+                batch = {k: v.to(device) for k, v in padded.items()}
                 logits = self.model(**batch).logits.float()
                 out[idx] = logits[:, 0].cpu().numpy()
         self.model.train(was_training)
@@ -513,7 +519,8 @@ def _unknown(where: str, unknown: list[str], valid) -> str:
             + f". Valid: {', '.join(sorted(valid))}")
 
 
-_OPTIONS = set(RewardModelEvaluator.__init__.__code__.co_varnames[1 : RewardModelEvaluator.__init__.__code__.co_argcount])
+_INIT = RewardModelEvaluator.__init__.__code__
+_OPTIONS = set(_INIT.co_varnames[1 : _INIT.co_argcount])
 
 
 @REGISTRY.register("reward_model")
