@@ -27,7 +27,7 @@ sweep: setup
 	$(PY) bench/run.py -m loss=ropo,dpo noise.rate=0,0.2,0.4
 
 report: setup
-	$(PY) -m bench.report --results results
+	$(PY) -m bench.report --results results $(REPORT_ARGS)
 
 test: setup
 	$(PY) -m pytest -q

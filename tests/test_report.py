@@ -283,3 +283,13 @@ def test_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "report.md" in text and "4 ok, 0 failed, 0 missing" in text and "ropo" in text
     assert (tmp_path / "rep" / "report.html").exists()
+
+
+def test_where_filter_keeps_only_matching_records():
+    from bench.report.aggregate import matches
+
+    rec = {"loss": "dpo", "noise": "random_flip", "rate": 0.2, "seed": 1, "method": "standard"}
+    assert matches(rec, {"loss": ["dpo", "ropo"], "rate": ["0", "0.2"]})
+    assert not matches(rec, {"rate": ["0.4"]})
+    assert not matches(rec, {"noise": ["length_biased"]})
+    assert matches(rec, None)

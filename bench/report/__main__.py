@@ -1,4 +1,5 @@
-"""CLI: ``python -m bench.report [--results DIR] [--out DIR] [--metric NAME] [--sweep NAME] [--baseline dpo]``."""
+"""CLI: ``python -m bench.report [--results DIR] [--out DIR] [--metric NAME] [--sweep NAME] [--baseline dpo]
+[--where FIELD=V1,V2 ...]``."""
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,18 @@ def main(argv=None) -> int:
     ap.add_argument("--metric", default="gold_reward", help="headline metric")
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--baseline", default="dpo", help="loss the paired tests compare against")
+    ap.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
+                    help="keep only records whose FIELD (loss, noise, rate, seed, method, ...) is one of the values; "
+                         "repeatable, e.g. --where noise=random_flip --where rate=0,0.2,0.4")
     args = ap.parse_args(argv)
+    where = {}
+    for item in args.where:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            ap.error(f"--where {item!r}: expected FIELD=V1,V2 (e.g. --where loss=dpo,ropo)")
+        where[key] = values.split(",")
     t0 = time.perf_counter()
-    out = build_report(args.results, args.out, args.metric, args.sweep, args.baseline)
+    out = build_report(args.results, args.out, args.metric, args.sweep, args.baseline, where or None)
     if out is None:
         where = f"{args.results}/cells" + (f" for sweep {args.sweep!r}" if args.sweep else "")
         print(f"no records under {where}: nothing to report (run a sweep first, e.g. `make demo`).")

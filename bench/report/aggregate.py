@@ -71,9 +71,30 @@ def _cell_row(rec: dict) -> dict:
     }
 
 
-def load_results(results_dir: str | os.PathLike, sweep: str | None = None) -> Results:
-    """Read every record (optionally of one sweep), de-duplicate, and find failed and missing cells."""
-    records = [r for r in iter_records(results_dir) if sweep is None or r.get("sweep") == sweep]
+def matches(record: dict, where: dict[str, list[str]] | None) -> bool:
+    """``where`` maps a record field (loss, noise, rate, seed, method, ...) to the values to keep."""
+    for key, allowed in (where or {}).items():
+        value = record.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not any(_num(a) == float(value) for a in allowed):
+                return False
+        elif str(value) not in allowed:
+            return False
+    return True
+
+
+def _num(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where: dict | None = None) -> Results:
+    """Read every record (optionally of one sweep, or matching ``where``), de-duplicate, find failed and missing cells."""
+    records = [
+        r for r in iter_records(results_dir) if (sweep is None or r.get("sweep") == sweep) and matches(r, where)
+    ]
     cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))
     notes: list[str] = []
     missing = missing_cells(cells)  # before de-duplication: a superseded record still means "not missing"

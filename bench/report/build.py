@@ -17,9 +17,9 @@ MAX_LISTED = 60  # longer missing/failed lists are cut in the report; the CSVs h
 
 
 def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward", sweep: str | None = None,
-                 baseline: str = "dpo") -> dict | None:
+                 baseline: str = "dpo", where: dict | None = None) -> dict | None:
     """Write every table, figure and the report; return what was written (None when there are no records)."""
-    res = load_results(results_dir, sweep)
+    res = load_results(results_dir, sweep, where)
     if res.empty:
         return None
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
