@@ -174,7 +174,9 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict:
     t0 = time.time()
     ref_model, _ = load_causal_lm(data.model_path, device)
     metrics, info, samples = evaluate_policy(
-        policy, ref_model, tokenizer, data, loss, c(cfg.eval), list(c(cfg.evaluator).values()), int(cfg.seed),
+        policy, ref_model, tokenizer, data, loss, c(cfg.eval),
+        list((c(cfg.evaluator) if "evaluator" in cfg else {}).values()),  # evaluator=[] leaves no node
+        int(cfg.seed),
         cache_root=cfg.paths.cache,
     )
     records.atomic_write_text(cell_dir / "samples.jsonl", "".join(_jsonl(s) for s in samples))

@@ -38,7 +38,7 @@ import re
 import numpy as np
 
 from bench.registry import did_you_mean
-from noise.base import REGISTRY, Injector, calibrate_shift, column, logit, sample_exact, sigmoid, word_count
+from noise.base import REGISTRY, Injector, calibrate_shift, column, logit, sample_exact, sigmoid, texts, word_count
 
 KINDS = {
     "reliable": {"error_rate": 0.05},
@@ -111,8 +111,8 @@ class AnnotatorBiased(Injector):
         if spec["feature"] == "length":
             return lens[1] > lens[0]
         pat = re.compile(rf"\b{re.escape(spec['topic_word'].strip())}\b", re.IGNORECASE)
-        has_c = np.fromiter((bool(pat.search(t)) for t in column(ds, "chosen")), bool, len(ds))
-        has_r = np.fromiter((bool(pat.search(t)) for t in column(ds, "rejected")), bool, len(ds))
+        has_c = np.fromiter((bool(pat.search(t)) for t in texts(ds, "chosen")), bool, len(ds))
+        has_r = np.fromiter((bool(pat.search(t)) for t in texts(ds, "rejected")), bool, len(ds))
         return has_r & ~has_c
 
     def _features(self, ds):
@@ -127,7 +127,7 @@ class AnnotatorBiased(Injector):
                 "the dataset already has an 'annotator' column: set noise.annotator_column=annotator to use those "
                 "real annotator ids, or drop the column to simulate annotators"
             )
-        lens = (word_count(column(ds, "chosen")), word_count(column(ds, "rejected")))
+        lens = (word_count(texts(ds, "chosen")), word_count(texts(ds, "rejected")))
         feats = {"n": np.arange(len(ds))}
         for name, spec in self.pool.items():
             if spec["kind"] == "biased":

@@ -48,6 +48,18 @@ def column(ds, name: str) -> list:
     return ds[name][:]
 
 
+def text_of(value) -> str:
+    """A prompt or response as text: a string as it is, a conversation (list of messages) as its contents."""
+    if isinstance(value, str):
+        return value
+    return "\n".join(str(m.get("content", "")) for m in value)
+
+
+def texts(ds, name: str) -> list[str]:
+    """A text column (plain or conversational) as strings, for text features such as length."""
+    return [text_of(v) for v in column(ds, name)]
+
+
 def word_count(texts) -> np.ndarray:
     """Length in whitespace-separated words: tokenizer-free, so the bias is the same for every model."""
     return np.fromiter((len(t.split()) for t in texts), dtype=np.int64)
@@ -205,12 +217,13 @@ def check_dataset(ds, kind: str) -> None:
         raise ValueError(f"noise injector {kind!r}: the dataset is empty")
     for col in REQUIRED_COLUMNS:
         for i, v in enumerate(column(ds, col)):
-            if not isinstance(v, str):
+            conversational = isinstance(v, list) and all(isinstance(m, dict) and "content" in m for m in v)
+            if not isinstance(v, str) and not conversational:
                 raise TypeError(
-                    f"noise injector {kind!r}: column {col!r} must hold strings, row {i} holds "
-                    f"{type(v).__name__}; convert conversational data to text first"
+                    f"noise injector {kind!r}: column {col!r} must hold strings or message lists, row {i} holds "
+                    f"{type(v).__name__}"
                 )
-            if col != "prompt" and not v.strip():
+            if col != "prompt" and not text_of(v).strip():
                 raise ValueError(f"noise injector {kind!r}: empty {col!r} response at row {i}")
 
 

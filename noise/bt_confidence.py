@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from noise.base import REGISTRY, Injector, column, rates_where, sample_exact, sigmoid
+from noise.base import REGISTRY, Injector, column, rates_where, sample_exact, sigmoid, texts
 
 GOLD_COLUMNS = ("gold_chosen", "gold_rejected")
 
@@ -82,9 +82,9 @@ class BTConfidence(Injector):
                     "reward_model=callable(prompt, response) -> float, e.g. "
                     "noise.get('bt_confidence', rate=0.2, seed=0, reward_model=scorer)"
                 )
-            prompts = column(ds, "prompt")
-            gc = _score(fn, key, prompts, column(ds, "chosen"))
-            gr = _score(fn, key, prompts, column(ds, "rejected"))
+            prompts = texts(ds, "prompt")
+            gc = _score(fn, key, prompts, texts(ds, "chosen"))
+            gr = _score(fn, key, prompts, texts(ds, "rejected"))
             source = key
         return {"gap": gc - gr, "source": source}
 

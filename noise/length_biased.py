@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from noise.base import REGISTRY, Injector, calibrate_shift, column, rates_where, sample_exact, sigmoid, word_count
+from noise.base import REGISTRY, Injector, calibrate_shift, column, rates_where, sample_exact, sigmoid, texts, word_count
 
 
 @REGISTRY.register("length_biased")
@@ -43,7 +43,7 @@ class LengthBiased(Injector):
         self.options["strength"] = float(s)
 
     def _features(self, ds):
-        lc, lr = word_count(column(ds, "chosen")), word_count(column(ds, "rejected"))
+        lc, lr = word_count(texts(ds, "chosen")), word_count(texts(ds, "rejected"))
         return {"len_chosen": lc, "len_rejected": lr, "log_ratio": np.log1p(lr) - np.log1p(lc)}
 
     def _choose(self, feats, k, rng):

@@ -369,3 +369,22 @@ def test_sample_exact_draws_k_with_the_given_inclusion_probabilities():
     draws = np.array([sample_exact(rng, probs, k) for _ in range(4000)])
     assert (draws.sum(axis=1) == k).all()
     assert np.abs(draws.mean(axis=0) - probs).max() < 0.035  # 4000 draws: SE <= 0.008
+
+
+def test_conversational_rows_are_flipped_whole_and_measured_by_their_text():
+    from datasets import Dataset
+
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"q{i}"}],
+            "chosen": [{"role": "assistant", "content": "short"}],
+            "rejected": [{"role": "assistant", "content": "a much longer answer " * (i + 1)}],
+        }
+        for i in range(10)
+    ]
+    ds = Dataset.from_list(rows)
+    for name in ("random_flip", "length_biased"):
+        out = noise.get(name, rate=0.3, seed=0)(ds)
+        assert sum(out["is_flipped"]) == 3
+        for before, after, flipped in zip(rows, out, out["is_flipped"]):
+            assert after["chosen"] == (before["rejected"] if flipped else before["chosen"])

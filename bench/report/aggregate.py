@@ -71,10 +71,13 @@ def _cell_row(rec: dict) -> dict:
     }
 
 
+FIELD_DEFAULTS = {"method": "standard"}  # records written before a field existed carry its default
+
+
 def matches(record: dict, where: dict[str, list[str]] | None) -> bool:
     """``where`` maps a record field (loss, noise, rate, seed, method, ...) to the values to keep."""
     for key, allowed in (where or {}).items():
-        value = record.get(key)
+        value = record.get(key, FIELD_DEFAULTS.get(key))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not any(_num(a) == float(value) for a in allowed):
                 return False
@@ -97,7 +100,9 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     ]
     cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))
     notes: list[str] = []
-    missing = missing_cells(cells)  # before de-duplication: a superseded record still means "not missing"
+    # before de-duplication: a superseded record still means "not missing". With an explicit selection (where),
+    # the selection is the grid: its cells are checked together, whatever sweep name each record carries.
+    missing = missing_cells(cells.assign(sweep="selection") if where else cells)
     cells, dropped = _dedupe(cells)
     if dropped:
         notes.append(
