@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("prefnoise")
 
-SECRET = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.I)
+SECRET = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|passwd|credentials?)$", re.I)  # max_new_tokens is not
 SAFE_SECRET_NAMES = re.compile(r"_env$")  # e.g. evaluator.llm_judge.api_key_env holds a variable NAME, not a key
 
 

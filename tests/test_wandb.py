@@ -116,3 +116,10 @@ def test_dashboard_spec_plots_metrics_against_noise_rate_per_loss(tmp_path):
     assert "wbtest" in spec  # runs of that sweep only
     saved = json.loads((ROOT / "dashboards" / "prefnoise_workspace.json").read_text())
     assert saved["project"] == "prefnoise"  # the committed definition is a valid spec of the same shape
+
+
+def test_scrub_keeps_ordinary_keys_that_mention_tokens():
+    from bench.wandb_log import scrub
+
+    out = scrub({"eval": {"max_new_tokens": 48}, "j": {"api_key": "k", "hf_token": "t", "api_key_env": "OPENAI_API_KEY"}})
+    assert out == {"eval": {"max_new_tokens": 48}, "j": {"api_key_env": "OPENAI_API_KEY"}}
