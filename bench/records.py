@@ -102,10 +102,15 @@ def iter_records(results_dir: str | os.PathLike):
 
 def load_rows(results_dir: str | os.PathLike):
     """Tidy long table: one row per (cell, metric), with the cell's identifying columns."""
+    return rows_of(iter_records(results_dir))
+
+
+def rows_of(recs):
+    """``load_rows`` for records already read (the report reads each record file once)."""
     import pandas as pd
 
     rows = []
-    for rec in iter_records(results_dir):
+    for rec in recs:
         base = {k: rec.get(k) for k in ("cell_id", "sweep", "status", "loss", "noise", "rate", "seed", "data", "model")}
         info = rec.get("metric_info") or {}
         metrics = rec.get("metrics") or {}

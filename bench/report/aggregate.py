@@ -1,6 +1,6 @@
 """From cell records to tidy pandas tables: cells, per-seed metric values, the robustness table, missing cells.
 
-Everything here reads ``results/`` through :mod:`bench.records` (``iter_records`` / ``load_rows``) and never
+Everything here reads ``results/`` through :mod:`bench.records` (``iter_records`` / ``rows_of``) and never
 trains or evaluates. Losses are keyed by their display ``label`` (a record's ``loss_label``, else ``loss``), so two
 variants of one loss (``ROPO`` and ``ROPO (loss only)``) stay separate curves.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.records import iter_records, load_rows
+from bench.records import iter_records, rows_of
 
 # noise names that mean "no noise": their rate-0 cells serve as the rate-0 point of every noise type's curve
 CLEAN_NOISE = {"none", "clean", "null", ""}
@@ -117,7 +117,7 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     if cells["sweep"].nunique() > 1:
         notes.append(f"records of {cells['sweep'].nunique()} sweeps are pooled: {', '.join(map(str, sorted(cells['sweep'].dropna().unique())))}.")
 
-    values = _values(results_dir, cells)
+    values = _values(records, cells)
     values, broadcast = _broadcast_clean(values)
     if broadcast:
         notes.append(f"rate-0 cells of the clean condition ({', '.join(broadcast)}) serve as rate 0 of every noise type.")
@@ -143,10 +143,10 @@ def _dedupe(cells: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return kept, len(cells) - len(kept)
 
 
-def _values(results_dir, cells: pd.DataFrame) -> pd.DataFrame:
-    """Per-seed metric values of the ok cells kept (``load_rows`` gives the long format and directions)."""
+def _values(records: list[dict], cells: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed metric values of the ok cells kept (``rows_of`` gives the long format and directions)."""
     cols = ["label", "loss", "noise", "rate", "seed", "cell_id", "sweep", "metric", "value", "higher_is_better"]
-    rows = load_rows(results_dir)
+    rows = rows_of(records)
     if rows.empty or cells.empty:
         return pd.DataFrame(columns=cols)
     ok = cells[cells["status"] == "ok"][["cell_id", "label", "rate"]]
