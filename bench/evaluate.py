@@ -52,19 +52,43 @@ def _gen(eval_cfg: dict) -> dict:
     )
 
 
-def implicit_accuracy(policy, ref_model, tokenizer, pairs, loss) -> float:
+def _reference_logps(ref_model, tokenizer, prompts, responses, key_parts: dict, cache_root: str | None):
+    """Reference log-probs of fixed held-out responses: the same for every cell of a data and model, so cached."""
+    import json
+
+    from bench.cache import get_or_build, stable_hash
+
+    if cache_root is None:
+        return sampling.sequence_logps(ref_model, tokenizer, prompts, responses)
+
+    def build(folder):
+        values = sampling.sequence_logps(ref_model, tokenizer, prompts, responses).tolist()
+        (folder / "logps.json").write_text(json.dumps(values))
+
+    key = stable_hash({**key_parts, "prompts": prompts, "responses": responses})
+    return torch.tensor(json.loads((get_or_build(cache_root, "ref_eval_logps", key, build) / "logps.json").read_text()))
+
+
+def implicit_accuracy(policy, ref_model, tokenizer, data: PreferenceData, loss, cache_root: str | None = None) -> float:
+    pairs = data.eval_pairs
     if pairs is None or len(pairs) == 0:
         return float("nan")
     prompts = render_prompts(pairs["prompt"], tokenizer)
     chosen = [r if isinstance(r, str) else r[-1]["content"] for r in pairs["chosen"]]
     rejected = [r if isinstance(r, str) else r[-1]["content"] for r in pairs["rejected"]]
-    lens = lambda rs: torch.tensor([len(tokenizer(r + tokenizer.eos_token, add_special_tokens=False)["input_ids"]) for r in rs], dtype=torch.float)  # noqa: E731
-    pc, pr = sampling.sequence_logps(policy, tokenizer, prompts, chosen), sampling.sequence_logps(policy, tokenizer, prompts, rejected)
+
+    def lengths(rs):
+        ids = tokenizer([r + tokenizer.eos_token for r in rs], add_special_tokens=False)["input_ids"]
+        return torch.tensor([len(i) for i in ids], dtype=torch.float)
+
+    pc = sampling.sequence_logps(policy, tokenizer, prompts, chosen)
+    pr = sampling.sequence_logps(policy, tokenizer, prompts, rejected)
+    rc = rr = None
     if loss.needs_reference_model:
-        rc, rr = sampling.sequence_logps(ref_model, tokenizer, prompts, chosen), sampling.sequence_logps(ref_model, tokenizer, prompts, rejected)
-    else:
-        rc = rr = None
-    cr, rj = loss.rewards(pc, pr, rc, rr, lens(chosen), lens(rejected))
+        key = {"data": data.fingerprint, "model": data.model_path}
+        rc = _reference_logps(ref_model, tokenizer, prompts, chosen, key, cache_root)
+        rr = _reference_logps(ref_model, tokenizer, prompts, rejected, key, cache_root)
+    cr, rj = loss.rewards(pc, pr, rc, rr, lengths(chosen), lengths(rejected))
     return float((cr > rj).float().mean())
 
 
@@ -81,7 +105,7 @@ def evaluate_policy(
         "length": float(np.mean([len(r.split()) for r in policy_out])),
         "length_ref": float(np.mean([len(r.split()) for r in reference_out])),
         "kl": float(kl),
-        "implicit_acc": implicit_accuracy(policy, ref_model, tokenizer, data.eval_pairs, loss),
+        "implicit_acc": implicit_accuracy(policy, ref_model, tokenizer, data, loss, cache_root),
     }
     info = {k: {"higher_is_better": v, "evaluator": "core"} for k, v in CORE_METRICS.items()}
     batch = evaluators.EvalBatch(
