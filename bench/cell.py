@@ -47,6 +47,11 @@ def cell_id(cfg: DictConfig) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
     if (c.get("method") or {}).get("name", "standard") == "standard":
         c.pop("method", None)  # the default method: ids of cells recorded before methods existed stay valid
+    train = c.get("train") or {}
+    if int(train.get("num_gpus", 1) or 1) == 1:
+        train.pop("num_gpus", None)  # one device, as before the option existed: those cells keep their ids
+    if "progress" in train:
+        train["progress"] = True  # progress bars do not change a result; True keeps the ids recorded with them on
     return stable_hash({k: v for k, v in c.items() if k not in NON_DETERMINING})
 
 

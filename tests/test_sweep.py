@@ -176,7 +176,7 @@ def test_launcher_configs_compose_and_cluster_settings_come_from_local(tmp_path)
     shutil.copytree(ROOT / "conf", conf, ignore=shutil.ignore_patterns("local"))
     (conf / "local").mkdir()
     shutil.copy(ROOT / "conf" / "local.example" / "default.yaml", conf / "local" / "default.yaml")
-    with_local = _compose("hydra/launcher=slurm", "hydra.sweep.dir=/tmp/x", "+train.num_gpus=2", conf_dir=conf)
+    with_local = _compose("hydra/launcher=slurm", "hydra.sweep.dir=/tmp/x", "train.num_gpus=2", conf_dir=conf)
     s = OmegaConf.to_container(with_local.hydra.launcher, resolve=True)
     assert (s["partition"], s["account"], s["timeout_min"], s["gpus_per_node"]) == ("gpu", "my-project", 240, 2)
     assert s["setup"][0].startswith("module load")
@@ -253,7 +253,7 @@ def test_multi_gpu_cell_builds_its_own_accelerate_launch(tmp_path, monkeypatch):
     assert cmd[i + 1] == "4" and "--multi_gpu" in cmd and cmd[cmd.index("--main_process_port") + 1] == "29555"
     assert cmd[-6:] == ["-m", "bench.distributed", "--config", "/r/cells/abc/launch_config.yaml", "--cell-id", "abc"]
 
-    cfg = _compose("experiment=smoke", f"paths.root={tmp_path}", "+train.num_gpus=2")
+    cfg = _compose("experiment=smoke", f"paths.root={tmp_path}", "train.num_gpus=2")
     with open_dict(cfg):
         del cfg["hydra"]
     monkeypatch.delenv("LOCAL_RANK", raising=False)
@@ -267,3 +267,19 @@ def test_multi_gpu_cell_builds_its_own_accelerate_launch(tmp_path, monkeypatch):
         run_cell(cfg)
     rec = records.read_record(tmp_path / "results", cell_id(cfg))
     assert rec["status"] == "failed" and rec["error"]["where"] == "launch"
+
+
+def test_cell_id_ignores_progress_bars_and_keys_gpus_per_cell():
+    from bench.cell import cell_id
+
+    def cid(*o):
+        c = _compose("experiment=smoke", *o)
+        with open_dict(c):
+            del c["hydra"]
+        return cell_id(c)
+
+    base = cid()
+    assert cid("train.progress=false") == base  # how a cell shows progress does not change its result
+    assert cid("train.num_gpus=1") == base
+    assert cid("train.num_gpus=2") != base  # twice the effective batch: another cell
+    assert cid("train.learning_rate=1e-4") != base
