@@ -27,7 +27,7 @@ def save_tiny_bert_rm(folder: Path, seed: int = 0, num_labels: int = 1) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from evaluators.reward_model import base_model_folder
+    from evaluators.embedded_reward_model import base_model_folder
 
     tokenizer = AutoTokenizer.from_pretrained(base_model_folder())
     torch.manual_seed(seed)

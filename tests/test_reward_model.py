@@ -16,6 +16,7 @@ import evaluators
 from bench import world
 from bench.registry import CONF_DIR, group_defaults
 from evaluators import EvalBatch
+from evaluators import embedded_reward_model as E
 from evaluators import reward_model as R
 from rm_fixtures import save_tiny_bert_rm, save_tiny_llama_rm, write_world_pairs
 
@@ -108,8 +109,8 @@ def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     world_dir = write_world_pairs(tmp_path / "world" / "w0", n_rm=288, n_eval=160)
     n_eval = sum(1 for _ in open(world_dir / "eval_pairs.jsonl"))
     builds = []
-    real_train = R.train_embedded
-    monkeypatch.setattr(R, "train_embedded", lambda *a, **k: builds.append(1) or real_train(*a, **k))
+    real_train = E.train_embedded
+    monkeypatch.setattr(E, "train_embedded", lambda *a, **k: builds.append(1) or real_train(*a, **k))
     ev = evaluators.get("reward_model", train=TEST_TRAIN, max_length=96, device="cpu")
     batch = _batch(n=16, world_dir=str(world_dir), cache_root=str(tmp_path / "cache"))
 
@@ -139,7 +140,7 @@ def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     assert builds == [1] and again == out
     assert second_s < first_s / 3, (first_s, second_s)
     # other training settings are another model
-    assert R.embedded_key(world_dir, R._merge_train({**TEST_TRAIN, "seed": 1}), 96) != folder.name
+    assert E.embedded_key(world_dir, R._merge_train({**TEST_TRAIN, "seed": 1}), 96) != folder.name
 
 
 # ---------------------------------------------------------------- errors

@@ -1,4 +1,4 @@
-"""ROPO's full method (bench/ropo_full.py): filter accounting, the rejection-sampling rule, the reference path for
+"""ROPO's full method (bench/ropo_full.py, bench/ropo_filter.py): filter accounting, the rejection-sampling rule, the reference path for
 new pairs against TRL's precompute, configuration errors, and one end-to-end cell on a small world.
 
 The filter's quality (precision above the flip rate) is not asserted: the CI worlds are too small for that.
@@ -13,6 +13,7 @@ import torch
 
 import tiny_models
 from bench import losses
+from bench import ropo_filter as rfilter
 from bench import ropo_full as rf
 from bench import trainer as tr
 from conftest import run_bench
@@ -23,7 +24,7 @@ def test_filter_stats_against_a_known_mask():
     flipped = np.array([1, 1, 0, 0, 0, 1, 0, 0, 0, 0], dtype=bool)
     dropped = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0], dtype=bool)
     losses_ = np.array([9, 1, 8, 0, 0, 7, 0, 0, 0, 0], dtype=float)
-    s = rf.filter_stats(dropped, flipped, losses_)
+    s = rfilter.filter_stats(dropped, flipped, losses_)
     assert (s["n_scored"], s["n_dropped"], s["n_flipped"], s["n_dropped_flipped"]) == (10, 3, 3, 2)
     assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
     assert s["chance_precision"] == pytest.approx(0.3)
@@ -33,30 +34,30 @@ def test_filter_stats_against_a_known_mask():
 
 
 def test_filter_stats_edge_cases():
-    none_dropped = rf.filter_stats(np.zeros(4, bool), np.array([1, 0, 0, 0], bool))
+    none_dropped = rfilter.filter_stats(np.zeros(4, bool), np.array([1, 0, 0, 0], bool))
     assert none_dropped["precision"] is None and none_dropped["recall"] == 0.0
-    no_flips = rf.filter_stats(np.array([1, 0, 0, 0], bool), np.zeros(4, bool), np.arange(4.0))
+    no_flips = rfilter.filter_stats(np.array([1, 0, 0, 0], bool), np.zeros(4, bool), np.arange(4.0))
     assert no_flips["precision"] == 0.0 and no_flips["recall"] is None and no_flips["auroc"] is None
-    unknown = rf.filter_stats(np.array([1, 0], bool), None)
+    unknown = rfilter.filter_stats(np.array([1, 0], bool), None)
     assert unknown["precision"] is None and unknown["n_dropped"] == 1
     with pytest.raises(ValueError, match="flip mask"):
-        rf.filter_stats(np.array([1, 0], bool), np.array([1, 0, 0], bool))
+        rfilter.filter_stats(np.array([1, 0], bool), np.array([1, 0, 0], bool))
 
 
 def test_pooled_precision_sums_over_rounds():
     rounds = [{"n_dropped": 4, "n_dropped_flipped": 1}, {"n_dropped": 6, "n_dropped_flipped": 5}]
-    assert rf.pooled_precision(rounds) == pytest.approx(6 / 10)  # not the mean of 0.25 and 0.833
-    assert rf.pooled_precision([]) is None
-    assert rf.pooled_precision([{"n_dropped": 2, "n_dropped_flipped": None}]) is None
+    assert rfilter.pooled_precision(rounds) == pytest.approx(6 / 10)  # not the mean of 0.25 and 0.833
+    assert rfilter.pooled_precision([]) is None
+    assert rfilter.pooled_precision([{"n_dropped": 2, "n_dropped_flipped": None}]) is None
 
 
 def test_highest_loss_picks_the_top_k_deterministically():
     vals = np.array([0.5, 2.0, float("nan"), 2.0, 1.0])
-    assert rf.highest_loss(vals, 2).tolist() == [False, True, True, False, False]  # NaN first, tie -> lower index
-    assert rf.highest_loss(vals, 3).tolist() == [False, True, True, True, False]
-    assert rf.highest_loss(vals, 0).sum() == 0
-    assert [rf.exact_count(0.2, n) for n in (1, 2, 3, 10, 12)] == [0, 0, 1, 2, 2]
-    assert rf.exact_count(0.25, 2) == 1  # halves up
+    assert rfilter.highest_loss(vals, 2).tolist() == [False, True, True, False, False]  # NaN first, tie -> lower index
+    assert rfilter.highest_loss(vals, 3).tolist() == [False, True, True, True, False]
+    assert rfilter.highest_loss(vals, 0).sum() == 0
+    assert [rfilter.exact_count(0.2, n) for n in (1, 2, 3, 10, 12)] == [0, 0, 1, 2, 2]
+    assert rfilter.exact_count(0.25, 2) == 1  # halves up
 
 
 # ------------------------------------------------------------------------------------------------ rejection sampling
@@ -66,21 +67,21 @@ def test_choose_pair_is_the_lowest_loss_pair_and_rejects_above_the_cut():
     ref = [-10.0, -10.0, -10.0, -10.0]  # implicit rewards beta*(pol - ref): 0, 0.2, -0.2, 0.1
     texts = ["a", "b", "c", "d"]
     lens = [3, 3, 3, 3]
-    c = rf.choose_pair(loss, pol, ref, lens, texts, cut=None)
+    c = rfilter.choose_pair(loss, pol, ref, lens, texts, cut=None)
     assert (c.chosen, c.rejected) == (1, 2) and c.accepted  # highest reward chosen, lowest rejected
     assert c.margin == pytest.approx(0.4)
     expected = float(loss(torch.tensor([-8.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), torch.tensor([-10.0])))
     assert c.loss == pytest.approx(expected)
-    assert not rf.choose_pair(loss, pol, ref, lens, texts, cut=expected - 1e-6).accepted
-    assert rf.choose_pair(loss, pol, ref, lens, texts, cut=expected + 1e-6).accepted
+    assert not rfilter.choose_pair(loss, pol, ref, lens, texts, cut=expected - 1e-6).accepted
+    assert rfilter.choose_pair(loss, pol, ref, lens, texts, cut=expected + 1e-6).accepted
     # identical texts never form a pair; fewer than two distinct candidates: no pair
-    assert rf.choose_pair(loss, [-8.0, -12.0], [-10.0, -10.0], [3, 3], ["x", "x"], cut=None) is None
-    assert rf.choose_pair(loss, [-8.0], [-10.0], [3], ["x"], cut=None) is None
+    assert rfilter.choose_pair(loss, [-8.0, -12.0], [-10.0, -10.0], [3, 3], ["x", "x"], cut=None) is None
+    assert rfilter.choose_pair(loss, [-8.0], [-10.0], [3], ["x"], cut=None) is None
 
 
 def test_choose_pair_reference_free_loss():
     loss = losses.get("simpo")
-    c = rf.choose_pair(loss, [-10.0, -30.0, -5.0], None, [10, 10, 10], ["a", "b", "c"], cut=None)
+    c = rfilter.choose_pair(loss, [-10.0, -30.0, -5.0], None, [10, 10, 10], ["a", "b", "c"], cut=None)
     assert (c.chosen, c.rejected) == (2, 1)
 
 
@@ -133,7 +134,7 @@ def test_reference_logps_of_new_pairs_match_trls_precompute(tmp_path):
                                    processing_class=tok, pref_loss=losses.get("ropo"))
     ref = tiny_models.model().eval()
     add_fused_lm_head(ref)
-    got = rf.pair_logps(trainer, ref, trainer.train_dataset, batch_size=3)
+    got = rfilter.pair_logps(trainer, ref, trainer.train_dataset, batch_size=3)
     assert torch.allclose(got["chosen"], torch.tensor(trainer.train_dataset["ref_chosen_logps"]), atol=1e-4)
     assert torch.allclose(got["rejected"], torch.tensor(trainer.train_dataset["ref_rejected_logps"]), atol=1e-4)
 
@@ -141,8 +142,8 @@ def test_reference_logps_of_new_pairs_match_trls_precompute(tmp_path):
     base = tiny_models.pairs_dataset()
     new = base.select(range(4)).map(lambda r, i: {"chosen": r["rejected"] + " Extra.", "rejected": "Short."},
                                     with_indices=True)
-    tok_new = rf.tokenize_pairs(trainer, new, "new pairs")
-    mine = rf.pair_logps(trainer, ref, tok_new, batch_size=2)
+    tok_new = rfilter.tokenize_pairs(trainer, new, "new pairs")
+    mine = rfilter.pair_logps(trainer, ref, tok_new, batch_size=2)
     fresh = tr.PreferenceTrainer(model=tiny_models.model(), args=tr.dpo_config(tiny_models.TRAIN, tmp_path / "b", 0),
                                  train_dataset=new, processing_class=tok, pref_loss=losses.get("ropo"))
     assert torch.allclose(mine["chosen"], torch.tensor(fresh.train_dataset["ref_chosen_logps"]), atol=1e-4)
@@ -163,7 +164,7 @@ def test_ropo_full_cell_end_to_end(smoke_root):
     assert len(summary["rounds"]) == 1 and summary["round_steps"] == [1, 1]
     r1 = summary["rounds"][0]
     n = rec["n_train_pairs"]
-    assert r1["n_scored"] == n and r1["n_dropped"] == rf.exact_count(0.25, n)
+    assert r1["n_scored"] == n and r1["n_dropped"] == rfilter.exact_count(0.25, n)
     assert r1["n_flipped"] == rec["noise_stats"]["n_flipped"]
 
     # precision and recall recomputed from the cell's files: the filter's per-pair log against the saved mask
