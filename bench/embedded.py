@@ -35,7 +35,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(r) + "\n")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -130,7 +130,7 @@ class EmbeddedWorld:
         return self.path / "reference"
 
     def rows(self, name: str) -> list[dict]:
-        return _read_jsonl(self.path / f"{name}.jsonl")
+        return read_jsonl(self.path / f"{name}.jsonl")
 
 
 def load(data_cfg: dict, model_cfg: dict, cache_root: str | Path) -> EmbeddedWorld:

@@ -14,7 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
-from evaluators.reward_model import PairCollator, RewardModel, _read_jsonl
+from bench.embedded import read_jsonl
+from evaluators.reward_model import PairCollator, RewardModel
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,8 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
     the reward model's training prompts) and saved in ``out/meta.json``.
     """
     t0 = time.time()
-    all_rows = _read_jsonl(world_dir / "rm_pairs.jsonl")
-    eval_rows = _read_jsonl(world_dir / "eval_pairs.jsonl") if (world_dir / "eval_pairs.jsonl").exists() else []
+    all_rows = read_jsonl(world_dir / "rm_pairs.jsonl")
+    eval_rows = read_jsonl(world_dir / "eval_pairs.jsonl") if (world_dir / "eval_pairs.jsonl").exists() else []
     margin = float(train["min_margin"])
     rows = [r for r in all_rows if r["gold_chosen"] - r["gold_rejected"] >= margin - 1e-9]
     if len(rows) < MIN_TRAIN_PAIRS:

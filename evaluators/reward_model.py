@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.embedded import read_jsonl
 from bench.registry import _META_KEYS, group_defaults
 from evaluators import REGISTRY, EvalBatch
 
@@ -244,12 +245,6 @@ def _load(path: str, device: str):
     return model.to(device).eval(), tokenizer
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-
 # ---------------------------------------------------------------- the evaluator
 class RewardModelEvaluator:
     name = "reward_model"
@@ -320,7 +315,7 @@ class RewardModelEvaluator:
             out["rm_gold_n"] = float(meta["gold_n"])
         elif self.gold_accuracy and batch.extra.get("world_dir"):
             pairs_file = Path(batch.extra["world_dir"]) / "eval_pairs.jsonl"
-            rows = _read_jsonl(pairs_file) if pairs_file.exists() else []
+            rows = read_jsonl(pairs_file) if pairs_file.exists() else []
             out["rm_gold_accuracy"] = rm.pairwise_accuracy(rows)
             out["rm_gold_n"] = float(len(rows))
         self.last_scores = {"policy": pol, "reference": ref}
