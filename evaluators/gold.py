@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.core.metrics import COUNTER, HIGHER
 from evaluators import REGISTRY, EvalBatch
 
 
 class GoldEvaluator:
     name = "gold"
-    metrics = {  # metric -> higher is better
-        "gold_reward": True,
-        "gold_reward_ref": True,
-        "gold_gain": True,
-        "gold_win_rate": True,
+    metrics = {
+        "gold_reward": HIGHER,
+        "gold_reward_ref": COUNTER,  # the reference policy's own score: the same for every cell, the curves' baseline
+        "gold_gain": HIGHER,
+        "gold_win_rate": HIGHER,
     }
 
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:

@@ -21,7 +21,6 @@ Use::
 """
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -30,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.registry import _META_KEYS
+from bench.core.metrics import COUNTER, HIGHER, NO_DIRECTION
+from bench.core.registry import did_you_mean
 from evaluators import REGISTRY, EvalBatch
 from evaluators.judge.cache import JudgmentCache, cache_key
 from evaluators.judge.client import JudgeClient, safe_url
@@ -44,30 +44,30 @@ DEFAULT_MODEL = "gpt-4o-mini"
 ORDERS = ("policy_first", "reference_first")  # policy as A, then policy as B
 MISSING, UNPARSEABLE = "missing", "unparseable"
 
-# {metric: higher_is_better}. Diagnostics with no better direction (tie rate, position-A rate, preference for the
-# longer response) are marked False: a judge that is decisive and unbiased keeps them low / near 0.5.
-METRICS: dict[str, bool] = {
-    "judge_win_rate": True,  # policy vs reference over judged pairs; tie = 0.5
-    "judge_tie_rate": False,  # ties (explicit or from position disagreement) / judged pairs
-    "judge_position_disagreement_rate": False,  # pairs whose two orders disagree / judged pairs
-    "judge_position_a_rate": False,  # parsed non-tie verdicts naming position A (0.5 = no position bias)
-    "judge_prefers_longer": False,  # decided pairs where the preferred response is the longer one
-    "judge_n_pairs": True,
-    "judge_n_judged": True,
-    "judge_n_missing": False,  # a call failed after all retries
-    "judge_n_unparseable": False,  # an answer named no winner
-    "judge_calls": False,  # HTTP requests made by this run, retries included
-    "judge_retries": False,
-    "judge_cache_hits": True,  # judgments (pair x order) answered from the disk cache
-    "judge_prompt_tokens": False,  # this run's new calls
-    "judge_completion_tokens": False,
-    "judge_cost_usd": False,  # estimated cost of this run's new calls
-    "judge_total_cost_usd": False,  # estimated cost of every judgment behind these numbers, cached ones included
-    "judge_mean_latency_s": False,  # per successful request of this run
-    "judge_gold_agreement": True,  # world only: judge prefers the response with the higher gold reward
-    "judge_gold_n": True,  # pairs behind judge_gold_agreement (judge and gold both non-tied)
-    "judge_planned_calls": False,  # calls this run needs (the cache's misses), known before any call
-    "judge_estimated_cost_usd": False,  # upper-bound estimate for the planned calls (output = max_tokens)
+# {metric: direction} (bench.core.metrics). What the judge says about the policy has a direction; facts about the
+# judge itself (its position bias, agreement with gold) and the bookkeeping of calls, tokens and cost are counters.
+METRICS = {
+    "judge_win_rate": HIGHER,  # policy vs reference over judged pairs; tie = 0.5
+    "judge_tie_rate": NO_DIRECTION,  # ties (explicit or from position disagreement) / judged pairs
+    "judge_position_disagreement_rate": COUNTER,  # pairs whose two orders disagree / judged pairs
+    "judge_position_a_rate": COUNTER,  # parsed non-tie verdicts naming position A (0.5 = no position bias)
+    "judge_prefers_longer": COUNTER,  # decided pairs where the preferred response is the longer one
+    "judge_n_pairs": COUNTER,
+    "judge_n_judged": COUNTER,
+    "judge_n_missing": COUNTER,  # a call failed after all retries
+    "judge_n_unparseable": COUNTER,  # an answer named no winner
+    "judge_calls": COUNTER,  # HTTP requests made by this run, retries included
+    "judge_retries": COUNTER,
+    "judge_cache_hits": COUNTER,  # judgments (pair x order) answered from the disk cache
+    "judge_prompt_tokens": COUNTER,  # this run's new calls
+    "judge_completion_tokens": COUNTER,
+    "judge_cost_usd": COUNTER,  # estimated cost of this run's new calls
+    "judge_total_cost_usd": COUNTER,  # estimated cost of every judgment behind these numbers, cached ones included
+    "judge_mean_latency_s": COUNTER,  # per successful request of this run
+    "judge_gold_agreement": COUNTER,  # world only: judge prefers the response with the higher gold reward
+    "judge_gold_n": COUNTER,  # pairs behind judge_gold_agreement (judge and gold both non-tied)
+    "judge_planned_calls": COUNTER,  # calls this run needs (the cache's misses), known before any call
+    "judge_estimated_cost_usd": COUNTER,  # upper-bound estimate for the planned calls (output = max_tokens)
 }
 
 
@@ -82,28 +82,14 @@ class _Job:
 class LLMJudge:
     name = "llm_judge"
     metrics = METRICS
+    # where answers are kept, how calls are scheduled and priced, whether a bar shows: never the verdicts
+    not_in_identity = ("api_key_env", "cache_dir", "max_concurrency", "timeout", "max_retries", "backoff_base",
+                       "backoff_max", "price_input_per_1k", "price_output_per_1k", "progress")
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        model: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        template: str | None = None,
-        max_concurrency: int = 4,
-        timeout: float = 60.0,
-        max_retries: int = 4,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
-        cache_dir: str | None = None,
-        price_input_per_1k: float = 0.0,
-        price_output_per_1k: float = 0.0,
-        json_mode: bool = True,
-        dry_run: bool = False,
-        max_tokens: int = 32,
-        temperature: float = 0.0,
-        max_pairs: int | None = None,
-        progress: bool = True,
-    ):
+    def __init__(self, *, base_url: str | None, model: str | None, api_key_env: str, template: str | None,
+                 max_concurrency: int, timeout: float, max_retries: int, backoff_base: float, backoff_max: float,
+                 cache_dir: str | None, price_input_per_1k: float, price_output_per_1k: float, json_mode: bool,
+                 dry_run: bool, max_tokens: int, temperature: float, max_pairs: int | None, progress: bool):
         self.base_url = base_url or os.environ.get("PREFNOISE_JUDGE_BASE_URL") or DEFAULT_BASE_URL
         self.model = model or os.environ.get("PREFNOISE_JUDGE_MODEL") or DEFAULT_MODEL
         self.api_key_env = api_key_env  # the NAME of the variable; the key itself is never stored
@@ -112,9 +98,9 @@ class LLMJudge:
         self.timeout, self.max_retries = float(timeout), int(max_retries)
         self.backoff_base, self.backoff_max = float(backoff_base), float(backoff_max)
         if cache_dir is None:
-            from evaluators.smollm2 import default_cache_dir
+            from bench.core.cache import user_cache_dir
 
-            cache_dir = default_cache_dir() / "judge"
+            cache_dir = user_cache_dir() / "judge"
         self.cache_dir = Path(cache_dir).expanduser()
         self.price_input_per_1k, self.price_output_per_1k = float(price_input_per_1k), float(price_output_per_1k)
         self.json_mode, self.dry_run = bool(json_mode), bool(dry_run)
@@ -325,20 +311,20 @@ def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     return sum(len(m["content"]) // 4 + 4 for m in messages) + 3
 
 
-_OPTIONS = set(LLMJudge.__init__.__code__.co_varnames[1 : LLMJudge.__init__.__code__.co_argcount])
+_OPTIONS = tuple(LLMJudge.__init__.__code__.co_varnames[1:][: LLMJudge.__init__.__code__.co_kwonlyargcount])
 
 
 @REGISTRY.register("llm_judge")
 def make_llm_judge(**options) -> LLMJudge:
-    """Build the judge from ``conf/evaluator/llm_judge.yaml`` defaults plus overrides."""
-    options = {k: v for k, v in options.items() if k not in _META_KEYS}  # e.g. a whole Hydra node with `name`
+    """The judge from its options (all of them: ``evaluators.get`` fills them from the YAML)."""
     if "api_key" in options:
         raise ValueError("llm_judge never takes the API key itself: put it in an environment variable and name "
                          "that variable with api_key_env")
-    unknown = sorted(set(options) - _OPTIONS)
+    unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
-        hints = {u: difflib.get_close_matches(u, sorted(_OPTIONS), n=1) for u in unknown}
-        raise TypeError("llm_judge: unknown option(s) " + ", ".join(
-            f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
-            + f". Valid: {', '.join(sorted(_OPTIONS))}")
+        raise TypeError(f"llm_judge: {did_you_mean('option', unknown[0], _OPTIONS)}")
+    missing = [k for k in _OPTIONS if k not in options]
+    if missing:
+        raise ValueError(f"evaluator.llm_judge.{missing[0]} is not set; its value lives in "
+                         "conf/evaluator/llm_judge.yaml (evaluators.get('llm_judge') fills it).")
     return LLMJudge(**options)

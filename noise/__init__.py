@@ -2,8 +2,8 @@
 
 Contract (other code depends on it):
 
-- ``noise.get(name, rate=..., seed=..., **options)`` returns an injector; defaults come from
-  ``conf/noise/<name>.yaml``, keyword arguments override them. ``seed`` must be given (the YAML's ``${seed}`` is
+- ``noise.get(name, rate=..., seed=..., **options)`` returns an injector; its values come from
+  ``conf/noise/<name>.yaml`` as composed, keyword arguments override them. ``seed`` must be given (the YAML's ``${seed}`` is
   only filled inside the full Hydra config). An unknown name raises ``bench.registry.UnknownNameError`` with a
   did-you-mean; ``noise.names()`` lists the names, ``noise.REGISTRY`` is the registry.
 - ``injector(train_dataset)`` takes a ``datasets.Dataset`` with string columns ``prompt``, ``chosen``,
@@ -17,7 +17,9 @@ Contract (other code depends on it):
 
 The mask depends only on the data, the injector's config and the seed (a private generator seeded from
 ``(seed, name)``), so every loss in a sweep sees the same noisy data. To add an injector: subclass
-``noise.base.Injector``, register it with ``@REGISTRY.register("my_noise")`` and add ``conf/noise/my_noise.yaml``.
+``noise.base.Injector`` in your own package and point ``conf/noise/my_noise.yaml`` (in a folder on
+``hydra.searchpath``) at it with ``_target_``; or register it with ``@REGISTRY.register("my_noise")``.
+``noise.from_config(cfg.noise, seed=...)`` builds either kind and checks it against the contract.
 
 Built in: ``none``, ``random_flip``, ``length_biased``, ``annotator_biased``, ``bt_confidence`` (one module each).
 """
@@ -25,17 +27,26 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from noise.base import REGISTRY, Injector, column
 
-__all__ = ["REGISTRY", "Injector", "get", "names", "save_mask"]
+__all__ = ["REGISTRY", "Injector", "get", "names", "save_mask", "from_config", "check_contract"]
 
 BUILTINS = ("none", "random_flip", "length_biased", "annotator_biased", "bt_confidence")
 
 
+def defaults(name: str) -> dict[str, Any]:
+    """``conf/noise/<name>.yaml`` as composed, without ``name`` and ``seed`` (the seed is always the caller's)."""
+    from bench.config.compose import group_node
+    from bench.core.plugins import options
+
+    REGISTRY.lookup(name)
+    return {k: v for k, v in options(group_node("noise", name)).items() if k != "seed"}
+
+
 def get(name: str, /, **options: Any) -> Injector:
-    """The injector ``name`` with its YAML defaults overridden by ``options`` (``rate``, ``seed``, ...).
+    """The injector ``name`` with its YAML values overridden by ``options`` (``rate``, ``seed``, ...).
 
     A ``name`` among the options (as in a whole ``cfg.noise`` node) is accepted when it agrees.
     """
@@ -43,7 +54,35 @@ def get(name: str, /, **options: Any) -> Injector:
         raise ValueError(f"noise.get({name!r}, ...) was also given name={options['name']!r}")
     options.pop("name", None)
     factory = REGISTRY.lookup(name)
-    return factory(**{**REGISTRY.defaults(name), **options})
+    return factory(**{**defaults(name), **options})
+
+
+_CONTRACT = ("name", "rate", "target_rate", "summary", "__call__")
+
+
+def check_contract(obj: Any, source: str = "noise") -> Any:
+    """An injector has ``name``, ``rate``, ``target_rate``, is callable on a Dataset and has ``summary(ds)``."""
+    missing = [a for a in _CONTRACT if not hasattr(obj, a) or (a in ("summary", "__call__") and not callable(getattr(obj, a)))]
+    if missing:
+        from bench.core.spec import ConfigError
+
+        raise ConfigError(
+            f"{source} ({type(obj).__name__}) does not satisfy the noise-injector contract: missing "
+            f"{', '.join(missing)}; valid: a subclass of noise.base.Injector (it gives all of them)."
+        )
+    return obj
+
+
+def from_config(node: Mapping, seed: int) -> Injector:
+    """The injector a ``cfg.noise`` node describes (registered ``name`` or a user's ``_target_``), checked.
+
+    ``seed`` fills the node's seed when it has none (inside the full config it is ``${seed}``)."""
+    from bench.config.typed import plain
+    from bench.core.plugins import build
+
+    node = dict(plain(node))
+    node["seed"] = int(node.get("seed", seed)) if node.get("seed") is not None else int(seed)
+    return build("noise", node, REGISTRY, check_contract)
 
 
 def names() -> list[str]:
@@ -52,7 +91,7 @@ def names() -> list[str]:
 
 def save_mask(noised_dataset, path: str | os.PathLike) -> None:
     """Write ``{"is_flipped": [...], "annotator": [...]}`` (annotator only if present) to ``path`` atomically."""
-    from bench.records import atomic_write_json
+    from bench.core.files import atomic_write_json
 
     if "is_flipped" not in noised_dataset.column_names:
         raise ValueError("save_mask needs a dataset returned by a noise injector (no 'is_flipped' column)")

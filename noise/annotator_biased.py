@@ -37,7 +37,7 @@ import re
 
 import numpy as np
 
-from bench.registry import did_you_mean
+from bench.core.registry import did_you_mean
 from noise.base import REGISTRY, Injector, calibrate_shift, column, logit, sample_exact, sigmoid, texts, word_count
 
 KINDS = {
@@ -47,12 +47,6 @@ KINDS = {
     "adversarial": {"error_rate": 0.9},
 }
 FEATURES = ("length", "topic_word")
-DEFAULT_POOL = {
-    "reliable": {"kind": "reliable", "share": 0.5, "error_rate": 0.05},
-    "careless": {"kind": "careless", "share": 0.25, "error_rate": 0.3},
-    "length_lover": {"kind": "biased", "share": 0.15, "feature": "length", "bias_rate": 0.8, "error_rate": 0.05},
-    "adversarial": {"kind": "adversarial", "share": 0.1, "error_rate": 0.9},
-}
 _EPS = 1e-6
 
 
@@ -67,7 +61,7 @@ def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
 @REGISTRY.register("annotator_biased")
 class AnnotatorBiased(Injector):
     name = "annotator_biased"
-    OPTIONS = {"annotators": DEFAULT_POOL, "annotator_column": None, "annotator_profiles": None}
+    OPTIONS = ("annotators", "annotator_column", "annotator_profiles")
 
     def _validate_options(self) -> None:
         pool = self.options["annotators"]

@@ -24,16 +24,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.registry import Registry, did_you_mean
+from bench.core.counting import calibrate_shift, exact_count, sigmoid  # noqa: F401  (part of this module's API)
+from bench.core.registry import Registry, did_you_mean
+from bench.core.text import text_of
 
-REGISTRY: Registry = Registry("noise injector", "noise")
+REGISTRY: Registry = Registry("noise injector")
 
 REQUIRED_COLUMNS = ("prompt", "chosen", "rejected")
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Overflow-free logistic function."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -48,13 +45,6 @@ def column(ds, name: str) -> list:
     return ds[name][:]
 
 
-def text_of(value) -> str:
-    """A prompt or response as text: a string as it is, a conversation (list of messages) as its contents."""
-    if isinstance(value, str):
-        return value
-    return "\n".join(str(m.get("content", "")) for m in value)
-
-
 def texts(ds, name: str) -> list[str]:
     """A text column (plain or conversational) as strings, for text features such as length."""
     return [text_of(v) for v in column(ds, name)]
@@ -63,32 +53,6 @@ def texts(ds, name: str) -> list[str]:
 def word_count(texts) -> np.ndarray:
     """Length in whitespace-separated words: tokenizer-free, so the bias is the same for every model."""
     return np.fromiter((len(t.split()) for t in texts), dtype=np.int64)
-
-
-def exact_count(rate: float, n: int) -> int:
-    """round(rate * n), halves rounded up, so |count / n - rate| <= 0.5 / n."""
-    return min(n, max(0, int(math.floor(rate * n + 0.5))))
-
-
-def calibrate_shift(logits: np.ndarray, k: int, iters: int = 200) -> float:
-    """The shift b with sum(sigmoid(logits + b)) == k, by bisection (the sum is increasing in b).
-
-    Shifting log-odds rather than multiplying probabilities keeps every probability in (0, 1), keeps the order of
-    the pairs, and leaves the configured probabilities untouched (b = 0) when they already imply k flips.
-    """
-    n = len(logits)
-    if not 0 < k < n:
-        raise ValueError(f"calibrate_shift needs 0 < k < n, got k={k}, n={n}")
-    lo, hi = -float(np.max(logits)) - 40.0, -float(np.min(logits)) + 40.0
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if sigmoid(logits + mid).sum() < k:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, abs(mid)):
-            break
-    return 0.5 * (lo + hi)
 
 
 def sample_exact(rng: np.random.Generator, probs: np.ndarray, k: int) -> np.ndarray:
@@ -228,10 +192,15 @@ def check_dataset(ds, kind: str) -> None:
 
 
 class Injector:
-    """Base class: see the module docstring. ``OPTIONS`` lists a subclass's options with their defaults."""
+    """Base class: see the module docstring.
+
+    ``OPTIONS`` names a subclass's options. Built-in injectors take every value from ``conf/noise/<name>.yaml``
+    (``noise.get`` composes it), so theirs is a tuple of names; a user's own injector may make it a dict of
+    defaults instead.
+    """
 
     name: ClassVar[str] = "?"
-    OPTIONS: ClassVar[dict[str, Any]] = {}
+    OPTIONS: ClassVar[tuple[str, ...] | dict[str, Any]] = ()
     adds_annotator: bool = False  # whether __call__ adds an ``annotator`` column
 
     def __init__(self, rate: float | None = None, seed: int | None = None, **options: Any):
@@ -245,7 +214,14 @@ class Injector:
                 raise TypeError(f"noise injector {self.name!r} takes only rate and seed, not {unknown[0]!r}")
             hint = did_you_mean("option", unknown[0], list(self.OPTIONS))
             raise TypeError(f"noise injector {self.name!r}: {hint}")
-        self.options = {**self.OPTIONS, **_plain(options)}
+        defaults = self.OPTIONS if isinstance(self.OPTIONS, dict) else {}
+        self.options = {**defaults, **_plain(options)}
+        missing = [k for k in self.OPTIONS if k not in self.options]
+        if missing:
+            raise ValueError(
+                f"noise injector {self.name!r}: option {missing[0]!r} is not set; the built-in values live in "
+                f"conf/noise/{self.name}.yaml: use noise.get({self.name!r}, rate=..., seed=...)"
+            )
         self._validate_options()
         self._last: tuple[str, dict, dict] | None = None
 

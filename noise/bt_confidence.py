@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from bench.core.counting import bisect_increasing
 from noise.base import REGISTRY, Injector, column, rates_where, sample_exact, sigmoid, texts
 
 GOLD_COLUMNS = ("gold_chosen", "gold_rejected")
@@ -41,7 +42,7 @@ def _score(fn, what: str, prompts, responses) -> np.ndarray:
 @REGISTRY.register("bt_confidence")
 class BTConfidence(Injector):
     name = "bt_confidence"
-    OPTIONS = {"gold_reward": None, "reward_model": None}
+    OPTIONS = ("gold_reward", "reward_model")
 
     def _validate_options(self) -> None:
         if self.rate > 0.5:
@@ -99,15 +100,8 @@ class BTConfidence(Injector):
             return sample_exact(rng, ties * (k / ties.sum()), k), None, {"temperature": 0.0}
         nz = g[~ties]
         lo, hi = math.log(nz.min()) - 40.0, math.log(nz.max()) + 40.0
-        for _ in range(200):  # sum of sigmoid(-g / T) increases with T
-            mid = 0.5 * (lo + hi)
-            if sigmoid(-g / math.exp(mid)).sum() < k:
-                lo = mid
-            else:
-                hi = mid
-            if hi - lo < 1e-12:
-                break
-        t = math.exp(0.5 * (lo + hi))
+        # the expected number of flips, sum of sigmoid(-g / T), increases with log T
+        t = math.exp(bisect_increasing(lambda log_t: float(sigmoid(-g / math.exp(log_t)).sum()), k, lo, hi))
         return sample_exact(rng, sigmoid(-g / t), k), None, {"temperature": t}
 
     def _summary(self, mask, annotator, feats, calib):

@@ -31,7 +31,7 @@ from noise.base import REGISTRY, Injector, calibrate_shift, column, rates_where,
 @REGISTRY.register("length_biased")
 class LengthBiased(Injector):
     name = "length_biased"
-    OPTIONS = {"strength": 3.0}
+    OPTIONS = ("strength",)
 
     def _validate_options(self) -> None:
         s = self.options["strength"]

@@ -52,7 +52,7 @@ def katan_server(tmp_path_factory):
                      ("gguf", "gguf")):
         if importlib.util.find_spec(mod) is None:
             pytest.fail(f"the judge tests need {pkg}: run `make setup`")
-    from evaluators.smollm2 import ensure_smollm2_folder
+    from bench.models.smollm2 import ensure_smollm2_folder
 
     folder = ensure_smollm2_folder()
     tmp = tmp_path_factory.mktemp("katan")

@@ -42,7 +42,8 @@ def save_tiny_llama_rm(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from bench import tiny_lm, world
+    from bench.world import rules as world
+    from bench.world import tiny_lm
 
     texts = [p + "\n" + r for p, r in world.sft_corpus(300, seed)] + ["<|user|><|assistant|>"]
     tokenizer = tiny_lm.build_tokenizer(texts, 400)
@@ -59,8 +60,8 @@ def save_tiny_llama_rm(folder: Path, seed: int = 0) -> Path:
 
 def world_pairs(split: str, n: int, seed: int) -> list[dict]:
     """Up to n clean pairs on the world's ``split`` prompts: two sampled responses, chosen = higher gold reward."""
-    from bench import world
-    from bench.embedded import _labelled_pairs
+    from bench.world import rules as world
+    from bench.world.build import _labelled_pairs
 
     rng = np.random.default_rng([seed, 7])
     prompts = world.prompts_for(split)

@@ -2,7 +2,7 @@
 import json
 import math
 
-from bench import records
+from bench.core import records
 from conftest import run_bench
 
 CORE = ("length", "length_ref", "kl", "implicit_acc")
@@ -48,7 +48,12 @@ def test_basic_multirun_sweep_then_rerun_skips(smoke_root):
 
 def test_failing_cell_records_its_error_and_loses_nothing(smoke_root):
     before = _records(smoke_root)
+    # a single run with a bad value stops before Hydra starts: one line, nothing written
     proc = run_bench("experiment=smoke", "loss=rdpo", "loss.eps=0.7", root=smoke_root, check=False)
+    assert proc.returncode == 2 and "loss 'rdpo': eps=0.7 is out of range" in proc.stderr
+    assert "Traceback" not in proc.stderr and _records(smoke_root) == before
+    # in a sweep the cell itself checks, fails, and records why; the sweep exits non-zero
+    proc = run_bench("-m", "experiment=smoke", "loss=rdpo", "loss.eps=0.7", root=smoke_root, check=False)
     assert proc.returncode != 0
     after = _records(smoke_root)
     failed = [r for cid, r in after.items() if cid not in before]

@@ -5,6 +5,7 @@ import pytest
 from datasets import Dataset
 
 from bench import data
+from bench.data.hf import read
 
 
 def _jsonl(path, rows):
@@ -39,7 +40,7 @@ def hh_rows(n=20):
 
 
 def test_ultrafeedback_conversational_jsonl(tmp_path):
-    ds = data.to_preference_form(data._read(_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows()), "train"), {})
+    ds = data.to_preference_form(read(_jsonl(tmp_path / "uf.jsonl", ultrafeedback_rows()), "train"), {})
     row = ds[0]
     assert row["prompt"] == [{"role": "user", "content": "Question 0: how do I boil water?"}]
     assert row["chosen"] == [{"role": "assistant", "content": "Heat it to 100 C (0)."}]
@@ -50,7 +51,7 @@ def test_ultrafeedback_conversational_jsonl(tmp_path):
 def test_hh_plain_transcripts_get_prompt_extracted(tmp_path):
     path = tmp_path / "hh.parquet"
     Dataset.from_list(hh_rows()).to_parquet(str(path))
-    ds = data.to_preference_form(data._read(str(path), "train"), {"prompt": None})
+    ds = data.to_preference_form(read(str(path), "train"), {"prompt": None})
     row = ds[3]
     assert row["prompt"].endswith("Assistant:") and "fact 3" in row["prompt"]
     assert row["chosen"].strip() == "Water boils at 100 C." and row["rejected"].strip() == "No."
@@ -59,7 +60,7 @@ def test_hh_plain_transcripts_get_prompt_extracted(tmp_path):
 def test_column_mapping(tmp_path):
     rows = [{"q": f"q{i}", "good": f"yes {i}", "bad": f"no {i}"} for i in range(5)]
     ds = data.to_preference_form(
-        data._read(_jsonl(tmp_path / "m.jsonl", rows), "train"), {"prompt": "q", "chosen": "good", "rejected": "bad"}
+        read(_jsonl(tmp_path / "m.jsonl", rows), "train"), {"prompt": "q", "chosen": "good", "rejected": "bad"}
     )
     assert ds[0] == {"prompt": "q0", "chosen": "yes 0", "rejected": "no 0"}
 
@@ -67,7 +68,7 @@ def test_column_mapping(tmp_path):
 def test_missing_column_names_the_field(tmp_path):
     rows = [{"prompt": "p", "chosen": "a"}]
     with pytest.raises(ValueError, match="rejected"):
-        data.to_preference_form(data._read(_jsonl(tmp_path / "x.jsonl", rows), "train"), {})
+        data.to_preference_form(read(_jsonl(tmp_path / "x.jsonl", rows), "train"), {})
 
 
 def test_empty_response_names_field_and_row():
@@ -80,12 +81,12 @@ def test_unsupported_file_type(tmp_path):
     p = tmp_path / "pairs.csv"
     p.write_text("a,b\n")
     with pytest.raises(ValueError, match=r"data.path=.*unsupported file type '.csv'"):
-        data._read(str(p), "train")
+        read(str(p), "train")
 
 
 def test_hub_name_offline_fails_clearly():
     with pytest.raises(ValueError, match="data.path='org/not-a-local-file'"):
-        data._read("org/not-a-local-file", "train")
+        read("org/not-a-local-file", "train")
 
 
 CHAT_TEMPLATE = (
@@ -98,7 +99,7 @@ def test_cell_on_local_conversational_file_and_local_model_folder(smoke_root, tm
     """data=hf + model=local end to end: an UltraFeedback-shaped JSONL and a model folder, no hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from bench import records
+    from bench.core import records
     from conftest import run_bench
 
     ref = next((smoke_root / ".cache" / "world").glob("*/reference"))

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 import noise
-from bench.registry import CONF_DIR, UnknownNameError
+from bench.config.compose import CONF_DIR
+from bench.core.registry import UnknownNameError
 
 disable_progress_bars()
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

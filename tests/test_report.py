@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.records import write_record
+from bench.core.records import write_record
 from bench.report import build_report
 from bench.report.__main__ import main
 from bench.report.aggregate import load_results, robustness_table

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import evaluators
-from bench import world
-from bench.registry import CONF_DIR, group_defaults
+from bench.config.compose import CONF_DIR, group_node
+from bench.world import rules as world
 from evaluators import EvalBatch
 from evaluators import embedded_reward_model as E
 from evaluators import reward_model as R
@@ -41,10 +41,14 @@ def test_config_and_registry():
     assert "reward_model" in evaluators.REGISTRY.names()
     ev = evaluators.get("reward_model")
     assert ev.path == "embedded" and ev.device_setting == "auto"
-    assert group_defaults("evaluator", "reward_model")["train"] == R.TRAIN_DEFAULTS == ev.train  # YAML == code
-    assert set(ev.metrics) == KEYS | {"rm_gold_accuracy", "rm_gold_n"} and all(ev.metrics.values())
-    # a partial train override keeps the other defaults
-    assert evaluators.get("reward_model", train={"max_steps": 3}).train == {**R.TRAIN_DEFAULTS, "max_steps": 3}
+    yaml_train = group_node("evaluator", "reward_model")["train"]
+    assert ev.train == yaml_train and set(yaml_train) == set(R.TRAIN_SPEC)  # the YAML is the only source of values
+    assert set(ev.metrics) == KEYS | {"rm_gold_accuracy", "rm_gold_n"}
+    # the policy's scores have a direction; the reference's own score and facts about the proxy are counters
+    assert all(ev.metrics[k] is True for k in ("rm_reward", "rm_gain", "rm_win_rate"))
+    assert all(ev.metrics[k] == "counter" for k in ("rm_reward_ref", "rm_gold_accuracy", "rm_gold_n"))
+    # a partial train override keeps the other values
+    assert evaluators.get("reward_model", train={"max_steps": 3}).train == {**yaml_train, "max_steps": 3}
 
 
 # ---------------------------------------------------------------- scoring a local folder
@@ -140,7 +144,8 @@ def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     assert builds == [1] and again == out
     assert second_s < first_s / 3, (first_s, second_s)
     # other training settings are another model
-    assert E.embedded_key(world_dir, R._merge_train({**TEST_TRAIN, "seed": 1}), 96) != folder.name
+    other = evaluators.get("reward_model", train={**TEST_TRAIN, "seed": 1}).train
+    assert E.embedded_key(world_dir, other, 96) != folder.name
 
 
 # ---------------------------------------------------------------- errors
@@ -176,7 +181,7 @@ def test_bad_paths_and_options(tmp_path):
     two = save_tiny_bert_rm(tmp_path / "two", num_labels=2)
     with pytest.raises(ValueError, match="num_labels=2"):
         evaluators.get("reward_model", path=str(two), device="cpu").evaluate(_batch(n=2))
-    with pytest.raises(TypeError, match="did you mean 'batch_size'"):
+    with pytest.raises(TypeError, match="Did you mean 'batch_size'"):
         evaluators.get("reward_model", batch_sise=4)
     with pytest.raises(TypeError, match=r"train: unknown option.*'lr'"):
         evaluators.get("reward_model", train={"lr": 1e-4})

@@ -1,4 +1,4 @@
-"""ROPO's full method (bench/ropo_full.py, bench/ropo_filter.py): filter accounting, the rejection-sampling rule, the reference path for
+"""ROPO's full method (bench/methods/ropo_full/): filter accounting, the rejection-sampling rule, the reference path for
 new pairs against TRL's precompute, configuration errors, and one end-to-end cell on a small world.
 
 The filter's quality (precision above the flip rate) is not asserted: the CI worlds are too small for that.
@@ -12,10 +12,14 @@ import pytest
 import torch
 
 import tiny_models
+from bench.methods import MethodConfigError
 from bench import losses
-from bench import ropo_filter as rfilter
-from bench import ropo_full as rf
-from bench import trainer as tr
+from bench import training as tr
+from bench.core.counting import exact_count
+from bench.methods.ropo_full import candidates as rcand
+from bench.methods.ropo_full import config as rf
+from bench.methods.ropo_full import filter as rfilter
+from bench.methods.ropo_full import scoring as rscore
 from conftest import run_bench
 
 
@@ -56,8 +60,8 @@ def test_highest_loss_picks_the_top_k_deterministically():
     assert rfilter.highest_loss(vals, 2).tolist() == [False, True, True, False, False]  # NaN first, tie -> lower index
     assert rfilter.highest_loss(vals, 3).tolist() == [False, True, True, True, False]
     assert rfilter.highest_loss(vals, 0).sum() == 0
-    assert [rfilter.exact_count(0.2, n) for n in (1, 2, 3, 10, 12)] == [0, 0, 1, 2, 2]
-    assert rfilter.exact_count(0.25, 2) == 1  # halves up
+    assert [exact_count(0.2, n) for n in (1, 2, 3, 10, 12)] == [0, 0, 1, 2, 2]
+    assert exact_count(0.25, 2) == 1  # halves up
 
 
 # ------------------------------------------------------------------------------------------------ rejection sampling
@@ -67,21 +71,21 @@ def test_choose_pair_is_the_lowest_loss_pair_and_rejects_above_the_cut():
     ref = [-10.0, -10.0, -10.0, -10.0]  # implicit rewards beta*(pol - ref): 0, 0.2, -0.2, 0.1
     texts = ["a", "b", "c", "d"]
     lens = [3, 3, 3, 3]
-    c = rfilter.choose_pair(loss, pol, ref, lens, texts, cut=None)
+    c = rcand.choose_pair(loss, pol, ref, lens, texts, cut=None)
     assert (c.chosen, c.rejected) == (1, 2) and c.accepted  # highest reward chosen, lowest rejected
     assert c.margin == pytest.approx(0.4)
     expected = float(loss(torch.tensor([-8.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), torch.tensor([-10.0])))
     assert c.loss == pytest.approx(expected)
-    assert not rfilter.choose_pair(loss, pol, ref, lens, texts, cut=expected - 1e-6).accepted
-    assert rfilter.choose_pair(loss, pol, ref, lens, texts, cut=expected + 1e-6).accepted
+    assert not rcand.choose_pair(loss, pol, ref, lens, texts, cut=expected - 1e-6).accepted
+    assert rcand.choose_pair(loss, pol, ref, lens, texts, cut=expected + 1e-6).accepted
     # identical texts never form a pair; fewer than two distinct candidates: no pair
-    assert rfilter.choose_pair(loss, [-8.0, -12.0], [-10.0, -10.0], [3, 3], ["x", "x"], cut=None) is None
-    assert rfilter.choose_pair(loss, [-8.0], [-10.0], [3], ["x"], cut=None) is None
+    assert rcand.choose_pair(loss, [-8.0, -12.0], [-10.0, -10.0], [3, 3], ["x", "x"], cut=None) is None
+    assert rcand.choose_pair(loss, [-8.0], [-10.0], [3], ["x"], cut=None) is None
 
 
 def test_choose_pair_reference_free_loss():
     loss = losses.get("simpo")
-    c = rfilter.choose_pair(loss, [-10.0, -30.0, -5.0], None, [10, 10, 10], ["a", "b", "c"], cut=None)
+    c = rcand.choose_pair(loss, [-10.0, -30.0, -5.0], None, [10, 10, 10], ["a", "b", "c"], cut=None)
     assert (c.chosen, c.rejected) == (2, 1)
 
 
@@ -89,37 +93,42 @@ def test_choose_pair_reference_free_loss():
 def test_config_defaults_and_errors():
     cfg = rf.RopoFullConfig.from_dict({"name": "ropo_full"})
     assert cfg.rounds >= 2 and 0 < cfg.drop_fraction < 1 and cfg.budget == "matched"
-    with pytest.raises(rf.MethodConfigError, match="drop_fraction"):
+    with pytest.raises(MethodConfigError, match="drop_fraction"):
         rf.RopoFullConfig.from_dict({"drop_fractoin": 0.3})  # did-you-mean
-    with pytest.raises(rf.MethodConfigError, match="rounds"):
+    with pytest.raises(MethodConfigError, match="rounds"):
         rf.RopoFullConfig.from_dict({"rounds": 1})
-    with pytest.raises(rf.MethodConfigError, match="drop_fraction"):
+    with pytest.raises(MethodConfigError, match="drop_fraction"):
         rf.RopoFullConfig.from_dict({"drop_fraction": 1.0})
-    with pytest.raises(rf.MethodConfigError, match="standard"):
-        rf.method_name({"name": "ropo"})
-    assert rf.method_name(None) == "standard"
+    from bench import methods
+    from bench.config.compose import compose
+    from bench.core.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="standard"):
+        methods.from_config({"name": "ropo"})
+    assert compose().method.name == "standard"  # no method chosen: the standard one
 
 
 def test_loss_other_than_ropo_is_an_error_unless_allowed():
     cfg = rf.RopoFullConfig.from_dict({})
     assert rf.check_loss(losses.get("ropo"), cfg) == rf.LABEL
-    with pytest.raises(rf.MethodConfigError, match="loss=ropo"):
+    with pytest.raises(MethodConfigError, match="loss=ropo"):
         rf.check_loss(losses.get("dpo"), cfg)
     allowed = rf.RopoFullConfig.from_dict({"allow_other_loss": True})
     with pytest.warns(UserWarning, match="ablation"):
         assert rf.check_loss(losses.get("dpo"), allowed) == "ROPO full method (DPO)"
-    with pytest.raises(rf.MethodConfigError, match="batch-level"):
+    with pytest.raises(MethodConfigError, match="batch-level"):
         rf.check_loss(losses.get("drdpo"), allowed)
 
 
 def test_round_steps():
     cfg = rf.RopoFullConfig.from_dict({"rounds": 3})
-    assert rf.round_steps(cfg, {"batch_size": 16, "max_steps": 10}, 1000) == [4, 3, 3]
-    assert rf.round_steps(cfg, {"batch_size": 16, "epochs": 1}, 100) == [3, 2, 2]  # ceil(100/16) = 7 steps
+    train = tiny_models.train_config
+    assert rf.round_steps(cfg, train(batch_size=16, max_steps=10), 1000) == [4, 3, 3]
+    assert rf.round_steps(cfg, train(batch_size=16, epochs=1, max_steps=None), 100) == [3, 2, 2]  # ceil(100/16) = 7
     per_round = rf.RopoFullConfig.from_dict({"rounds": 3, "budget": "per_round"})
-    assert rf.round_steps(per_round, {"batch_size": 16, "epochs": 1}, 100) == [7, 7, 7]
-    with pytest.raises(rf.MethodConfigError, match="budget"):
-        rf.round_steps(cfg, {"batch_size": 16, "max_steps": 2}, 100)
+    assert rf.round_steps(per_round, train(batch_size=16, epochs=1, max_steps=None), 100) == [7, 7, 7]
+    with pytest.raises(MethodConfigError, match="budget"):
+        rf.round_steps(cfg, train(batch_size=16, max_steps=2), 100)
 
 
 # ------------------------------------------------------------------------------------------------ reference path
@@ -134,7 +143,7 @@ def test_reference_logps_of_new_pairs_match_trls_precompute(tmp_path):
                                    processing_class=tok, pref_loss=losses.get("ropo"))
     ref = tiny_models.model().eval()
     add_fused_lm_head(ref)
-    got = rfilter.pair_logps(trainer, ref, trainer.train_dataset, batch_size=3)
+    got = rscore.pair_logps(trainer, ref, trainer.train_dataset, batch_size=3)
     assert torch.allclose(got["chosen"], torch.tensor(trainer.train_dataset["ref_chosen_logps"]), atol=1e-4)
     assert torch.allclose(got["rejected"], torch.tensor(trainer.train_dataset["ref_rejected_logps"]), atol=1e-4)
 
@@ -142,8 +151,8 @@ def test_reference_logps_of_new_pairs_match_trls_precompute(tmp_path):
     base = tiny_models.pairs_dataset()
     new = base.select(range(4)).map(lambda r, i: {"chosen": r["rejected"] + " Extra.", "rejected": "Short."},
                                     with_indices=True)
-    tok_new = rfilter.tokenize_pairs(trainer, new, "new pairs")
-    mine = rfilter.pair_logps(trainer, ref, tok_new, batch_size=2)
+    tok_new = rscore.tokenize_pairs(trainer, new, "new pairs")
+    mine = rscore.pair_logps(trainer, ref, tok_new, batch_size=2)
     fresh = tr.PreferenceTrainer(model=tiny_models.model(), args=tr.dpo_config(tiny_models.TRAIN, tmp_path / "b", 0),
                                  train_dataset=new, processing_class=tok, pref_loss=losses.get("ropo"))
     assert torch.allclose(mine["chosen"], torch.tensor(fresh.train_dataset["ref_chosen_logps"]), atol=1e-4)
@@ -164,7 +173,7 @@ def test_ropo_full_cell_end_to_end(smoke_root):
     assert len(summary["rounds"]) == 1 and summary["round_steps"] == [1, 1]
     r1 = summary["rounds"][0]
     n = rec["n_train_pairs"]
-    assert r1["n_scored"] == n and r1["n_dropped"] == rfilter.exact_count(0.25, n)
+    assert r1["n_scored"] == n and r1["n_dropped"] == exact_count(0.25, n)
     assert r1["n_flipped"] == rec["noise_stats"]["n_flipped"]
 
     # precision and recall recomputed from the cell's files: the filter's per-pair log against the saved mask

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from bench import records, sweep
+from bench import sweep
+from bench.core import records
 from conftest import ROOT, RUN, run_bench
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -83,8 +84,9 @@ def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells_through_subm
     try:
         while _statuses(tmp_path).get(2) is None:
             assert proc.poll() is None and time.time() < deadline, "sweep ended before job 2 started"
-            time.sleep(0.2)
-        time.sleep(1.0)  # job 2 is busy (loading data, training): kill the whole sweep, no cleanup allowed
+            time.sleep(0.02)
+        # job 2 has just started (its cell takes seconds): kill the whole sweep at once, no cleanup allowed. (A
+        # fixed wait here raced the cell, which can finish within a second on a warm cache.)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -126,20 +128,25 @@ def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells_through_subm
 def test_reference_logp_cache_equals_trl_precompute_in_the_cell(tmp_path, smoke_root):
     import noise as noise_pkg
     from bench import data as data_mod
-    from bench import losses, trainer as tr
+    from bench import losses
+    from bench import training as tr
     from bench.models import load_causal_lm
-    from bench.ref_cache import ReferenceLogpCache
-    from bench.trainer import REF_COLUMNS
+    from bench.training import REF_COLUMNS
+    from bench.training.ref_cache import ReferenceLogpCache
+
+    from bench.cell.parts import build_parts
 
     cfg = _compose("experiment=smoke", f"paths.root={smoke_root}")
-    c = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    data = data_mod.load(c(cfg.data), c(cfg.model), cfg.paths.cache)
-    loss = losses.from_config(c(cfg.loss), noise_rate=0.4)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    parts = build_parts(cfg)
+    data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
+    loss = losses.from_config(OmegaConf.to_container(cfg.loss), noise_rate=0.4)
     policy, tok = load_causal_lm(data.model_path, "cpu")
 
     def ref_columns(rate: float, ref_cache, out: str):
         noisy = noise_pkg.get("random_flip", rate=rate, seed=3)(data.train)
-        args = tr.dpo_config({**c(cfg.train), "progress": False}, tmp_path / out, 0)
+        args = tr.dpo_config(parts.train, tmp_path / out, 0)
         t = tr.PreferenceTrainer(model=policy, args=args, train_dataset=noisy, processing_class=tok, pref_loss=loss,
                                  ref_cache=ref_cache)
         ds = t.train_dataset
@@ -227,7 +234,7 @@ def test_summary_and_eta_from_status_files(tmp_path):
 
 
 def test_each_job_claims_its_own_gpus(tmp_path, monkeypatch):
-    from bench import distributed
+    from bench.cell import distributed
 
     monkeypatch.setattr(distributed, "_claimed", None)
     monkeypatch.setattr(distributed, "_locks", [])
@@ -244,14 +251,14 @@ def test_each_job_claims_its_own_gpus(tmp_path, monkeypatch):
 
 
 def test_multi_gpu_cell_builds_its_own_accelerate_launch(tmp_path, monkeypatch):
-    from bench import distributed
+    from bench.cell import distributed
     from bench.cell import cell_id, run_cell
 
     cmd = distributed.launch_command("/r/cells/abc/launch_config.yaml", 4, "abc", port=29555)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     i = cmd.index("--num_processes")
     assert cmd[i + 1] == "4" and "--multi_gpu" in cmd and cmd[cmd.index("--main_process_port") + 1] == "29555"
-    assert cmd[-6:] == ["-m", "bench.distributed", "--config", "/r/cells/abc/launch_config.yaml", "--cell-id", "abc"]
+    assert cmd[-6:] == ["-m", "bench.cell.rank", "--config", "/r/cells/abc/launch_config.yaml", "--cell-id", "abc"]
 
     cfg = _compose("experiment=smoke", f"paths.root={tmp_path}", "train.num_gpus=2")
     with open_dict(cfg):

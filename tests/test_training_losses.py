@@ -1,4 +1,4 @@
-"""One training step per registered loss through the one trainer path (bench.trainer.PreferenceTrainer).
+"""One training step per registered loss through the one trainer path (bench.training.PreferenceTrainer).
 
 For every loss in ``bench.losses.names()``: one optimizer step on a freshly initialised tiny model changes every
 trainable parameter (the loss reaches every weight through TRL's forward), the reference log-probs come from the
@@ -15,13 +15,12 @@ from trl import DPOTrainer
 
 import tiny_models
 from bench import losses
-from bench import trainer as tr
-from bench.registry import group_defaults
+from bench import training as tr
 
 
 def _loss(name: str):
     # eps: oracle (cDPO/rDPO configs may ask for it) resolves to a stated noise rate
-    return losses.from_config({"name": name, **group_defaults("loss", name)}, noise_rate=0.2)
+    return losses.from_config({"name": name, **losses.defaults(name)}, noise_rate=0.2)
 
 
 def _train_one_step(name: str, tmp_path, **trainer_kwargs):

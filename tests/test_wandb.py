@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from bench import records, wandb_log
+from bench.cell import wandb_log
+from bench.core import records
 from conftest import ROOT, run_bench
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -106,7 +107,7 @@ def test_logger_none_opens_no_run():
 
 def test_dashboard_spec_plots_metrics_against_noise_rate_per_loss(tmp_path):
     pytest.importorskip("wandb_workspaces")
-    from bench import dashboard
+    from bench.report import dashboard
 
     out = tmp_path / "ws.json"
     assert dashboard.main(["--entity", "me", "--sweep", "wbtest", "--json", str(out)]) == 0
@@ -119,7 +120,7 @@ def test_dashboard_spec_plots_metrics_against_noise_rate_per_loss(tmp_path):
 
 
 def test_scrub_keeps_ordinary_keys_that_mention_tokens():
-    from bench.wandb_log import scrub
+    from bench.cell.wandb_log import scrub
 
     out = scrub({"eval": {"max_new_tokens": 48}, "j": {"api_key": "k", "hf_token": "t", "api_key_env": "OPENAI_API_KEY"}})
     assert out == {"eval": {"max_new_tokens": 48}, "j": {"api_key_env": "OPENAI_API_KEY"}}

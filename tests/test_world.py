@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from bench import world
+from bench.world import rules as world
 
 
 def test_corpus_is_determined_by_seed():

@@ -1,6 +1,7 @@
 """A tiny policy for trainer tests, built in memory in about a second: a byte-level BPE tokenizer trained on world
-text (``bench.tiny_lm.build_tokenizer``) and a freshly initialised 2-layer ``LlamaForCausalLM``, with a handful of
-world preference pairs. Tests copy the initial weights so that every test starts from the same model."""
+text (``bench.world.tiny_lm.build_tokenizer``) and a freshly initialised 2-layer ``LlamaForCausalLM``, with a handful
+of world preference pairs. Tests copy the initial weights so that every test starts from the same model.
+``train_config(**changes)`` is the composed default ``train`` config, typed, with changes."""
 from __future__ import annotations
 
 import copy
@@ -8,25 +9,37 @@ from functools import lru_cache
 
 import torch
 
-TRAIN = {  # bench.trainer.dpo_config settings: one step, every pair in it, a learning rate that moves everything
-    "batch_size": 8,
-    "learning_rate": 1e-2,
-    "max_steps": 1,
-    "warmup_steps": 0,  # with warmup the first step's learning rate is 0
-    "lr_scheduler": "constant",
-    "logging_steps": 1,
-    "max_length": 96,
-    "progress": False,
-    "device": "cpu",
-    "ref_batch_size": 16,
-}
+
+
+def train_config(**changes):
+    """The default ``train`` config (conf/train/default.yaml, composed and typed) with ``changes``."""
+    from bench.config.compose import compose
+    from bench.config.schema import TrainConfig
+    from bench.config.typed import plain, typed
+
+    return typed(TrainConfig, {**plain(compose().train), **changes}, "train")
+
+
+TRAIN = train_config(  # one step, every pair in it, a learning rate that moves everything
+    batch_size=8,
+    learning_rate=1e-2,
+    max_steps=1,
+    warmup_steps=0,  # with warmup the first step's learning rate is 0
+    lr_scheduler="constant",
+    logging_steps=1,
+    max_length=96,
+    progress=False,
+    device="cpu",
+    ref_batch_size=16,
+)
 
 
 @lru_cache(maxsize=1)
 def _build():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from bench import tiny_lm, world
+    from bench.world import rules as world
+    from bench.world import tiny_lm
 
     corpus = world.sft_corpus(400, seed=0)
     tokenizer = tiny_lm.build_tokenizer([p + "\n" + r for p, r in corpus], vocab_size=300)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.records import iter_records, rows_of
+from bench.core.records import iter_records, rows_of
 
 # noise names that mean "no noise": their rate-0 cells serve as the rate-0 point of every noise type's curve
 CLEAN_NOISE = {"none", "clean", "null", ""}

@@ -1,0 +1,113 @@
+"""A cell's identity: the hash of what determines its result, and nothing else.
+
+What counts is listed explicitly, per group:
+
+- the fixed groups (top level, ``data``, ``model``, ``train``, ``eval``): their schema's fields marked
+  ``identity`` (``bench.config.schema``); paths, threads, logging, progress and device choices are not;
+- the part groups (``loss``, ``noise``, ``method``, each ``evaluator``): every key of the node (which part, and all
+  its settings) except the names the part lists in ``not_in_identity`` (a judge's cache folder and concurrency,
+  a scorer's batch size); ``method: standard`` with no settings is the neutral method and leaves no trace;
+- ``paths``, ``logger``, ``hydra``, ``cluster`` (site settings) and ``tuning`` (where values came from, not what
+  they are: the values themselves are in ``train``/``loss``) are never part of it.
+
+A field added after ``IDENTITY_VERSION`` carries a ``neutral`` value (``bench.config.fields``): at that value it is
+left out, so adding it never re-keys old cells; at any other value it is in, so a changed default never finds a
+stale cell. Bump ``IDENTITY_VERSION`` only for an intended break (every cell is then new). Computing the id never
+raises for a bad value: the value is hashed as it is, and the cell's own start-up check records the error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Mapping
+
+from bench.config.fields import NO_NEUTRAL, meta
+from bench.config.schema import DATA_KINDS, MODEL_KINDS, EvalConfig, RunConfig, TrainConfig
+from bench.config.typed import plain
+from bench.core.cache import stable_hash
+
+IDENTITY_VERSION = 2  # 2: explicit per-group identity (1: the whole config minus six keys, with patches)
+
+NOT_RESULTS = ("paths", "logger", "hydra", "cluster", "tuning")
+NEUTRAL_METHOD = {"name": "standard"}
+
+
+def cell_id(cfg) -> str:
+    return stable_hash(identity(cfg))
+
+
+def identity(cfg) -> dict[str, Any]:
+    """The JSON-able identity of a composed config (what ``cell_id`` hashes)."""
+    c = {k: v for k, v in dict(plain(cfg)).items() if k not in NOT_RESULTS}
+    groups = {k: c.pop(k) for k in list(c) if isinstance(c.get(k), Mapping) or k == "evaluator"}
+    out: dict[str, Any] = {"v": IDENTITY_VERSION, **of_schema(RunConfig, c)}
+    for name, node in groups.items():
+        if name == "data":
+            out[name] = of_schema(DATA_KINDS.get(node.get("kind")), node)
+        elif name == "model":
+            out[name] = of_schema(MODEL_KINDS.get(node.get("kind")), node)
+        elif name in ("train", "eval"):
+            out[name] = of_schema(TrainConfig if name == "train" else EvalConfig, node)
+        elif name == "method":
+            if dict(node) != NEUTRAL_METHOD:
+                out[name] = of_part("method", node)
+        elif name == "evaluator":
+            out[name] = {key: of_part("evaluator", ev) for key, ev in (node or {}).items()}
+        else:  # loss, noise, and any group a user adds
+            out[name] = of_part(name, node)
+    return out
+
+
+def of_schema(schema, node: Mapping | None) -> dict[str, Any]:
+    """The result-determining keys of a node of a fixed group; unknown keys count (the check reports them)."""
+    node = dict(node or {})
+    if schema is None:
+        return node
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    out = {}
+    for key, value in node.items():
+        f = fields.get(key)
+        if f is None:
+            out[key] = value
+            continue
+        m = meta(f)
+        if not m["identity"] or (m["neutral"] is not NO_NEUTRAL and value == m["neutral"]):
+            continue
+        nested = hints.get(key)
+        out[key] = of_schema(nested, value) if dataclasses.is_dataclass(nested) and isinstance(value, Mapping) else value
+    return out
+
+
+def of_part(group: str, node: Mapping) -> dict[str, Any]:
+    """Every key of a part's node except those its class declares ``not_in_identity``."""
+    node = dict(node or {})
+    skip = set(getattr(_part_class(group, node), "not_in_identity", ()) or ())
+    return {k: v for k, v in node.items() if k not in skip}
+
+
+def _part_class(group: str, node: Mapping):
+    from bench.core.registry import import_entry
+
+    if group not in ("evaluator", "method", "noise"):
+        return None  # a loss: every hyperparameter determines the result
+    try:
+        if "_target_" in node:
+            return import_entry(str(node["_target_"]))
+        return _registry(group).lookup(node.get("name"))
+    except Exception:  # noqa: BLE001 - an unknown part is hashed whole; the cell's check reports it
+        return None
+
+
+def _registry(group: str):
+    if group == "evaluator":
+        import evaluators
+
+        return evaluators.REGISTRY
+    if group == "method":
+        from bench import methods
+
+        return methods.REGISTRY
+    import noise
+
+    return noise.REGISTRY

@@ -1,0 +1,196 @@
+"""One sweep cell: check -> data -> label noise -> training (the cell's method) -> evaluation -> one record.
+
+A cell is identified by a hash of what determines its result (``bench.cell.identity``), so a re-run of a sweep
+finds the cells already done whatever machine, thread count or results folder it runs with. Phases, each timed:
+
+    config    build and check every part (bench.cell.parts): a bad value fails here, before any data
+    data      the preference data (the embedded world is built once and cached)
+    noise     the injector flips the training pairs; the mask is saved
+    train     the method trains the policy (one TRL run, or ROPO's rounds, or a user's method)
+    evaluate  samples on held-out prompts, core metrics, every evaluator
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from bench.cell import distributed
+from bench.cell.identity import cell_id
+from bench.cell.parts import Parts, build_parts
+from bench.core import progress, records
+from bench.core.files import atomic_write_text, jsonl_text
+from bench.core.metrics import COUNTER, infos
+
+log = logging.getLogger("prefnoise")
+
+PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "hydra-core", "numpy", "prefnoise")
+
+
+def set_threads(n: int) -> None:
+    """One torch thread per process by default: 2 threads are several times slower on small CPU machines."""
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    torch.set_num_threads(n)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def describe(cfg: DictConfig) -> dict:
+    """The fields that name a cell in records, reports and logs."""
+    return {
+        "sweep": cfg.get("sweep", "default"),
+        "loss": cfg.loss.get("name") or str(cfg.loss.get("_target_")),
+        "noise": cfg.noise.get("name") or str(cfg.noise.get("_target_")),
+        "rate": float(cfg.noise.rate),
+        "seed": cfg.seed,
+        "data": cfg.data.name,
+        "model": cfg.model.name,
+    }
+
+
+def short_name(cfg: DictConfig) -> str:
+    d = describe(cfg)
+    return f"{d['loss']} {d['noise']}@{d['rate']:g} seed {d['seed']}"
+
+
+def run_cell(cfg: DictConfig, slot: int = 0) -> dict:
+    """Run (or skip, if its complete record exists) one cell; always leaves a record. Returns the record.
+
+    ``slot`` is the row of the cell's progress bar (its place among the cells running at once)."""
+    results = Path(cfg.paths.results)
+    cid = cell_id(cfg)
+    if cfg.get("resume", True) and records.is_complete(results, cid):
+        log.info("cell %s already complete: skipped", cid)
+        return {**records.read_record(results, cid), "skipped": True}
+    base = {"cell_id": cid, **describe(cfg), "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions()}
+    if distributed.needs_launch(cfg):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
+        return distributed.launch_cell(cfg, cid, results, base)
+    phase = {"name": "config"}
+    try:
+        with progress.open_bar(short_name(cfg), slot, bool(cfg.train.get("progress", True))):
+            rec = _run(cfg, cid, results, phase)
+        if rec is None:  # a non-zero rank of a multi-GPU cell: rank 0 evaluates and records
+            return {"cell_id": cid, "status": "ok", "rank": os.environ.get("RANK")}
+        rec = {**base, **rec, "status": "ok", "error": None}
+    except Exception as e:  # the failure is recorded; results of other cells are untouched
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f"{phase['name']}: {tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else phase["name"]
+        rec = {**base, "status": "failed", "error": {"type": type(e).__name__, "message": str(e), "where": where}}
+        records.write_record(results, rec)
+        log.error("cell %s failed in %s: %s: %s", cid, where, type(e).__name__, e)
+        raise
+    records.write_record(results, rec)
+    log.info("cell %s done: %s", cid, {k: round(v, 4) for k, v in rec["metrics"].items() if isinstance(v, float)})
+    return rec
+
+
+def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
+    t: dict[str, float] = {}
+    cell_dir = records.cell_dir(results, cid)
+    t0 = time.time()
+    parts = build_parts(cfg)  # cheap checks first: a bad value fails before any data is built or model trained
+    set_threads(parts.run.threads)
+    progress.quiet_libraries()  # no library bars or chatter: the cell's own bar shows where it is
+    t["config"] = time.time() - t0
+
+    phase["name"] = "data"
+    t0 = time.time()
+    from bench import data as data_mod
+
+    data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
+    t["data"] = time.time() - t0
+
+    phase["name"] = "noise"
+    t0 = time.time()
+    noisy = parts.injector(data.train)
+    noise_stats = parts.injector.summary(noisy)
+    import noise as noise_pkg
+
+    noise_pkg.save_mask(noisy, cell_dir / "flip_mask.json")
+    t["noise"] = time.time() - t0
+
+    phase["name"] = "train"
+    policy, tokenizer, result, t_load = _train(cfg, parts, data, noisy, cell_dir)
+    t.update(load_model=t_load, trainer_init=result.timings["trainer_init"], train=result.timings["train"])
+    if not result.is_main_process:  # multi-GPU cell (bench.cell.distributed): rank 0 goes on alone
+        return None
+    atomic_write_text(cell_dir / "train_log.jsonl", jsonl_text(result.log_history))
+
+    phase["name"] = "evaluate"
+    t0 = time.time()
+    metrics, info, samples = _evaluate(cfg, parts, data, policy, tokenizer)
+    atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(samples))
+    t["evaluate"] = time.time() - t0
+    t["total"] = sum(t.values())
+    metrics["train_loss"] = float(result.training_loss)  # each loss's own scale: shown, never compared
+    info.update(infos({"train_loss": COUNTER}, "train"))
+    metrics.update(result.metrics)
+    info.update(infos(result.directions, parts.method.name))
+    return {
+        "method": parts.method.name,
+        "loss_label": parts.label,
+        "loss_params": dict(getattr(parts.loss, "params", {}) or {}),
+        "eps_source": getattr(parts.loss, "eps_source", None),
+        "metrics": metrics,
+        "metric_info": info,
+        "noise_stats": noise_stats,
+        "n_train_pairs": len(noisy),
+        "train_steps": int(result.global_step),
+        "timings": t,
+        **result.record,  # what the method adds (ropo_full: its per-round filter stats)
+    }
+
+
+def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path):
+    """The cell's method trains a fresh copy of the reference policy; returns it, its tokenizer, the result and the
+    time it took to load the model."""
+    import torch
+
+    from bench.methods import TrainContext
+    from bench.models import load_causal_lm
+    from bench.models.devices import pick_device
+    from bench.training.ref_cache import ReferenceLogpCache
+
+    t0 = time.time()
+    device = pick_device(parts.train.device)
+    torch.manual_seed(parts.run.seed)
+    policy, tokenizer = load_causal_lm(data.model_path, device)
+    t_load = time.time() - t0
+    ref_cache = None
+    if parts.run.shared_ref_cache:
+        key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length}
+        ref_cache = ReferenceLogpCache(cfg.paths.cache, key)
+    ctx = TrainContext(
+        policy=policy, tokenizer=tokenizer, train_dataset=noisy, loss=parts.loss, train=parts.train,
+        out_dir=cell_dir, seed=parts.run.seed, reference_path=data.model_path, ref_cache=ref_cache,
+        report_to="wandb" if (cfg.get("logger") or {}).get("name") == "wandb" else "none",
+        gold_reward=data.gold_reward, max_new_tokens=int(getattr(parts.data, "max_new_tokens", 0) or
+                                                         parts.eval.max_new_tokens),
+        log=log.info,
+    )
+    return policy, tokenizer, parts.method.train(ctx), t_load
+
+
+def _evaluate(cfg: DictConfig, parts: Parts, data, policy, tokenizer):
+    from bench.evaluation import evaluate_policy
+    from bench.models import load_causal_lm
+
+    ref_model, _ = load_causal_lm(data.model_path, str(next(policy.parameters()).device))
+    return evaluate_policy(policy, ref_model, tokenizer, data, parts.loss, parts.eval, parts.evaluators,
+                           parts.run.seed, cache_root=cfg.paths.cache)

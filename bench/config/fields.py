@@ -1,0 +1,25 @@
+"""A schema field: its type (the dataclass annotation), its valid values, its doc, and its place in a cell's id.
+
+Values never live here (no defaults): the composed config is their only source. ``identity`` says whether the
+field determines a cell's result (paths, threads, logging, progress and concurrency do not). ``neutral`` is for
+fields added after a cell-identity version: while a field holds the value that reproduces the behaviour from
+before it existed, it stays out of the id, so adding it never re-keys old cells; any other value (a later change
+of its default included) is in the id, so a changed default never finds a stale cell.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bench.core.spec import Param
+
+NO_NEUTRAL = object()
+
+
+def spec(doc: str, param: Param | None = None, *, identity: bool = True, neutral: Any = NO_NEUTRAL):
+    """A dataclass field without a default, carrying its doc, valid values and identity rule in metadata."""
+    return dataclasses.field(metadata={"doc": doc, "param": param, "identity": identity, "neutral": neutral})
+
+
+def meta(f: dataclasses.Field) -> dict:
+    return {"doc": "", "param": None, "identity": True, "neutral": NO_NEUTRAL, **f.metadata}

@@ -1,0 +1,26 @@
+"""Preference data for one cell, whatever the source: ``load(data, model, cache_root) -> PreferenceData``.
+
+``data=world`` (``bench.data.world``): the embedded world with its gold reward. ``data=hf`` (``bench.data.hf``):
+any dataset by hub name or local path, plain or conversational, columns mapped in config.
+"""
+from __future__ import annotations
+
+from bench.core.text import prompt_text
+from bench.data.base import REQUIRED, PreferenceData, validate
+from bench.data.hf import to_preference_form
+
+__all__ = ["PreferenceData", "REQUIRED", "load", "prompt_text", "validate", "to_preference_form"]
+
+
+def load(data, model, cache_root: str) -> PreferenceData:
+    """``data``/``model`` are typed configs (``bench.config.schema``); the world is built once under cache_root."""
+    if data.kind == "world":
+        from bench.data.world import load_world
+
+        return load_world(data, model, cache_root)
+    if data.kind == "hf":
+        from bench.data.hf import load_hf
+
+        return load_hf(data, model)
+    raise ValueError(f"data.kind={data.kind!r}; valid choices: world, hf")
+

@@ -1,0 +1,41 @@
+"""What a cell gets from any data source: ``PreferenceData`` (training pairs, clean held-out pairs, evaluation
+prompts, the reference policy, and the gold reward where one is known), and the checks every source passes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from datasets import Dataset
+
+from bench.core.text import text_of
+
+REQUIRED = ("prompt", "chosen", "rejected")
+
+
+@dataclass
+class PreferenceData:
+    name: str
+    task: str  # "world" or "general": picks judge templates
+    train: Dataset
+    eval_pairs: Dataset | None
+    eval_prompts: list  # one entry per evaluation sample (strings, or message lists for conversational data)
+    model_path: str  # the reference policy: the trained policy starts from it
+    fingerprint: str  # what determines the training data (for cache keys)
+    gold_reward: Callable[[str, str], float] | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def validate(ds: Dataset, where: str) -> None:
+    """Clear errors for missing columns and empty responses, naming the field and the row."""
+    missing = [c for c in REQUIRED if c not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"{where}: missing column(s) {missing}; have {ds.column_names}. Map names with data.columns "
+            "(e.g. data.columns.chosen=response_a)."
+        )
+    if len(ds) == 0:
+        raise ValueError(f"{where}: no preference pairs")
+    for col in ("chosen", "rejected"):
+        for i, v in enumerate(ds[col]):
+            if not text_of(v or []).strip():
+                raise ValueError(f"{where}: empty response in column {col!r} at row {i}")

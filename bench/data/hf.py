@@ -1,0 +1,95 @@
+"""``data=hf``: any preference dataset by hub name or local path (JSONL/JSON or Parquet), columns mapped in config.
+
+Conversational rows (lists of ``{"role", "content"}`` messages, as in UltraFeedback-binarized) are split into a
+prompt (the shared leading messages) and the two completions; plain rows without a prompt column (Anthropic HH
+style transcripts) get their prompt extracted with TRL's ``extract_prompt``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset
+
+from bench.core.cache import stable_hash
+from bench.data.base import REQUIRED, PreferenceData, validate
+
+
+def read(path: str, split: str) -> Dataset:
+    from datasets import load_dataset
+
+    p = Path(path)
+    if p.suffix in (".jsonl", ".json"):
+        return load_dataset("json", data_files=str(p), split="train")
+    if p.suffix == ".parquet":
+        return load_dataset("parquet", data_files=str(p), split="train")
+    if p.exists():
+        raise ValueError(f"data.path={path!r}: unsupported file type {p.suffix!r}; valid: .jsonl, .json, .parquet")
+    try:  # a hub name: works where the hub is reachable or the dataset is in the local HF cache
+        return load_dataset(path, split=split)
+    except Exception as e:  # noqa: BLE001 - re-raised with the field named
+        raise ValueError(f"data.path={path!r}: not a local file and could not be loaded from the hub ({e})") from e
+
+
+def _split_conversation(chosen: list, rejected: list) -> tuple[list, list, list]:
+    """Shared leading messages are the prompt; the rest of each conversation is its completion."""
+    n = 0
+    while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
+        n += 1
+    return chosen[:n], chosen[n:], rejected[n:]
+
+
+def to_preference_form(ds: Dataset, columns: dict) -> Dataset:
+    rename = {v: k for k, v in columns.items() if v and v != k and v in ds.column_names}
+    ds = ds.rename_columns(rename) if rename else ds
+    for col in ("chosen", "rejected"):
+        if col not in ds.column_names:
+            raise ValueError(
+                f"data: missing column {col!r} (mapped from data.columns.{col}={columns.get(col)!r}); "
+                f"have {ds.column_names}"
+            )
+    first = ds[0]
+    conversational = isinstance(first["chosen"], list)
+    if conversational:
+
+        def split(row):
+            prompt, c, r = _split_conversation(row["chosen"], row["rejected"])
+            if "prompt" in row and isinstance(row["prompt"], list) and row["prompt"]:
+                prompt = row["prompt"]
+            elif "prompt" in row and isinstance(row["prompt"], str) and not prompt:
+                prompt = [{"role": "user", "content": row["prompt"]}]
+            return {"prompt": prompt, "chosen": c, "rejected": r}
+
+        return ds.map(split, remove_columns=[c for c in ds.column_names if c not in REQUIRED + ("annotator",)])
+    if "prompt" not in ds.column_names:
+        from trl.data_utils import extract_prompt
+
+        ds = ds.map(extract_prompt)
+    return ds.select_columns([c for c in ds.column_names if c in REQUIRED + ("annotator",)])
+
+
+def load_hf(data, model) -> PreferenceData:
+    """The pairs of ``data`` (``HFData``), whole prompts held out for evaluation; the reference policy of ``model``."""
+    from bench.models import resolve_model_path
+
+    ds = to_preference_form(read(data.path, data.split), dict(data.columns or {}))
+    validate(ds, f"data.path={data.path}")
+    if data.max_pairs:
+        ds = ds.select(range(min(len(ds), data.max_pairs)))
+    # hold out whole prompts (not rows) for evaluation, deterministically by a hash of the prompt
+    frac = data.eval_fraction
+    is_eval = [int(stable_hash(str(p), 8), 16) / 16**8 < frac for p in ds["prompt"]]
+    train = ds.select([i for i, e in enumerate(is_eval) if not e])
+    eval_pairs = ds.select([i for i, e in enumerate(is_eval) if e])
+    if len(train) == 0 or len(eval_pairs) == 0:
+        raise ValueError(f"data.eval_fraction={frac} leaves an empty train or eval split ({len(ds)} pairs)")
+    train = train.add_column("pair_id", list(range(len(train))))
+    prompts = list({stable_hash(p): p for p in eval_pairs["prompt"]}.values())[: data.max_eval_prompts]
+    return PreferenceData(
+        name=data.name,
+        task="general",
+        train=train,
+        eval_pairs=eval_pairs,
+        eval_prompts=[p for p in prompts for _ in range(data.eval_samples_per_prompt)],
+        model_path=resolve_model_path(model),
+        fingerprint=stable_hash([data.path, train._fingerprint, len(train)]),
+    )

@@ -1,0 +1,19 @@
+"""Preference-optimization losses (see ``bench.losses.base`` for the contract and conventions).
+
+    from bench.losses import get, names, from_config, PairLoss, Param, BETA, register
+
+Built in: ``classic`` (DPO, IPO, hinge, SimPO) and ``robust`` (cDPO, rDPO, ROPO, Dr. DPO, SymPO, UDPO).
+"""
+from bench.losses import classic, robust  # noqa: F401  (registered on import)
+from bench.losses.base import (
+    BETA, REGISTRY, HyperparameterError, LossContractError, PairLoss, Param, UnknownNameError, check_contract,
+    defaults, from_config, get, names, register,
+)
+from bench.losses.classic import DPO, IPO, Hinge, SimPO
+from bench.losses.robust import CDPO, RDPO, ROPO, DrDPO, SymPO, UDPO
+
+__all__ = [
+    "BETA", "REGISTRY", "HyperparameterError", "LossContractError", "PairLoss", "Param", "UnknownNameError",
+    "check_contract", "defaults", "from_config", "get", "names", "register",
+    "DPO", "IPO", "Hinge", "SimPO", "CDPO", "RDPO", "ROPO", "DrDPO", "SymPO", "UDPO",
+]

@@ -1,0 +1,171 @@
+"""Losses built for noisy labels: cDPO, rDPO (an assumed flip rate eps), ROPO, Dr. DPO, SymPO and UDPO.
+
+Formulas and sources: ``docs/losses.md``; golden values: ``tests/test_losses.py``.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from bench.losses.base import BETA, PairLoss, Param, register
+
+_EPS_CDPO = Param(low=0.0, high=0.5, why="eps is the assumed label-flip rate; above 0.5 flip the labels instead")
+
+
+@register
+class CDPO(PairLoss):
+    """conservative DPO (Mitchell's cDPO note, eq. 3): ``-(1-eps) log sigma(z) - eps log sigma(-z)``.
+
+    Its optimum is bounded, ``sigma(z*) = 1 - eps``. (TRL 1.x dropped it: ``sigmoid`` ignores label_smoothing.)
+    """
+
+    name, label = "cdpo", "cDPO"
+    needs_reference_model, length_normalized = True, False
+    hyperparameters = {"beta": BETA, "eps": _EPS_CDPO}
+
+    def loss_of_margin(self, z):
+        return -(1 - self.eps) * F.logsigmoid(z) - self.eps * F.logsigmoid(-z)
+
+
+@register
+class RDPO(PairLoss):
+    """robust DPO (Chowdhury et al., ICML 2024): ``[(1-eps)(-log sigma(z)) - eps(-log sigma(-z))] / (1-2 eps)``.
+
+    Identical to TRL 1.16's ``loss_type="robust"`` with ``label_smoothing=eps`` (tested by calling TRL). An
+    unbiased estimate of the clean loss, unbounded below: its gradient weight never falls under
+    ``eps/(1-2eps)``, so margins keep growing; watch them.
+    """
+
+    name, label = "rdpo", "rDPO"
+    needs_reference_model, length_normalized = True, False
+    hyperparameters = {
+        "beta": BETA,
+        "eps": Param(low=0.0, high=0.5, high_open=True,
+                     why="rDPO divides by 1 - 2*eps, which vanishes at 0.5 and flips the loss's sign beyond"),
+    }
+
+    def loss_of_margin(self, z):
+        return (-(1 - self.eps) * F.logsigmoid(z) + self.eps * F.logsigmoid(-z)) / (1 - 2 * self.eps)
+
+
+@register
+class ROPO(PairLoss):
+    """ROPO's loss alone (Liang et al., arXiv 2404.04102, ICML 2025): ``4a/(1+a)^2 [-log sigma(z) + a sigma(-z)]``.
+
+    Only the loss: the paper's full method also filters high-loss pairs each round and regenerates responses
+    (that lives with the trainer), hence the label "ROPO (loss only)". ``|d loss/d z| =
+    4a/(1+a)^2 sigma(-z) (1 + a sigma(z)) <= 1`` for every a > 0. The paper requires a > 2 (its analysis); values
+    in (0, 2] are allowed with a warning, a <= 0 is an error.
+    """
+
+    name, label = "ropo", "ROPO (loss only)"
+    needs_reference_model, length_normalized = True, False
+    hyperparameters = {"beta": BETA, "alpha": Param(low=0.0, low_open=True, why="the paper requires alpha > 2")}
+
+    def validate(self):
+        if self.alpha <= 2:
+            warnings.warn(f"ROPO alpha={self.alpha:g}: the paper requires alpha > 2 (default 14)", stacklevel=3)
+
+    def loss_of_margin(self, z):
+        a = self.alpha
+        return 4 * a / (1 + a) ** 2 * (-F.logsigmoid(z) + a * torch.sigmoid(-z))
+
+
+@register
+class DrDPO(PairLoss):
+    """Dr. DPO (Wu et al., ICLR 2025), batch-level: ``L = -beta' log( mean_i exp(-l_i / beta') )``, l_i the DPO loss.
+
+    The batch loss is not a sum over pairs, so each per-pair value returned is ``L`` itself (``L.expand(N)``): the
+    mean is exactly ``L`` and its gradient is exactly ``dL/dtheta``, which weights pair i's DPO gradient by
+    ``softmax_i(-l / beta')`` (low-loss pairs count more, likely-flipped high-loss pairs less). Consequences:
+    per-pair values are not separable (``batch_level = True``: don't mask, weight or filter them per pair), and
+    the loss depends on the batch (micro-batches under gradient accumulation each get their own L).
+    Computed as ``l_min - beta' log mean exp(-(l_i - l_min)/beta')`` with expm1/log1p, which is exact in float32
+    both for small beta' (no overflow) and huge beta' (where L -> mean_i l_i, the DPO loss).
+    ``diagnostics`` adds ``dpo_loss`` (l_i) and ``pair_weight`` (``N softmax_i``, 1 for DPO).
+    """
+
+    name, label = "drdpo", "Dr. DPO"
+    needs_reference_model, length_normalized = True, False
+    batch_level = True
+    hyperparameters = {"beta": BETA, "beta_prime": Param(low=0.0, low_open=True, why="beta' is a temperature")}
+
+    def loss_of_margin(self, z):
+        l = -F.logsigmoid(z)
+        bp = self.beta_prime
+        l_min = l.min().detach()  # any constant gives the same value and gradient; the min avoids overflow
+        batch = l_min - bp * torch.log1p(torch.expm1(-(l - l_min) / bp).mean())
+        return batch.expand(z.shape)
+
+    def diagnostics(self, *args, **kwargs):
+        out = super().diagnostics(*args, **kwargs)
+        l = -F.logsigmoid(out["margin"])
+        out["dpo_loss"] = l
+        out["pair_weight"] = l.numel() * torch.softmax(-l / self.beta_prime, dim=0)
+        return out
+
+
+@register
+class SymPO(PairLoss):
+    """SymPO (Nishimori et al. 2025, arXiv 2505.24709): a symmetric loss, ``l(z) + l(-z) = const``.
+
+    ``variant="sigmoid"``: ``sigma(-z)`` (sum 1); ``variant="ramp"``: ``clip(0.5 - 0.5 z, 0, 1)`` (sum 1; the SymPO
+    code's ``symmetric_ramp``). Each response's reward ``beta * log-ratio`` is clamped to ``[-clip, clip]`` before
+    the margin is taken, as in the SymPO code (``clip: True, clip_value: 10`` in its final config); a clamped
+    reward passes no gradient. ``clip: null`` turns clipping off. ``diagnostics`` adds ``clipped`` (1.0 where
+    either reward of the pair is at the clip).
+    """
+
+    name = "sympo"
+    needs_reference_model, length_normalized = True, False
+    hyperparameters = {
+        "beta": BETA,
+        "variant": Param(choices=("sigmoid", "ramp")),
+        "clip": Param(low=0.0, low_open=True, nullable=True, why="per-response reward clip, null for none"),
+    }
+
+    @property
+    def label(self):
+        return f"SymPO ({self.variant})"
+
+    def rewards(self, *args, **kwargs):
+        chosen, rejected = super().rewards(*args, **kwargs)
+        if self.clip is not None:
+            chosen, rejected = chosen.clamp(-self.clip, self.clip), rejected.clamp(-self.clip, self.clip)
+        return chosen, rejected
+
+    def loss_of_margin(self, z):
+        if self.variant == "sigmoid":
+            return torch.sigmoid(-z)
+        return torch.clamp(0.5 - 0.5 * z, 0.0, 1.0)
+
+    def diagnostics(self, *args, **kwargs):
+        out = super().diagnostics(*args, **kwargs)
+        if self.clip is not None:
+            chosen, rejected = self.rewards(*args, **kwargs)
+            at_clip = (chosen.detach().abs() >= self.clip) | (rejected.detach().abs() >= self.clip)
+            out["clipped"] = at_clip.to(out["margin"].dtype)
+        return out
+
+
+@register
+class UDPO(PairLoss):
+    """UDPO (Wang et al., ICML 2026): ``-log((e^z + c) / (e^z + 1))``, ``c = eps/(1-eps)``.
+
+    The forward-corrected noisy Bradley-Terry likelihood (up to the constant ``-log(1-eps)``); eps 0 is DPO. The
+    loss is bounded by ``-log c`` for confidently "wrong" pairs. Computed as ``-log sigma(-z) - logaddexp(z, log c)``.
+    """
+
+    name, label = "udpo", "UDPO"
+    needs_reference_model, length_normalized = True, False
+    hyperparameters = {
+        "beta": BETA,
+        "eps": Param(low=0.0, high=0.5, high_open=True, why="c = eps/(1-eps) must be < 1; at 0.5 the loss is flat"),
+    }
+
+    def loss_of_margin(self, z):
+        log_c = math.log(self.eps / (1 - self.eps)) if self.eps > 0 else -math.inf
+        return -F.logsigmoid(-z) - torch.logaddexp(z, torch.full_like(z, log_c))

@@ -1,0 +1,32 @@
+"""Methods: how a cell trains its policy (``bench.methods.base`` has the contract).
+
+Registered: ``standard`` (one TRL run) and ``ropo_full`` (ROPO's rounds, loss-based filter and rejection
+sampling); lazy entries, so listing them imports nothing. ``from_config(cfg.method)`` builds a registered method
+or a user's own (``_target_``) and checks it against the contract.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from bench.core.registry import Registry
+from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult, check_contract
+
+__all__ = ["REGISTRY", "Method", "MethodConfigError", "TrainContext", "TrainResult", "check_contract",
+           "from_config", "names"]
+
+REGISTRY: Registry = Registry("method", {
+    "standard": "bench.methods.standard:Standard",
+    "ropo_full": "bench.methods.ropo_full:RopoFull",
+})
+
+
+def names() -> list[str]:
+    return REGISTRY.names()
+
+
+def from_config(node: Mapping | Any) -> Method:
+    """The method a ``cfg.method`` node describes: ``{name: ropo_full, rounds: 3, ...}`` or ``{_target_: ...}``."""
+    from bench.config.typed import plain
+    from bench.core.plugins import build
+
+    return build("method", dict(plain(node)), REGISTRY, check_contract)

@@ -1,0 +1,94 @@
+"""What a method is: one way of training a policy on the cell's (noisy) pairs with the cell's loss.
+
+A method has a ``name`` and ``train(ctx: TrainContext) -> TrainResult``; optionally ``check(loss)`` (start-up
+checks, before any data is loaded; it may return the label the cell's results carry) and ``not_in_identity``
+(option names that never change its result). ``standard`` is one TRL run; ``ropo_full`` trains in rounds with a
+loss-based filter and rejection sampling. A user's own method is a class like these in the user's package, named
+by ``_target_`` in ``conf/method/<name>.yaml`` on their ``hydra.searchpath``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.core.spec import ConfigError
+
+
+class MethodConfigError(ConfigError):
+    """A ``method`` setting is unknown or out of range, or the method cannot run with this loss."""
+
+
+@dataclass
+class TrainContext:
+    """Everything a method may use to train one cell's policy (in place)."""
+
+    policy: Any  # the policy to train: starts as the reference policy
+    tokenizer: Any
+    train_dataset: Any  # the noisy training pairs, with ``is_flipped`` where the noise mask is known
+    loss: Any  # a bench.losses loss (or a user's object meeting its contract)
+    train: Any  # the cell's typed ``train`` config (bench.config.schema.TrainConfig)
+    out_dir: Path  # the cell's folder: a method may write its own files here
+    seed: int
+    reference_path: str  # the reference policy's folder (a frozen copy for new pairs' reference log-probs)
+    ref_cache: Any = None  # bench.training.ref_cache.ReferenceLogpCache, or None to compute in this cell
+    report_to: str = "none"  # "wandb" when the cell logs to W&B
+    gold_reward: Callable[[str, str], float] | None = None  # for after-the-fact diagnosis only, never for choices
+    max_new_tokens: int = 48  # response length of the data's pairs (for methods that sample new responses)
+    log: Callable[[str], None] = print
+
+    def args(self, out: str = "trainer", **changes: Any):
+        """TRL's DPOConfig for this cell, with ``train`` fields changed (``max_steps=...``)."""
+        from bench.training import dpo_config
+
+        return dpo_config(dataclasses.replace(self.train, **changes), self.out_dir / out, self.seed,
+                          report_to=self.report_to)
+
+    def trainer(self, dataset, args=None, **kwargs):
+        """The one trainer path (bench.training.PreferenceTrainer) on ``dataset`` with the cell's loss."""
+        from bench.training import PreferenceTrainer
+
+        return PreferenceTrainer(model=self.policy, args=args if args is not None else self.args(),
+                                 train_dataset=dataset, processing_class=self.tokenizer, pref_loss=self.loss,
+                                 print_logs=self.train.print_logs, **kwargs)
+
+
+@dataclass
+class TrainResult:
+    """What a method hands back: the training summary and whatever it adds to the cell record."""
+
+    training_loss: float
+    global_step: int
+    log_history: list[dict]
+    is_main_process: bool = True  # False on the other ranks of a multi-GPU cell (rank 0 evaluates and records)
+    record: dict = field(default_factory=dict)  # extra record fields (the method's own summary)
+    metrics: dict[str, float] = field(default_factory=dict)
+    directions: dict[str, Any] = field(default_factory=dict)  # {metric: direction} (bench.core.metrics)
+    timings: dict[str, float] = field(default_factory=dict)  # must hold "trainer_init" and "train"
+
+
+class Method:
+    """Base class of the built-in methods (a user's method needs only ``name`` and ``train``)."""
+
+    name: str = ""
+    not_in_identity: tuple[str, ...] = ()
+
+    def check(self, loss) -> str | None:
+        """Start-up checks against the cell's loss; the label of the cell's results (None: the loss's own)."""
+        return None
+
+    def train(self, ctx: TrainContext) -> TrainResult:
+        raise NotImplementedError
+
+
+def check_contract(obj: Any, source: str = "method") -> Any:
+    missing = [a for a in ("name",) if not isinstance(getattr(obj, a, None), str) or not getattr(obj, a)]
+    missing += [] if callable(getattr(obj, "train", None)) else ["train(ctx)"]
+    if missing:
+        raise MethodConfigError(
+            f"{source} ({type(obj).__name__}) does not satisfy the method contract: missing {', '.join(missing)}; "
+            "valid: an object with a name and train(ctx: bench.methods.TrainContext) -> bench.methods.TrainResult "
+            "(subclass bench.methods.Method)."
+        )
+    return obj

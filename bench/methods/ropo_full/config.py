@@ -1,0 +1,95 @@
+"""``method=ropo_full``'s settings (values: ``conf/method/ropo_full.yaml``), how its budget splits over rounds,
+and which losses it runs with."""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+from bench.config.fields import spec
+from bench.core.spec import COUNT, Param
+from bench.methods.base import MethodConfigError
+
+LABEL = "ROPO (full method)"
+
+
+@dataclass
+class RopoFullConfig:
+    rounds: int = spec("training rounds; filtering and rejection sampling happen between them",
+                       Param(low=2, integer=True, why="filtering happens between rounds"))
+    drop_fraction: float = spec("fraction of the original pairs dropped (highest loss) after each round",
+                                Param(low=0.0, high=1.0, low_open=True, high_open=True))
+    budget: str = spec("matched: the standard cell's steps split over the rounds; per_round: each round gets all",
+                       Param(choices=("matched", "per_round")))
+    n_candidates: int = spec("responses sampled from the current policy per dropped prompt", COUNT)
+    include_original: bool = spec("also offer the dropped pair's own two responses as candidates")
+    accept: str = spec("below_cut: keep a replacement only if its loss is at most the filter's cut; always: keep it",
+                       Param(choices=("below_cut", "always")))
+    temperature: float = spec("sampling temperature of the candidates", Param(low=0.0, low_open=True))
+    top_p: float = spec("nucleus mass of the candidates", Param(low=0.0, high=1.0, low_open=True))
+    max_new_tokens: Optional[int] = spec("candidate length (null: the data's pair length)",
+                                         Param(low=1, integer=True, nullable=True))
+    score_batch_size: int = spec("pairs per forward when scoring pairs and candidates", COUNT, identity=False)
+    allow_other_loss: bool = spec("run the method with a loss other than ROPO's (an ablation, labelled so)")
+
+    def check(self, where: str) -> None:
+        if self.n_candidates < 2 and not self.include_original:
+            raise MethodConfigError(f"{where}.n_candidates={self.n_candidates} is too few; valid: >= 2 to form a "
+                                    "pair (or include_original=true).")
+
+    @classmethod
+    def from_dict(cls, cfg: dict | None = None) -> "RopoFullConfig":
+        """``conf/method/ropo_full.yaml`` as composed, overridden by ``cfg``; one-line errors for bad values."""
+        from bench.config.compose import group_node
+        from bench.config.typed import typed
+        from bench.core.plugins import options
+        from bench.core.spec import ConfigError
+
+        cfg = dict(cfg or {})
+        name = cfg.pop("name", "ropo_full")
+        if name != "ropo_full":
+            raise MethodConfigError(f"RopoFullConfig is for method=ropo_full, got method.name={name!r}")
+        try:
+            return typed(cls, {**options(group_node("method", "ropo_full")), **cfg}, "method")
+        except ConfigError as e:
+            raise MethodConfigError(str(e)) from None
+
+
+def round_steps(cfg: RopoFullConfig, train, n_pairs: int) -> list[int]:
+    """Optimizer steps of each round (choice 3 in ``bench.methods.ropo_full``); ``train`` is the TrainConfig."""
+    if train.max_steps:
+        total = int(train.max_steps)
+    else:  # as transformers counts: ceil(epochs * steps per epoch), steps per epoch = batches // accumulation
+        per_epoch = max(math.ceil(n_pairs / train.batch_size) // train.gradient_accumulation_steps, 1)
+        total = math.ceil(float(train.epochs) * per_epoch)
+    if cfg.budget == "per_round":
+        return [total] * cfg.rounds
+    if total < cfg.rounds:
+        raise MethodConfigError(
+            f"method=ropo_full: the training budget is {total} steps, fewer than method.rounds={cfg.rounds}; "
+            "raise train.max_steps / train.epochs, lower method.rounds, or use method.budget=per_round"
+        )
+    return [total // cfg.rounds + (1 if i < total % cfg.rounds else 0) for i in range(cfg.rounds)]
+
+
+def check_loss(loss, cfg: RopoFullConfig) -> str:
+    """The result label; raises for losses the method cannot use."""
+    if getattr(loss, "batch_level", False):
+        raise MethodConfigError(
+            f"method=ropo_full ranks pairs by their loss; loss={loss.name!r} is batch-level (its per-pair values are "
+            "the batch loss) and cannot rank pairs. Use loss=ropo."
+        )
+    if loss.name == "ropo":
+        return LABEL
+    if not cfg.allow_other_loss:
+        raise MethodConfigError(
+            f"method=ropo_full is ROPO's method and uses ROPO's loss (its bounded gradient is what makes flipped "
+            f"pairs stand out by loss); got loss={loss.name!r}. Use loss=ropo, or set method.allow_other_loss=true "
+            "to run the rounds, filter and rejection sampling with another loss (an ablation, labelled as such)."
+        )
+    warnings.warn(
+        f"method=ropo_full with loss={loss.name!r}: an ablation of ROPO's method with another loss, not the paper's "
+        "method", stacklevel=2,
+    )
+    return f"ROPO full method ({getattr(loss, 'label', loss.name)})"

@@ -1,0 +1,143 @@
+"""The body of one Hydra job: run (or skip) its cell, keep its status file, open its W&B run, print one line.
+
+In a multirun a failing cell does not raise: its failure is recorded (record + status) and the job returns, so
+the launcher goes on with the other cells. A single run (no -m) re-raises, so the process exits non-zero.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from bench.core import records
+from bench.core.files import atomic_write_json
+from bench.sweep.status import STATUS_FILE, progress_line, read_plan, summarize
+
+log = logging.getLogger("prefnoise")
+
+HEADLINE = ("gold_reward", "rm_reward", "judge_win_rate", "implicit_acc")  # the first one a cell has leads its line
+
+
+def _hydra():
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+class JobStatus:
+    """The status file of one Hydra job (a no-op outside Hydra)."""
+
+    def __init__(self, job_dir: Path | None, info: dict):
+        self.path = job_dir / STATUS_FILE if job_dir else None
+        self.state: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), **info}
+
+    def write(self, **changes: Any) -> None:
+        self.state.update(changes)
+        if self.path is not None:
+            atomic_write_json(self.path, self.state)
+
+    def ended(self) -> dict:
+        end = time.time()
+        return {"ended_at": end, "duration": round(end - self.state["started_at"], 3)}
+
+
+def run_job(cfg: DictConfig) -> dict:
+    from hydra.types import RunMode
+
+    from bench.cell import cell_id, distributed, run_cell, wandb_log
+
+    hc = _hydra()
+    multirun = hc is not None and hc.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hc.sweep.dir) if multirun else None
+    plan = read_plan(sweep_dir) if sweep_dir else {}
+    status = JobStatus(Path(hc.runtime.output_dir) if hc is not None else None, {
+        "job": int(hc.job.num) if multirun else None,
+        "overrides": list(hc.overrides.task) if hc is not None else [],
+        "invocation": plan.get("invocation"), "state": "running", "started_at": time.time(),
+    })
+    results = Path(cfg.paths.results)
+    cid = None
+    try:
+        cid = cell_id(cfg)
+        status.write(cell_id=cid)
+        complete = bool(cfg.get("resume", True)) and records.is_complete(results, cid)
+        if not complete and str(cfg.train.get("device", "auto")) != "cpu":
+            distributed.claim_devices(distributed.num_gpus(cfg))  # a skipped cell claims no GPU
+        run = None if complete or distributed.needs_launch(cfg) else wandb_log.start(cfg, cid)
+        try:
+            rec = run_cell(cfg, slot=_slot(hc))
+        except BaseException as e:
+            wandb_log.finish(run, error=e, record=records.read_record(results, cid))
+            raise
+        wandb_log.finish(run, record=rec)
+    except Exception as e:
+        error = _error_of(results, cid, e)
+        status.write(state="failed", error=error, **status.ended())
+        _report(cfg, "failed", status.state, sweep_dir, error=error)
+        if not multirun:
+            raise
+        return {"cell_id": cid, "status": "failed", "error": error}
+    except BaseException:  # KeyboardInterrupt, SystemExit: the sweep is being stopped
+        status.write(state="interrupted", **status.ended())
+        raise
+    state = "skipped" if rec.get("skipped") else "ok"
+    torch = sys.modules.get("torch")
+    status.write(state=state, torch_threads=torch.get_num_threads() if torch else None, **status.ended())
+    _report(cfg, state, status.state, sweep_dir, record=rec)
+    metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    return {"cell_id": cid, "status": state, "metrics": metrics}
+
+
+def _slot(hc) -> int:
+    """The row of this job's progress bar: its place among the jobs that run at once."""
+    if hc is None or hc.job.get("num") is None:
+        return 0
+    n_jobs = (hc.get("launcher") or {}).get("n_jobs") or 1
+    return int(hc.job.num) % max(1, int(n_jobs))
+
+
+def _error_of(results: Path, cid: str | None, e: BaseException) -> dict:
+    """The error as the cell recorded it (type, message, where), or as raised if it failed before recording."""
+    rec = records.read_record(results, cid) if cid else None
+    if rec and rec.get("status") == "failed" and rec.get("error"):
+        return rec["error"]
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f"{tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else "?"
+    return {"type": type(e).__name__, "message": str(e), "where": where}
+
+
+def result_line(cfg: DictConfig, state: str, status: dict, record: dict | None = None, error: dict | None = None) -> str:
+    """``[prefnoise] ok      dpo random_flip@0.2 seed 0: gold_reward 0.152, kl 1.7 (24 s) cell 1a2b3c4d``"""
+    from bench.cell.run import short_name
+
+    text = f"[prefnoise] {state:<7} {short_name(cfg)}"
+    if error is not None:
+        text += f": {error.get('type')}: {error.get('message')}"
+    elif state == "skipped":
+        text += ": already complete: skipped (its record is from an earlier run)"
+    elif record is not None:
+        m = record.get("metrics") or {}
+        shown = [k for k in HEADLINE if isinstance(m.get(k), (int, float))][:1] + [k for k in ("kl", "length") if k in m]
+        text += ": " + ", ".join(f"{k} {m[k]:.4g}" for k in shown)
+    duration = status.get("duration")
+    if duration is not None and state != "skipped":
+        text += f" ({duration:.0f} s)"
+    return text + (f" cell {status.get('cell_id')}" if status.get("cell_id") else "")
+
+
+def _report(cfg, state: str, status: dict, sweep_dir: Path | None, **kw) -> None:
+    """One line per finished cell on stdout; in a sweep, the sweep's progress after it."""
+    line = result_line(cfg, state, status, **kw)
+    if sweep_dir is not None:
+        try:
+            line += f" | {progress_line(summarize(sweep_dir))}"
+        except Exception as e:  # progress is a convenience: never fail a cell over it
+            log.warning("sweep progress unavailable: %s", e)
+    print(line, flush=True)

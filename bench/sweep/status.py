@@ -1,0 +1,200 @@
+"""Sweep-level bookkeeping for Hydra multiruns: per-job status, progress with an ETA, failure summary, exit code.
+
+Hydra runs the jobs (basic, joblib, submitit or Ray launcher); this module only watches them, through files, so it
+works whatever process or machine a job runs on:
+
+    <sweep dir>/sweep_plan.json       written when the sweep starts: how many jobs, their overrides
+    <sweep dir>/<job>/cell_status.json  written by each job: running, then ok | skipped | failed (with the error)
+    <sweep dir>/sweep_summary.json    written when the sweep ends: counts and failures
+
+A job whose cell fails records the error (bench/cell.py writes a failure record) and returns normally, so the other
+cells go on (Hydra's launchers otherwise stop at the first exception); the sweep then prints a summary of the
+failures and `bench/run.py` exits non-zero only if some cell failed. From another shell, at any time:
+
+    python -m bench.sweep status                      # the latest sweep under $PREFNOISE_ROOT/results/multiruns
+    python -m bench.sweep status results/multiruns/2026-01-01_12-00-00 --watch 10
+
+This module reads those files (plan, statuses, summary, ETA) and is the ``status`` command; ``bench.sweep.job`` is
+the job side, ``bench.sweep.callback`` the sweep side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+PLAN_FILE = "sweep_plan.json"
+STATUS_FILE = "cell_status.json"
+SUMMARY_FILE = "sweep_summary.json"
+FINAL = ("ok", "skipped", "failed")
+
+
+def plan_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The jobs a multirun will launch (their overrides), as Hydra's basic sweeper expands them; None if another
+    sweeper (an optimizer, say) decides them as it goes."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+    except ImportError:  # pragma: no cover - Hydra internals moved
+        return None
+    if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+        return None
+    args = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    args += list(config.hydra.overrides.task)
+    overrides = OverridesParser.create().parse_overrides(args)
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def read_plan(sweep_dir: Path | None) -> dict:
+    try:
+        return json.loads((Path(sweep_dir) / PLAN_FILE).read_text())
+    except (OSError, json.JSONDecodeError, TypeError):
+        return {}
+
+
+def read_statuses(sweep_dir: Path, invocation: str | None = None) -> list[dict]:
+    out = []
+    for path in sorted(Path(sweep_dir).glob(f"**/{STATUS_FILE}")):
+        try:
+            s = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # being replaced right now
+        if invocation is None or s.get("invocation") in (None, invocation):
+            out.append({**s, "dir": str(path.parent)})
+    return out
+
+
+def _alive(s: dict) -> bool:
+    if s.get("host") != socket.gethostname():
+        return True  # another machine (SLURM, Ray): trust the file
+    try:
+        os.kill(int(s["pid"]), 0)
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def summarize(sweep_dir: str | os.PathLike) -> dict:
+    """Counts of cells ok / skipped / failed / running / interrupted / waiting, and an ETA in seconds.
+
+    ETA = (mean time of the cells that ran x cells left + what the running cells still need) / cells running at
+    once; skipped cells take no time, so a resumed sweep finishes sooner than estimated."""
+    sweep_dir = Path(sweep_dir)
+    plan = read_plan(sweep_dir)
+    statuses = read_statuses(sweep_dir, plan.get("invocation"))
+    counts = {k: 0 for k in ("ok", "skipped", "failed", "running", "interrupted")}
+    now = time.time()
+    running_elapsed = []
+    for s in statuses:
+        state = s.get("state", "running")
+        if state == "running" and not _alive(s):
+            state = s["state"] = "interrupted"
+        counts[state] = counts.get(state, 0) + 1
+        if state == "running":
+            running_elapsed.append(now - float(s.get("started_at", now)))
+    total = plan.get("total")
+    counts["waiting"] = max(0, total - len(statuses)) if total is not None else None
+    ran = [float(s["duration"]) for s in statuses if s.get("state") in ("ok", "failed") and s.get("duration")]
+    eta = None
+    if ran and counts["waiting"] is not None:
+        mean = sum(ran) / len(ran)
+        at_once = max(1, counts["running"])
+        eta = (mean * counts["waiting"] + sum(max(0.0, mean - e) for e in running_elapsed)) / at_once
+    failures = [
+        {k: s.get(k) for k in ("job", "overrides", "cell_id", "error", "dir")} for s in statuses if s.get("state") == "failed"
+    ]
+    return {
+        "sweep_dir": str(sweep_dir),
+        "total": total,
+        "counts": counts,
+        "finished": sum(counts[k] for k in FINAL),
+        "eta_s": eta,
+        "elapsed_s": now - plan["started_at"] if plan.get("started_at") else None,
+        "failures": sorted(failures, key=lambda f: (f["job"] is None, f["job"])),
+    }
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def progress_line(summary: dict) -> str:
+    c = summary["counts"]
+    total = summary["total"] if summary["total"] is not None else "?"
+    parts = [f"{summary['finished']}/{total} cells finished", f"ok {c['ok']}", f"skipped {c['skipped']}",
+             f"failed {c['failed']}", f"running {c['running']}"]
+    if c.get("interrupted"):
+        parts.append(f"interrupted {c['interrupted']}")
+    parts.append(f"waiting {c['waiting'] if c['waiting'] is not None else '?'}")
+    eta = "done" if c["waiting"] == 0 and c["running"] == 0 else _fmt_s(summary["eta_s"])
+    return ", ".join(parts) + f"; elapsed {_fmt_s(summary['elapsed_s'])}, ETA {eta}"
+
+
+def failure_lines(summary: dict) -> list[str]:
+    lines = []
+    for f in summary["failures"]:
+        e = f.get("error") or {}
+        lines.append(
+            f"  job {f['job']} [{' '.join(f.get('overrides') or [])}] cell {f.get('cell_id')}: "
+            f"{e.get('type')}: {e.get('message')} ({e.get('where')})"
+        )
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# python -m bench.sweep status [sweep dir]
+
+
+def latest_sweep(root: str | os.PathLike | None = None) -> Path | None:
+    root = Path(root or os.environ.get("PREFNOISE_ROOT", ".")) / "results" / "multiruns"
+    dirs = sorted(p for p in root.glob("*") if (p / PLAN_FILE).exists())
+    return dirs[-1] if dirs else None
+
+
+def _status_cmd(args: argparse.Namespace) -> int:
+    sweep_dir = Path(args.sweep_dir) if args.sweep_dir else latest_sweep()
+    if sweep_dir is None or not (sweep_dir / PLAN_FILE).exists():
+        print(f"no sweep found ({sweep_dir or 'results/multiruns/* is empty'}); pass a sweep dir", file=sys.stderr)
+        return 2
+    while True:
+        summary = summarize(sweep_dir)
+        if args.json:
+            print(json.dumps(summary, indent=1))
+        else:
+            print(f"{sweep_dir}: {progress_line(summary)}")
+            for line in failure_lines(summary):
+                print(line)
+            if args.verbose:
+                plan = read_plan(sweep_dir)
+                for s in read_statuses(sweep_dir, plan.get("invocation")):
+                    print(f"  job {s.get('job')}: {s.get('state'):<11} {_fmt_s(s.get('duration'))} "
+                          f"cell {s.get('cell_id')} [{' '.join(s.get('overrides') or [])}]")
+        c = summary["counts"]
+        if not args.watch or (c["running"] == 0 and c["waiting"] == 0):
+            return 1 if c["failed"] else 0
+        time.sleep(args.watch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("status", help="cells done / running / failed / skipped / waiting, with an ETA")
+    s.add_argument("sweep_dir", nargs="?", help="a Hydra sweep dir (default: the latest under results/multiruns)")
+    s.add_argument("--watch", type=float, default=0, help="refresh every N seconds until the sweep ends")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-v", "--verbose", action="store_true", help="one line per job")
+    args = p.parse_args(argv)
+    return _status_cmd(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
