@@ -1,11 +1,12 @@
-# prefnoise: `make demo` (set up + main job + report), `make test` (set up + tests), `make report`.
+# prefnoise: `make demo` (set up + main job + report), `make test` (set up + lint + all tests), `make test-fast`
+# (the unit tier: no CLI runs, no training end to end), `make lint` (ruff + the import contract), `make report`.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo sweep report test bench clean-results
+.PHONY: setup demo sweep report test test-fast lint bench
 
 setup: $(VENV)/.installed
 
@@ -29,8 +30,15 @@ sweep: setup
 report: setup
 	$(PY) -m bench.report --results results $(REPORT_ARGS)
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q
 
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
 bench: setup
-	$(PY) bench/benchmark_cell.py
+	$(PY) -m bench.perf.cell

@@ -14,8 +14,9 @@ Contract: an evaluator has
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from bench.core.registry import Registry
 

@@ -78,15 +78,10 @@ def _train_dataset(rm: RewardModel, rows: list[dict]):
     return Dataset.from_list(data)
 
 
-def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, device: str) -> dict:
-    """Train the embedded reward model on ``world_dir/rm_pairs.jsonl`` into ``out/model``; returns its meta.
-
-    Held-out accuracy against the gold reward is measured on ``world_dir/eval_pairs.jsonl`` (prompts disjoint from
-    the reward model's training prompts) and saved in ``out/meta.json``.
-    """
-    t0 = time.time()
+def training_rows(world_dir: Path, train: dict) -> list[dict]:
+    """The clean rm_pairs the model trains on: those whose gold margin is at least ``train.min_margin`` (0: all
+    of them, since the world drops ties), at least ``MIN_TRAIN_PAIRS`` of them."""
     all_rows = read_jsonl(world_dir / "rm_pairs.jsonl")
-    eval_rows = read_jsonl(world_dir / "eval_pairs.jsonl") if (world_dir / "eval_pairs.jsonl").exists() else []
     margin = float(train["min_margin"])
     rows = [r for r in all_rows if r["gold_chosen"] - r["gold_rejected"] >= margin - 1e-9]
     if len(rows) < MIN_TRAIN_PAIRS:
@@ -96,23 +91,13 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
             f"{kept}, fewer than {MIN_TRAIN_PAIRS} to train a reward model on (a tiny world, or a reference policy "
             "whose samples tie). Raise data.n_rm_prompts / model.sft.steps, or give evaluator.reward_model.path a "
             "trained reward model")
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from trl import RewardConfig, RewardTrainer
+    return rows
 
-    from bench.models.callbacks import quiet
 
-    folder = base_model_folder()
-    torch.manual_seed(int(train["seed"]))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
-    rm = RewardModel(model, tokenizer, max_length=max_length, use_chat_template="auto")
-    if train["freeze_embeddings"]:
-        for p in model.base_model.embeddings.parameters():
-            p.requires_grad_(False)
-    dataset = _train_dataset(rm, rows)
-    on_cpu = device == "cpu"
-    args = RewardConfig(
+def _reward_config(out: Path, train: dict, device: str):
+    from trl import RewardConfig
+
+    return RewardConfig(
         output_dir=str(out / "trainer"),
         max_steps=int(train["max_steps"]) if int(train["max_steps"]) > 0 else -1,
         num_train_epochs=float(train["epochs"]),
@@ -127,7 +112,7 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
         bf16=False,  # no bf16 instructions on these CPUs (~10x slower); fp32 everywhere keeps CPU and GPU alike
         fp16=False,
         activation_checkpointing=False,  # TRL turns it on by default: slower, not needed for 22.7M parameters
-        use_cpu=on_cpu,
+        use_cpu=device == "cpu",
         max_length=None,  # encode() already truncated; TRL would drop longer pairs instead
         remove_unused_columns=False,  # keep token_type_ids for PairCollator
         dataloader_num_workers=0,
@@ -136,43 +121,71 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
         logging_steps=10,
         disable_tqdm=True,
     )
-    trainer = quiet(RewardTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-        data_collator=PairCollator(tokenizer.pad_token_id),
-    ), "reward model")
+
+
+def _fit(out: Path, rows: list[dict], train: dict, max_length: int, device: str):
+    """MiniLM + a fresh head trained with TRL's RewardTrainer on ``rows``, saved to ``out/model``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardTrainer
+
+    from bench.models.callbacks import quiet
+
+    folder = base_model_folder()
+    torch.manual_seed(int(train["seed"]))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
+    rm = RewardModel(model, tokenizer, max_length=max_length, use_chat_template="auto")
+    if train["freeze_embeddings"]:
+        for p in model.base_model.embeddings.parameters():
+            p.requires_grad_(False)
+    trainer = quiet(RewardTrainer(model=model, args=_reward_config(out, train, device),
+                                  train_dataset=_train_dataset(rm, rows), processing_class=tokenizer,
+                                  data_collator=PairCollator(tokenizer.pad_token_id)), "reward model")
     t1 = time.time()
     result = trainer.train()
     train_s = time.time() - t1
     model.eval()
-    history = [h for h in trainer.state.log_history if "loss" in h]
     shutil.rmtree(out / "trainer", ignore_errors=True)
     for p in model.parameters():  # saved frozen or not, the folder is a plain reward model
         p.requires_grad_(True)
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return rm, {"train_steps": int(trainer.state.global_step), "train_loss": float(result.training_loss),
+                "train_accuracy_last_log": history[-1].get("accuracy") if history else None,  # on training batches
+                "history": history, "train_s": train_s}
 
+
+def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, device: str,
+                   rows: list[dict] | None = None, labels: dict | None = None) -> dict:
+    """Train the embedded reward model into ``out/model``; returns its meta (also in ``out/meta.json``).
+
+    ``rows`` are its training pairs (default: the world's clean rm_pairs, ``training_rows``); ``labels`` says
+    where their labels came from, for the meta (``{"noise": ..., "realized_rate": ...}`` for a noised split).
+    Held-out accuracy against the gold reward is measured on ``world_dir/eval_pairs.jsonl`` (prompts disjoint from
+    the reward model's training prompts).
+    """
+    t0 = time.time()
+    rows = training_rows(world_dir, train) if rows is None else rows
+    eval_rows = read_jsonl(world_dir / "eval_pairs.jsonl") if (world_dir / "eval_pairs.jsonl").exists() else []
+    rm, fit = _fit(out, rows, train, max_length, device)
     t2 = time.time()
     gold_acc = rm.pairwise_accuracy(eval_rows)
     meta = {
         "base": f"{BASE_PACKAGE}=={_base_version()} (sentence-transformers/all-MiniLM-L6-v2)",
-        "world_dir": str(world_dir),
-        "train": train,
-        "max_length": max_length,
-        "device": device,
-        "n_rm_pairs": len(all_rows),
-        "n_train_pairs": len(rows),
+        "world_dir": str(world_dir), "train": train, "max_length": max_length, "device": device,
+        "labels": labels or {"noise": None},
+        "n_rm_pairs": sum(1 for _ in open(world_dir / "rm_pairs.jsonl")), "n_train_pairs": len(rows),
         "n_eval_pairs": len(eval_rows),
-        "train_steps": int(trainer.state.global_step),
-        "train_loss": float(result.training_loss),
-        "train_accuracy_last_log": history[-1].get("accuracy") if history else None,  # on training batches
+        **{k: v for k, v in fit.items() if k != "train_s"},
         "gold_accuracy": gold_acc,  # held-out pairwise accuracy against the gold reward
         "gold_n": len(eval_rows),
-        "history": history,
-        "timings": {"train": train_s, "measure": time.time() - t2, "total": time.time() - t0},
+        "timings": {"train": fit["train_s"], "measure": time.time() - t2, "total": time.time() - t0},
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     log.info("embedded reward model: %d steps in %.1fs, held-out accuracy vs gold %.3f on %d pairs",
-             meta["train_steps"], train_s, gold_acc, len(eval_rows))
+             meta["train_steps"], fit["train_s"], gold_acc, len(eval_rows))
     return meta
 
 

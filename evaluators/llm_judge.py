@@ -127,64 +127,81 @@ class LLMJudge:
         if self.max_pairs is not None:
             n = min(n, self.max_pairs)
         template_path, template_text = load_template(self.template or template_for_task(batch.task))
-        settings = self.settings()
-
-        jobs: list[_Job] = []
-        for i in range(n):
-            p, pol, ref = batch.prompts[i], batch.policy[i], batch.reference[i]
-            for order in ORDERS:
-                a, b = (pol, ref) if order == "policy_first" else (ref, pol)
-                key = cache_key(settings, template_text, p, a, b, order)
-                jobs.append(_Job(i, order, key, render(template_text, p, a, b)))
-
+        jobs = self._jobs(batch, n, template_text)
         cache = JudgmentCache(self.cache_dir)
         try:
             answers = cache.get_many([j.key for j in jobs])
-            cache_hits = sum(j.key in answers for j in jobs)
             todo: dict[str, _Job] = {}
             for j in jobs:
                 if j.key not in answers:
                     todo.setdefault(j.key, j)  # identical judgments within a batch are asked once
-            est_in = sum(_estimate_tokens(j.messages) for j in todo.values())
-            est_cost = self._cost(est_in, len(todo) * self.max_tokens)
-            plan = (f"llm_judge: {n} pairs x 2 orders = {len(jobs)} judgments; {cache_hits} cached; "
-                    f"{len(todo)} calls to {self.model} at {safe_url(self.base_url)}; estimated cost <= ${est_cost:.4f} "
-                    f"(~{est_in} input tokens, <= {len(todo) * self.max_tokens} output tokens); template "
-                    f"{Path(template_path).name}")
-            planned = {"judge_n_pairs": float(n), "judge_planned_calls": float(len(todo)),
-                       "judge_estimated_cost_usd": est_cost, "judge_cache_hits": float(cache_hits)}
+            planned, plan = self._plan(n, jobs, answers, todo, template_path)
             if self.dry_run:
                 print(f"[dry run] {plan}. No call made.", flush=True)
                 log.debug("[dry run] %s", plan)
                 return {**planned, "judge_calls": 0.0}
             log.info(plan)
-
             errors: dict[str, str] = {}
-            stats = None
-            if todo:
-                client = JudgeClient(base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
-                                     timeout=self.timeout, max_retries=self.max_retries,
-                                     backoff_base=self.backoff_base, backoff_max=self.backoff_max,
-                                     max_tokens=self.max_tokens, temperature=self.temperature,
-                                     json_mode=self.json_mode)
-                try:
-                    self._run(client, cache, list(todo.values()), answers, errors)
-                finally:
-                    client.close()
-                stats = client.stats
+            stats = self._call(cache, todo, answers, errors) if todo else None
             metrics = self._aggregate(batch, n, jobs, answers, errors)
         finally:
             cache.close()
+        self.last_errors = dict(stats.errors) if stats else {}
+        metrics.update(planned)
+        metrics.update(self._usage(stats, jobs, answers))
+        summary = (f"llm_judge: win rate {metrics['judge_win_rate']:.3f} over {int(metrics['judge_n_judged'])}/{n} "
+                   f"pairs ({int(metrics['judge_n_missing'])} missing, {int(metrics['judge_n_unparseable'])} "
+                   f"unparseable); {int(metrics['judge_calls'])} calls, {int(planned['judge_cache_hits'])} cache "
+                   f"hits, ${metrics['judge_cost_usd']:.4f}, {time.perf_counter() - t_start:.1f}s")
+        if self.last_errors:
+            summary += "; failed attempts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.last_errors.items()))
+        (log.warning if metrics["judge_n_missing"] else log.info)(summary)
+        return metrics
 
+    def _jobs(self, batch: EvalBatch, n: int, template_text: str) -> list[_Job]:
+        """Every pair judged in both orders, each judgment keyed by everything that determines its answer."""
+        settings = self.settings()
+        jobs = []
+        for i in range(n):
+            p, pol, ref = batch.prompts[i], batch.policy[i], batch.reference[i]
+            for order in ORDERS:
+                a, b = (pol, ref) if order == "policy_first" else (ref, pol)
+                jobs.append(_Job(i, order, cache_key(settings, template_text, p, a, b, order), render(template_text, p, a, b)))
+        return jobs
+
+    def _plan(self, n: int, jobs: list[_Job], answers: dict, todo: dict, template_path) -> tuple[dict, str]:
+        """What the run will cost before any call: the planned calls and an upper-bound cost estimate."""
+        cache_hits = sum(j.key in answers for j in jobs)
+        est_in = sum(_estimate_tokens(j.messages) for j in todo.values())
+        est_cost = self._cost(est_in, len(todo) * self.max_tokens)
+        plan = (f"llm_judge: {n} pairs x 2 orders = {len(jobs)} judgments; {cache_hits} cached; "
+                f"{len(todo)} calls to {self.model} at {safe_url(self.base_url)}; estimated cost <= ${est_cost:.4f} "
+                f"(~{est_in} input tokens, <= {len(todo) * self.max_tokens} output tokens); template "
+                f"{Path(template_path).name}")
+        planned = {"judge_n_pairs": float(n), "judge_planned_calls": float(len(todo)),
+                   "judge_estimated_cost_usd": est_cost, "judge_cache_hits": float(cache_hits)}
+        return planned, plan
+
+    def _call(self, cache: JudgmentCache, todo: dict, answers: dict, errors: dict):
+        client = JudgeClient(base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
+                             timeout=self.timeout, max_retries=self.max_retries, backoff_base=self.backoff_base,
+                             backoff_max=self.backoff_max, max_tokens=self.max_tokens, temperature=self.temperature,
+                             json_mode=self.json_mode)
+        try:
+            self._run(client, cache, list(todo.values()), answers, errors)
+        finally:
+            client.close()
+        return client.stats
+
+    def _usage(self, stats, jobs: list[_Job], answers: dict) -> dict[str, float]:
+        """Calls, tokens, cost (this run's and of every judgment behind the numbers) and latency."""
         new_pt = stats.prompt_tokens if stats else 0
         new_ct = stats.completion_tokens if stats else 0
         judged_keys = {j.key for j in jobs if j.key in answers}
         all_pt = sum(int(answers[k].get("prompt_tokens", 0)) for k in judged_keys)
         all_ct = sum(int(answers[k].get("completion_tokens", 0)) for k in judged_keys)
         lat = stats.latencies if stats else []
-        self.last_errors = dict(stats.errors) if stats else {}
-        metrics.update(planned)
-        metrics.update({
+        return {
             "judge_calls": float(stats.requests if stats else 0),
             "judge_retries": float(stats.retries if stats else 0),
             "judge_prompt_tokens": float(new_pt),
@@ -192,15 +209,7 @@ class LLMJudge:
             "judge_cost_usd": self._cost(new_pt, new_ct),
             "judge_total_cost_usd": self._cost(all_pt, all_ct),
             "judge_mean_latency_s": sum(lat) / len(lat) if lat else math.nan,
-        })
-        summary = (f"llm_judge: win rate {metrics['judge_win_rate']:.3f} over {int(metrics['judge_n_judged'])}/{n} "
-                   f"pairs ({int(metrics['judge_n_missing'])} missing, {int(metrics['judge_n_unparseable'])} "
-                   f"unparseable); {int(metrics['judge_calls'])} calls, {cache_hits} cache hits, "
-                   f"${metrics['judge_cost_usd']:.4f}, {time.perf_counter() - t_start:.1f}s")
-        if self.last_errors:
-            summary += "; failed attempts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.last_errors.items()))
-        (log.warning if metrics["judge_n_missing"] else log.info)(summary)
-        return metrics
+        }
 
     def _run(self, client: JudgeClient, cache: JudgmentCache, todo: list[_Job], answers: dict, errors: dict) -> None:
         """Call the judge for every job; each answer is cached by the worker the moment it arrives, so an
@@ -328,3 +337,6 @@ def make_llm_judge(**options) -> LLMJudge:
         raise ValueError(f"evaluator.llm_judge.{missing[0]} is not set; its value lives in "
                          "conf/evaluator/llm_judge.yaml (evaluators.get('llm_judge') fills it).")
     return LLMJudge(**options)
+
+
+make_llm_judge.not_in_identity = LLMJudge.not_in_identity  # the registry holds the factory; cell ids read it there

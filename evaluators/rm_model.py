@@ -105,7 +105,7 @@ class RewardModel:
             model.config.pad_token_id = tokenizer.pad_token_id
 
     @classmethod
-    def load(cls, path: str, device: str = "cpu", **kw) -> "RewardModel":
+    def load(cls, path: str, device: str = "cpu", **kw) -> RewardModel:
         model, tokenizer = _load(str(path), device)
         return cls(model, tokenizer, **kw)
 

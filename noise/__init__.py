@@ -4,7 +4,7 @@ Contract (other code depends on it):
 
 - ``noise.get(name, rate=..., seed=..., **options)`` returns an injector; its values come from
   ``conf/noise/<name>.yaml`` as composed, keyword arguments override them. ``seed`` must be given (the YAML's ``${seed}`` is
-  only filled inside the full Hydra config). An unknown name raises ``bench.registry.UnknownNameError`` with a
+  only filled inside the full Hydra config). An unknown name raises ``bench.core.registry.UnknownNameError`` with a
   did-you-mean; ``noise.names()`` lists the names, ``noise.REGISTRY`` is the registry.
 - ``injector(train_dataset)`` takes a ``datasets.Dataset`` with string columns ``prompt``, ``chosen``,
   ``rejected`` and returns the same rows in the same order, with exactly ``round(rate * n)`` pairs swapped (every
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from noise.base import REGISTRY, Injector, column
 

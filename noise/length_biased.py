@@ -25,7 +25,16 @@ import warnings
 
 import numpy as np
 
-from noise.base import REGISTRY, Injector, calibrate_shift, column, rates_where, sample_exact, sigmoid, texts, word_count
+from noise.base import (
+    REGISTRY,
+    Injector,
+    calibrate_shift,
+    rates_where,
+    sample_exact,
+    sigmoid,
+    texts,
+    word_count,
+)
 
 
 @REGISTRY.register("length_biased")

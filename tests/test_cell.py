@@ -2,6 +2,8 @@
 import json
 import math
 
+import pytest
+
 from bench.core import records
 from conftest import run_bench
 
@@ -13,6 +15,7 @@ def _records(root):
     return {r["cell_id"]: r for r in records.iter_records(root / "results")}
 
 
+@pytest.mark.slow
 def test_smoke_cell_writes_a_complete_record(smoke_root):
     recs = [r for r in _records(smoke_root).values() if r["status"] == "ok"]
     assert len(recs) == 1
@@ -34,6 +37,7 @@ def test_smoke_cell_writes_a_complete_record(smoke_root):
     assert (cell / "train_log.jsonl").read_text().strip()
 
 
+@pytest.mark.slow
 def test_basic_multirun_sweep_then_rerun_skips(smoke_root):
     before = _records(smoke_root)
     run_bench("-m", "experiment=smoke", "noise.rate=0,0.5", root=smoke_root)
@@ -46,6 +50,7 @@ def test_basic_multirun_sweep_then_rerun_skips(smoke_root):
     assert {cid: r["finished_at"] for cid, r in _records(smoke_root).items()} == stamps
 
 
+@pytest.mark.slow
 def test_failing_cell_records_its_error_and_loses_nothing(smoke_root):
     before = _records(smoke_root)
     # a single run with a bad value stops before Hydra starts: one line, nothing written

@@ -1,5 +1,4 @@
 """Every config composes; bad input gets a clear error naming the field and the valid choices."""
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir

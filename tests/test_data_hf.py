@@ -95,6 +95,7 @@ CHAT_TEMPLATE = (
 )
 
 
+@pytest.mark.slow
 def test_cell_on_local_conversational_file_and_local_model_folder(smoke_root, tmp_path):
     """data=hf + model=local end to end: an UltraFeedback-shaped JSONL and a model folder, no hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from judge_fixtures import fault_server, katan_server  # noqa: F401  (fixtures)
 
 from evaluators import EvalBatch, get
 from evaluators.judge.cache import CACHE_FILE, JudgmentCache
@@ -23,6 +21,7 @@ from evaluators.judge.client import redact
 from evaluators.judge.parse import parse_verdict
 from evaluators.judge.prompt import TEMPLATE_DIR, load_template, render, split_sections, unrender
 from evaluators.llm_judge import METRICS
+from judge_fixtures import fault_server, katan_server  # noqa: F401  (fixtures)
 
 NO_KEY_ENV = "PREFNOISE_TEST_UNSET_KEY"  # never set: a loopback server gets a placeholder key
 

@@ -1,6 +1,6 @@
-"""Golden-value and property tests for the loss registry (bench/losses.py).
+"""Golden-value and property tests for the loss registry (bench/losses/).
 
-Expected values are computed by hand from the formulas in shared/reference/losses.md with plain ``math``
+Expected values are computed by hand from the formulas in docs/losses.md with plain ``math``
 (never by calling the code under test). Inputs are float64 so that 1e-6 is a meaningful tolerance.
 """
 from __future__ import annotations

@@ -213,7 +213,7 @@ def test_curve_figure_axes_and_one_line_per_loss(report):
     from bench.report.stats import reference_curve
     ref, _ = reference_curve(res.values, "gold_reward", res.metric_info)
     fig = plot_curves(report["table"], "gold_reward", "dpo", ref)
-    axes = [a for a in fig.axes]
+    axes = list(fig.axes)
     assert [a.get_title() for a in axes] == ["noise: length", "noise: random"]
     assert axes[0].get_ylabel() == "gold_reward (higher is better)"
     for ax in axes:
@@ -293,3 +293,32 @@ def test_where_filter_keeps_only_matching_records():
     assert not matches(rec, {"rate": ["0.4"]})
     assert not matches(rec, {"noise": ["length_biased"]})
     assert matches(rec, None)
+
+
+# ----------------------------------------------------------------------------------------- honest directions
+def test_counters_and_train_loss_get_no_tests_or_verdicts(tmp_path):
+    """A counter (judge calls) and each loss's own training loss are shown, never tested or called better."""
+    info = {**INFO, "judge_calls": {"higher_is_better": None, "compare": False, "evaluator": "llm_judge"},
+            "train_loss": {"higher_is_better": None, "compare": False, "evaluator": "train"}}
+    for loss in ("dpo", "ipo"):
+        for seed in SEEDS:
+            m = {"gold_reward": gold(loss, 0.2, seed), "judge_calls": 10.0 + seed + (loss == "ipo"),
+                 "train_loss": 0.69 + 0.1 * seed + (5.0 if loss == "ipo" else 0.0)}
+            write_record(tmp_path, record(loss, "random", 0.2, seed, metrics=m, metric_info=info))
+    out = build_report(tmp_path)
+    paired = out["paired"]
+    assert set(paired["metric"]) == {"gold_reward"}  # no paired test on a counter or on train_loss
+    s = out["summary"].set_index(["label", "metric"])
+    assert s.loc[("ipo", "train_loss"), "below_ref_note"] == "not compared"
+    assert s.loc[("ipo", "judge_calls"), "direction"] == "none"
+    assert "train_loss" in set(out["table"]["metric"])  # still shown
+    text = (out["out"] / "report.md").read_text()
+    assert "### train_loss" in text
+
+
+def test_files_are_named_after_the_baseline_used(sweep, tmp_path):
+    out = build_report(sweep, tmp_path / "rep", baseline="ipo")
+    assert out["baseline"] == "ipo" and (tmp_path / "rep" / "paired_vs_ipo.csv").exists()
+    assert not (tmp_path / "rep" / "paired_vs_dpo.csv").exists()
+    assert (tmp_path / "rep" / "gain_vs_ipo_gold_reward.png").exists()
+    assert "paired_vs_ipo.csv" in (tmp_path / "rep" / "report.md").read_text()

@@ -109,6 +109,7 @@ def test_chat_template_path(tmp_path):
 TEST_TRAIN = {"max_steps": 24, "batch_size": 8, "learning_rate": 3.0e-4, "min_margin": 0.4}
 
 
+@pytest.mark.slow
 def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     world_dir = write_world_pairs(tmp_path / "world" / "w0", n_rm=288, n_eval=160)
     n_eval = sum(1 for _ in open(world_dir / "eval_pairs.jsonl"))

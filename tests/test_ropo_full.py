@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import math
+
 import numpy as np
 import pytest
 import torch
 
 import tiny_models
-from bench.methods import MethodConfigError
 from bench import losses
 from bench import training as tr
 from bench.core.counting import exact_count
+from bench.methods import MethodConfigError
 from bench.methods.ropo_full import candidates as rcand
 from bench.methods.ropo_full import config as rf
 from bench.methods.ropo_full import filter as rfilter
@@ -218,3 +219,85 @@ def test_method_standard_leaves_cell_ids_unchanged():
         del legacy["method"]
     assert cell_id(std) == cell_id(legacy)
     assert cell_id(full) != cell_id(std)
+
+
+# ------------------------------------------------------------------------------------------------ the named steps
+def test_filter_pairs_drops_the_highest_losses_and_sets_the_cut():
+    losses_ = np.array([0.1, 0.9, 0.5, 0.7, 0.2])
+    flipped = np.array([0, 1, 0, 1, 0], dtype=bool)
+    f = rfilter.filter_pairs(losses_, 0.4, flipped, round_no=2)
+    assert f.dropped.tolist() == [False, True, False, True, False]  # round(0.4 * 5) = 2 highest
+    assert f.cut == pytest.approx(0.5)  # the largest loss kept
+    assert f.stats["round"] == 2 and f.stats["precision"] == 1.0 and f.stats["recall"] == 1.0
+    assert f.stats["loss_cut"] == pytest.approx(0.5)
+
+
+def test_sample_candidates_are_distinct_non_empty_and_seeded():
+    model, tok = tiny_models.model(), tiny_models.tokenizer()
+    prompts = list(tiny_models.pairs_dataset(3)["prompt"])
+    kw = dict(max_new_tokens=8, seed=5, temperature=1.0, top_p=1.0, desc="test")
+    a = rcand.sample_candidates(model, tok, prompts, 4, **kw)
+    assert len(a) == 3 and all(1 <= len(c) <= 4 for c in a)
+    assert all(len(set(c)) == len(c) and all(s.strip() for s in c) for c in a)
+    assert a == rcand.sample_candidates(model, tok, prompts, 4, **kw)  # the same seed, the same candidates
+    assert rcand.sample_candidates(model, tok, [], 4, **kw) == []
+
+
+def test_score_responses_matches_trls_scoring_of_each_candidate(tmp_path):
+    """Candidates scored two at a time as pseudo-pairs get exactly the log-probs TRL's path gives each of them."""
+    tok = tiny_models.tokenizer()
+    trainer = tr.PreferenceTrainer(model=tiny_models.model(), args=tr.dpo_config(tiny_models.TRAIN, tmp_path, 0),
+                                   train_dataset=tiny_models.pairs_dataset(), processing_class=tok,
+                                   pref_loss=losses.get("ropo"))
+    ref = tiny_models.model().eval()
+    from trl.trainer.utils import add_fused_lm_head
+
+    add_fused_lm_head(ref)
+    prompts = list(tiny_models.pairs_dataset(2)["prompt"])
+    cands = [["Great.", "I would avoid it.", "The price is great."], ["Solid."]]
+    scored = rcand.score_responses(trainer, trainer.model, ref, prompts, cands, like="x", batch_size=2)
+    assert [s.texts for s in scored] == cands
+    from datasets import Dataset
+
+    for s, p in zip(scored, prompts):  # each candidate on its own, as the chosen side of a pair with a fixed partner
+        single = Dataset.from_dict({"prompt": [p] * len(s.texts), "chosen": s.texts, "rejected": ["Okay."] * len(s.texts)})
+        direct = rscore.pair_logps(trainer, ref, rscore.tokenize_pairs(trainer, single, "t"), batch_size=4)
+        assert torch.allclose(torch.tensor(s.reference), direct["chosen"], atol=1e-4)
+        assert [int(x) for x in s.lengths] == [int(x) for x in direct["chosen_len"]]
+
+
+def test_choose_replacements_keeps_below_the_cut_and_records_every_choice():
+    loss = losses.get("ropo")
+    scored = [rcand.Scored(["a", "b", "c"], [-8.0, -12.0, -10.0], [-10.0, -10.0, -10.0], [3, 3, 3]),
+              rcand.Scored(["x"], [-9.0], [-10.0], [2]),  # one candidate: no pair
+              rcand.Scored(["p", "q"], [-9.9, -10.1], [-10.0, -10.0], [3, 3])]  # a weak pair: above the cut
+    best = float(loss(torch.tensor([-8.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), torch.tensor([-10.0])))
+    reps = rcand.choose_replacements(loss, scored, ["P1", "P2", "P3"], [11, 12, 13], 1, cut=best + 1e-6, like="s",
+                                     needs_ref=True, gold_reward=lambda p, y: {"a": 1.0, "b": -1.0}.get(y, 0.0))
+    assert reps.pairs == [{"prompt": "P1", "chosen": "a", "rejected": "b"}]
+    rows = {r["replaces_pair_id"]: r for r in reps.rows}
+    assert rows[11]["accepted"] and rows[11]["gold_chosen"] == 1.0 and rows[11]["margin"] == pytest.approx(0.4)
+    assert rows[12] == {"round": 1, "replaces_pair_id": 12, "prompt": "P2", "n_candidates": 1, "accepted": False,
+                        "reason": "fewer than two distinct candidates"}
+    assert not rows[13]["accepted"] and rows[13]["loss"] > best
+    conversational = rcand.choose_replacements(loss, scored[:1], ["P1"], [11], 1, None, [{"role": "assistant"}], True)
+    assert conversational.pairs[0]["chosen"] == [{"role": "assistant", "content": "a"}]
+
+
+def test_add_originals_joins_the_dropped_pairs_own_responses_once():
+    s = rcand.Scored(["a"], [-1.0], [-2.0], [3])
+    pair = {"chosen": "b</s>", "rejected": "a", "policy_chosen": -3.0, "policy_rejected": -4.0, "ref_chosen": -5.0,
+            "ref_rejected": -6.0, "len_chosen": 4, "len_rejected": 5}
+    out = rcand.add_originals(s, pair, "</s>")
+    assert out.texts == ["a", "b"] and out.policy == [-1.0, -3.0] and out.reference == [-2.0, -5.0]
+    assert out.lengths == [3, 4]
+
+
+def test_round_statistics_count_what_rejection_sampling_did():
+    reps = rcand.Replacements(pairs=[{"prompt": "p"}], rows=[
+        {"accepted": True, "margin": 0.4, "gold_chosen": 1.0, "gold_rejected": 0.0},
+        {"accepted": False, "margin": 0.1}])
+    st = rcand.round_statistics({"n_dropped": 2, "precision": 0.5}, reps, n_sampled=8, n_distinct=6, n_pairs=10)
+    assert st["n_replacements"] == 1 and st["n_rejected"] == 1 and st["n_pairs_next_round"] == 9
+    assert st["replacement_mean_margin"] == pytest.approx(0.4) and st["gold_agreement"] == 1.0
+    assert st["n_candidates_sampled"] == 8 and st["n_candidates_distinct"] == 6 and st["precision"] == 0.5

@@ -7,7 +7,6 @@ their own tmp results dir, so each test sees only its own cells.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -130,11 +129,10 @@ def test_reference_logp_cache_equals_trl_precompute_in_the_cell(tmp_path, smoke_
     from bench import data as data_mod
     from bench import losses
     from bench import training as tr
+    from bench.cell.parts import build_parts
     from bench.models import load_causal_lm
     from bench.training import REF_COLUMNS
     from bench.training.ref_cache import ReferenceLogpCache
-
-    from bench.cell.parts import build_parts
 
     cfg = _compose("experiment=smoke", f"paths.root={smoke_root}")
     with open_dict(cfg):
@@ -251,8 +249,7 @@ def test_each_job_claims_its_own_gpus(tmp_path, monkeypatch):
 
 
 def test_multi_gpu_cell_builds_its_own_accelerate_launch(tmp_path, monkeypatch):
-    from bench.cell import distributed
-    from bench.cell import cell_id, run_cell
+    from bench.cell import cell_id, distributed, run_cell
 
     cmd = distributed.launch_command("/r/cells/abc/launch_config.yaml", 4, "abc", port=29555)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]

@@ -9,16 +9,7 @@ from functools import lru_cache
 
 import torch
 
-
-
-def train_config(**changes):
-    """The default ``train`` config (conf/train/default.yaml, composed and typed) with ``changes``."""
-    from bench.config.compose import compose
-    from bench.config.schema import TrainConfig
-    from bench.config.typed import plain, typed
-
-    return typed(TrainConfig, {**plain(compose().train), **changes}, "train")
-
+from bench.config.compose import train_config  # noqa: F401  (the typed default train config, with changes)
 
 TRAIN = train_config(  # one step, every pair in it, a learning rate that moves everything
     batch_size=8,

@@ -8,8 +8,9 @@ ends with that one line (no traceback unless ``HYDRA_FULL_ERROR=1``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from bench.config.schema import DATA_KINDS, MODEL_KINDS, EvalConfig, RunConfig, TrainConfig
 from bench.config.typed import plain, typed

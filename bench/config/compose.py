@@ -41,3 +41,12 @@ def group_node(group: str, name: str) -> dict[str, Any]:
     cfg = OmegaConf.create(_composed_with(group, name))
     node = cfg.evaluator[name] if group == "evaluator" else cfg[group]
     return OmegaConf.to_container(node, resolve=True)
+
+
+def train_config(**changes: Any):
+    """The composed default ``train`` config, typed (``bench.config.schema.TrainConfig``), with ``changes``: for
+    scripts and tests that drive the trainer directly."""
+    from bench.config.schema import TrainConfig
+    from bench.config.typed import typed
+
+    return typed(TrainConfig, {**OmegaConf.to_container(compose().train, resolve=True), **changes}, "train")

@@ -7,7 +7,7 @@ count (the noise injectors), and the same bisection serves any other monotone ca
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

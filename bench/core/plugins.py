@@ -7,7 +7,8 @@ field; a part's own contract check (``contract``) runs on whatever was built.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from bench.core.registry import Registry
 from bench.core.spec import ConfigError
@@ -46,7 +47,10 @@ def instantiate(group: str, node: Mapping, **extra: Any) -> Any:
         return hydra.utils.instantiate({**kwargs, **extra}, _convert_="all")
     except hydra.errors.InstantiationException as err:
         cause = err.__cause__
-        if isinstance(cause, (ConfigError, TypeError, ValueError)) and not isinstance(cause, ImportError):
+        if isinstance(cause, TypeError) and "Error locating target" not in str(err):  # wrong keyword arguments
+            raise ConfigError(f"{group}._target_={target!r} cannot be built from its config ({cause}); valid: the "
+                              "keys of the node are its keyword arguments.") from None
+        if isinstance(cause, ValueError):  # the part's own check of its values (ConfigError included)
             raise cause from None
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "Error locating target" in first:

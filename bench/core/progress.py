@@ -9,9 +9,10 @@ and per-example messages of datasets and transformers.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class Bar:
@@ -24,14 +25,16 @@ class Bar:
         if enabled and _terminal() and not _USER_DISABLED:
             from tqdm.auto import tqdm
 
-            self._tqdm = tqdm(total=None, desc=label, position=slot, leave=False, dynamic_ncols=True, disable=False,
+            size = shutil.get_terminal_size((100, 24))  # a terminal that reports no size gets 100 x 24
+            self._tqdm = tqdm(total=None, desc=label, position=slot, leave=False, ncols=size.columns,
+                              nrows=max(size.lines, slot + 2), disable=False,
                               file=sys.stderr, bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed}<{remaining} {postfix}")
 
     def phase(self, name: str, total: int | None = None) -> None:
-        if self._tqdm is not None:
-            self._tqdm.reset(total=total)
+        if self._tqdm is not None:  # the description first: reset() redraws, so every phase shows at least once
             self._tqdm.set_description_str(f"{self.label} | {name}", refresh=False)
-            self._tqdm.set_postfix_str("", refresh=True)
+            self._tqdm.set_postfix_str("", refresh=False)
+            self._tqdm.reset(total=total)
 
     def update(self, n: int = 1) -> None:
         if self._tqdm is not None:

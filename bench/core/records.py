@@ -67,7 +67,7 @@ def iter_records(results_dir: str | os.PathLike):
         except (OSError, json.JSONDecodeError) as e:  # a record being written by another job, or corrupt
             import warnings
 
-            warnings.warn(f"skipping unreadable record {path}: {e}")
+            warnings.warn(f"skipping unreadable record {path}: {e}", stacklevel=2)
 
 
 def load_rows(results_dir: str | os.PathLike):

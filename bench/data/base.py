@@ -2,8 +2,8 @@
 prompts, the reference policy, and the gold reward where one is known), and the checks every source passes."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from datasets import Dataset
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import evaluators
-from bench.core.metrics import COUNTER, LOWER, NO_DIRECTION, HIGHER, infos
+from bench.core.metrics import COUNTER, HIGHER, LOWER, NO_DIRECTION, infos
 from bench.core.text import completion_text, prompt_text
 from bench.data import PreferenceData
 from bench.models import sampling

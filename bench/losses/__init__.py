@@ -6,11 +6,22 @@ Built in: ``classic`` (DPO, IPO, hinge, SimPO) and ``robust`` (cDPO, rDPO, ROPO,
 """
 from bench.losses import classic, robust  # noqa: F401  (registered on import)
 from bench.losses.base import (
-    BETA, REGISTRY, HyperparameterError, LossContractError, PairLoss, Param, UnknownNameError, check_contract,
-    defaults, from_config, get, names, register,
+    BETA,
+    REGISTRY,
+    HyperparameterError,
+    LossContractError,
+    PairLoss,
+    Param,
+    UnknownNameError,
+    check_contract,
+    defaults,
+    from_config,
+    get,
+    names,
+    register,
 )
 from bench.losses.classic import DPO, IPO, Hinge, SimPO
-from bench.losses.robust import CDPO, RDPO, ROPO, DrDPO, SymPO, UDPO
+from bench.losses.robust import CDPO, RDPO, ROPO, UDPO, DrDPO, SymPO
 
 __all__ = [
     "BETA", "REGISTRY", "HyperparameterError", "LossContractError", "PairLoss", "Param", "UnknownNameError",

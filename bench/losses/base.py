@@ -292,7 +292,7 @@ def from_config(cfg: Mapping | Any, noise_rate: float | None = None) -> PairLoss
         cfg["eps"] = float(noise_rate)
     try:
         if "_target_" in cfg:
-            loss = check_contract(instantiate("loss", cfg), source=f"_target_ {cfg['_target_']!r}")
+            loss = check_contract(instantiate("loss", cfg), source=f"loss._target_={cfg['_target_']!r}")
         elif "name" in cfg:
             loss = get(cfg["name"], **options(cfg))
         else:

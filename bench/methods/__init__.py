@@ -6,7 +6,8 @@ or a user's own (``_target_``) and checks it against the contract.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from bench.core.registry import Registry
 from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult, check_contract

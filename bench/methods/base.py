@@ -9,9 +9,10 @@ by ``_target_`` in ``conf/method/<name>.yaml`` on their ``hydra.searchpath``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.core.spec import ConfigError
 

@@ -1,8 +1,8 @@
 """Benchmark the foundation: world build, reference training, one cell, and our trainer path vs bare TRL.
 
-    python bench/benchmark_cell.py                 # full: builds a fresh world in a temp dir, then one cell
-    python bench/benchmark_cell.py --reuse-world   # skip the build, reuse the world under .cache/
-    python bench/benchmark_cell.py --steps 40      # more timed steps for the per-step comparison
+    python -m bench.perf.cell                 # full: builds a fresh world in a temp dir, then one cell
+    python -m bench.perf.cell --reuse-world   # skip the build, reuse the world under .cache/
+    python -m bench.perf.cell --steps 40      # more timed steps for the per-step comparison
 
 Prints wall times and the per-step ratio (ours / bare TRL DPOTrainer with loss_type="sigmoid") on the same model,
 data and batch, measured in one run: the two trainers alternate in blocks so that host noise hits both alike.
@@ -21,15 +21,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def compose(*overrides: str):
-    from hydra import compose as hcompose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hcompose(config_name="config", overrides=list(overrides))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class StepTimer:
@@ -54,7 +46,8 @@ class StepTimer:
 def time_steps(kind: str, model_path: str, train_ds, batch: int, steps: int) -> list[float]:
     from trl import DPOConfig, DPOTrainer
 
-    from bench import losses, trainer as tr
+    from bench import losses
+    from bench import training as tr
     from bench.models import load_causal_lm
 
     model, tok = load_causal_lm(model_path, "cpu")
@@ -82,19 +75,21 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from omegaconf import OmegaConf
 
     torch.set_num_threads(1)
-    from bench import cell, data as data_mod
+    from bench import cell
+    from bench import data as data_mod
+    from bench.cell.parts import build_parts
+    from bench.config.compose import compose
 
     tmp = Path(tempfile.mkdtemp(prefix="prefnoise-bench-"))
     cache = ROOT / ".cache" if args.reuse_world else tmp / ".cache"
-    cfg = compose(f"paths.root={tmp}", f"paths.cache={cache}", "sweep=benchmark", "train.progress=false")
-    c = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    cfg = compose([f"paths.root={tmp}", f"paths.cache={cache}", "sweep=benchmark", "train.progress=false"])
+    parts = build_parts(cfg)
 
     print(f"torch threads: {torch.get_num_threads()}, cpus: {os.cpu_count()}")
     t0 = time.time()
-    data = data_mod.load(c(cfg.data), c(cfg.model), str(cache))
+    data = data_mod.load(parts.data, parts.model, str(cache))
     build = time.time() - t0
     wt = data.meta["world"]["timings"]
     if not args.reuse_world:

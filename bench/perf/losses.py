@@ -1,14 +1,14 @@
 """Benchmark the losses: per-step time of each loss relative to DPO on the same batches, and what a reference-free
 loss (SimPO) saves by never loading or running a reference model.
 
-    python bench/benchmark_losses.py                                  # the default world under ./.cache, else smoke
-    python bench/benchmark_losses.py --world-root /path/to/root       # a PREFNOISE root, or a world folder
-    python bench/benchmark_losses.py --steps 20 --repeats 3 --json results/benchmark_losses.json
+    python -m bench.perf.losses                                  # the default world under ./.cache, else smoke
+    python -m bench.perf.losses --world-root /path/to/root       # a PREFNOISE root, or a world folder
+    python -m bench.perf.losses --steps 20 --repeats 3 --json results/benchmark_losses.json
 
 Part 1, step time: one process, one thread, the world's reference policy and the same sequence of training
 batches for every loss (the first ``batch_size * (warmup + steps)`` training pairs, reference log-probs
 precomputed once and attached as cells get them from the shared cache). Each loss trains a fresh copy of the
-policy through ``bench.trainer.PreferenceTrainer`` for ``warmup + steps`` steps; a callback times every optimizer
+policy through ``bench.training.PreferenceTrainer`` for ``warmup + steps`` steps; a callback times every optimizer
 step; the first ``warmup`` are discarded. ``repeats`` passes over the losses (alternating order) pool their timed
 steps; the table shows the median s/step and its ratio to DPO's, in wall time and in the main thread's CPU
 time (one torch thread: the step's own work, far less moved by other jobs on a shared machine than wall time).
@@ -41,9 +41,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------------ the world
@@ -67,16 +65,13 @@ def find_world(world_root: str | None, cache: str) -> Path:
         candidates = [d for d in sorted(base.glob("*/")) if complete(d)] if base.is_dir() else []
     if candidates:  # the largest world (most training pairs): the default world over the smoke world
         return max(candidates, key=lambda d: sum(1 for _ in open(d / "train_pairs.jsonl")))
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from bench.cell.parts import build_parts
+    from bench.config.compose import compose
+    from bench.world import build
 
-    from bench import embedded
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=smoke"])
-    c = lambda n: OmegaConf.to_container(n, resolve=True)  # noqa: E731
+    parts = build_parts(compose(["experiment=smoke"]))
     print("no world found: building the smoke world under", cache, flush=True)
-    return embedded.load(c(cfg.data), c(cfg.model), cache).path
+    return build.load(parts.data, parts.model, cache).path
 
 
 def load_pairs(world: Path, n: int | None):
@@ -99,10 +94,12 @@ def load_model(world: Path):
     return load_causal_lm(str(world / "reference"), "cpu")
 
 
-def train_cfg(batch_size: int, steps: int, ref_batch_size: int = 64) -> dict:
-    return {"batch_size": batch_size, "learning_rate": 2e-4, "max_steps": steps, "warmup_steps": 0,
-            "lr_scheduler": "constant", "logging_steps": 5, "max_length": 128, "progress": False,
-            "device": "cpu", "ref_batch_size": ref_batch_size}
+def train_cfg(batch_size: int, steps: int, ref_batch_size: int = 64):
+    from bench.config.compose import train_config
+
+    return train_config(batch_size=batch_size, learning_rate=2e-4, max_steps=steps, warmup_steps=0,
+                        lr_scheduler="constant", logging_steps=5, max_length=128, progress=False, device="cpu",
+                        ref_batch_size=ref_batch_size)
 
 
 def _step_timer():
@@ -131,8 +128,7 @@ def _step_timer():
 def step_times(world: Path, names: list[str], batch_size: int, warmup: int, steps: int, repeats: int,
                out_dir: Path) -> list[dict]:
     from bench import losses
-    from bench import trainer as tr
-    from bench.registry import group_defaults
+    from bench import training as tr
 
     policy0, tok = load_model(world)
     n = batch_size * (warmup + steps)
@@ -148,7 +144,7 @@ def step_times(world: Path, names: list[str], batch_size: int, warmup: int, step
     for rep in range(repeats):
         order = names if rep % 2 == 0 else names[::-1]
         for name in order:
-            loss = losses.from_config({"name": name, **group_defaults("loss", name)}, noise_rate=0.2)
+            loss = losses.from_config({"name": name}, noise_rate=0.2)
             timer = _step_timer()
             trainer = tr.PreferenceTrainer(
                 model=copy.deepcopy(policy0), args=tr.dpo_config(train_cfg(batch_size, warmup + steps), out_dir / name, 0),
@@ -164,7 +160,7 @@ def step_times(world: Path, names: list[str], batch_size: int, warmup: int, step
     base_cpu = statistics.median(cpu["dpo"]) if "dpo" in cpu else None
     rows = []
     for name in names:
-        loss = losses.from_config({"name": name, **group_defaults("loss", name)}, noise_rate=0.2)
+        loss = losses.from_config({"name": name}, noise_rate=0.2)
         med, med_cpu = statistics.median(timed[name]), statistics.median(cpu[name])
         rows.append({"loss": name, "label": loss.label, "reference": loss.needs_reference_model,
                      "median_s_per_step": med, "ratio_to_dpo": med / base if base else None,
@@ -220,7 +216,7 @@ def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: i
     import gc
 
     from bench import losses
-    from bench import trainer as tr
+    from bench import training as tr
 
     policy, tok = load_model(Path(world))
     data = load_pairs(Path(world), n_pairs)
@@ -264,7 +260,7 @@ def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: i
 def reference_savings(world: Path, batch_size: int, steps: int, n_pairs: int | None, out_dir: Path) -> list[dict]:
     rows = []
     for mode in ("dpo_precompute", "dpo_live_reference", "simpo_no_reference"):
-        cmd = [sys.executable, __file__, "--_child", mode, "--world-root", str(world), "--batch-size", str(batch_size),
+        cmd = [sys.executable, "-m", "bench.perf.losses", "--_child", mode, "--world-root", str(world), "--batch-size", str(batch_size),
                "--steps", str(steps), "--out-dir", str(out_dir)] + (["--pairs", str(n_pairs)] if n_pairs else [])
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

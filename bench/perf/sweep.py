@@ -1,9 +1,9 @@
 """Benchmark the user's main sweep: shared caches on vs off, and joblib with 2 workers vs the basic launcher.
 
-    python bench/benchmark_sweep.py                           # loss=ropo,dpo noise.rate=0,0.2,0.4 on the embedded default
-    python bench/benchmark_sweep.py --world-cache .cache      # reuse a world already built there (saves the build)
-    python bench/benchmark_sweep.py --skip-nocache            # only the launcher comparison
-    python bench/benchmark_sweep.py --quick                   # smoke settings, 4 cells: checks that it all works
+    python -m bench.perf.sweep                           # loss=ropo,dpo noise.rate=0,0.2,0.4 on the embedded default
+    python -m bench.perf.sweep --world-cache .cache      # reuse a world already built there (saves the build)
+    python -m bench.perf.sweep --skip-nocache            # only the launcher comparison
+    python -m bench.perf.sweep --quick                   # smoke settings, 4 cells: checks that it all works
 
 Everything runs in a temporary root (deleted unless --keep). The world (reference policy, training pairs) is built
 once, or copied from --world-cache, and every timed sweep starts from a cache holding that world and nothing else:
@@ -30,40 +30,29 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 MAIN_SWEEP = ["loss=ropo,dpo", "noise.rate=0,0.2,0.4"]
 QUICK_SWEEP = ["loss=ropo,dpo", "noise.rate=0,0.4"]
 QUICK = ["experiment=smoke", "eval.max_new_tokens=4"]
 
 
-def compose(*overrides: str):
-    from hydra import compose as hcompose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hcompose(config_name="config", overrides=list(overrides))
-
-
 def world_entry(base: list[str]) -> str:
-    from omegaconf import OmegaConf
+    from bench.cell.parts import build_parts
+    from bench.config.compose import compose
+    from bench.world.build import world_key
 
-    from bench.embedded import world_key
-
-    cfg = compose(*base)
-    return world_key(OmegaConf.to_container(cfg.data, resolve=True), OmegaConf.to_container(cfg.model, resolve=True))
+    parts = build_parts(compose(base))
+    return world_key(parts.data, parts.model)
 
 
 def build_world(base: list[str], cache: Path, env: dict, log: Path) -> float:
     """Build the world into ``cache`` in a fresh process; returns its wall time."""
     code = (
-        "import sys; from omegaconf import OmegaConf; sys.path.insert(0, %r)\n"
-        "from bench.benchmark_sweep import compose; from bench import data\n"
-        "cfg = compose(*%r)\n"
-        "c = lambda n: OmegaConf.to_container(n, resolve=True)\n"
-        "data.load(c(cfg.data), c(cfg.model), %r)\n"
-    ) % (str(ROOT), base, str(cache))
+        "from bench import data; from bench.cell.parts import build_parts; from bench.config.compose import compose\n"
+        f"parts = build_parts(compose({base!r}))\n"
+        f"data.load(parts.data, parts.model, {str(cache)!r})\n"
+    )
     t0 = time.time()
     with open(log, "a") as f:
         subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, stdout=f, stderr=subprocess.STDOUT)
@@ -83,7 +72,7 @@ def run_sweep(name: str, args: list[str], root: Path, seed_cache: Path, env: dic
     with open(log, "a") as f:
         rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     wall = time.time() - t0
-    from bench import records
+    from bench.core import records
 
     recs = {r["cell_id"]: r for r in records.iter_records(root / "results")}
     ok = sum(r["status"] == "ok" for r in recs.values())
@@ -142,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     world_build_s = world_s if world_s is not None else float(meta["timings"]["total"])
 
     runs: dict[str, list[dict]] = {"basic": [], "joblib": [], "nocache": []}
-    for rep in range(args.repeat):
+    for _ in range(args.repeat):
         runs["basic"].append(run_sweep("basic", base + sweep, work / "basic", seed_cache, env, log))
         runs["joblib"].append(run_sweep(
             f"joblib x{args.n_jobs}", base + sweep + ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={args.n_jobs}"],

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         print(f"no records under {where}: nothing to report (run a sweep first, e.g. `make demo`).")
         return 0
     res = out["results"]
-    print(f"wrote {out['out']}/report.md (and .html, robustness.csv/.parquet, summary.csv, paired_vs_dpo.csv, "
+    print(f"wrote {out['out']}/report.md (and .html, robustness.csv/.parquet, summary.csv, {out['paired_file']}, "
           f"{len(out['figures'])} figures) in {time.perf_counter() - t0:.1f}s")
     print(f"cells: {int((res.cells['status'] == 'ok').sum())} ok, {len(res.failed)} failed, {len(res.missing)} missing")
     for note in out["notes"]:

@@ -1,6 +1,6 @@
 """From cell records to tidy pandas tables: cells, per-seed metric values, the robustness table, missing cells.
 
-Everything here reads ``results/`` through :mod:`bench.records` (``iter_records`` / ``rows_of``) and never
+Everything here reads ``results/`` through :mod:`bench.core.records` (``iter_records`` / ``rows_of``) and never
 trains or evaluates. Losses are keyed by their display ``label`` (a record's ``loss_label``, else ``loss``), so two
 variants of one loss (``ROPO`` and ``ROPO (loss only)``) stay separate curves.
 """

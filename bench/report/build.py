@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,19 +35,25 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
     table = robustness_table(res)
     summary = summary_table(res, table, base)
     paired = paired_vs_baseline(res, base)
+    slug = baseline_slug(baseline)
     table.to_csv(out / "robustness.csv", index=False)
     table.to_parquet(out / "robustness.parquet", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    paired.to_csv(out / "paired_vs_dpo.csv", index=False)
+    paired.to_csv(out / f"paired_vs_{slug}.csv", index=False)
     res.failed.to_csv(out / "failed_cells.csv", index=False)
     res.missing.to_csv(out / "missing_cells.csv", index=False)
 
-    figures = _figures(res, table, paired, headline, base, out)
-    blocks = _document(res, table, summary, paired, headline, base, figures, notes, results_dir)
+    figures = _figures(res, table, paired, headline, base, out, slug)
+    blocks = _document(res, table, summary, paired, headline, base, figures, notes, results_dir, slug)
     (out / "report.md").write_text(to_markdown(blocks))
     (out / "report.html").write_text(to_html(blocks, "prefnoise robustness report"))
     return dict(out=out, headline=headline, baseline=base, table=table, summary=summary, paired=paired,
-                figures=figures, results=res, notes=notes)
+                figures=figures, results=res, notes=notes, paired_file=f"paired_vs_{slug}.csv")
+
+
+def baseline_slug(name: str) -> str:
+    """The baseline as it appears in file names: ``paired_vs_<slug>.csv`` (``dpo``, ``ropo``, ...)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_").lower() or "baseline"
 
 
 def _pick_headline(metric: str, metrics: list[str], res: Results, notes: list[str]) -> str | None:
@@ -58,7 +65,7 @@ def _pick_headline(metric: str, metrics: list[str], res: Results, notes: list[st
     return pick
 
 
-def _figures(res, table, paired, headline, base, out: Path) -> dict[str, str]:
+def _figures(res, table, paired, headline, base, out: Path, slug: str) -> dict[str, str]:
     """One curve figure per metric (the headline and `length` are embedded), plus the headline heatmap."""
     files = {}
     for m in sorted(table["metric"].unique()):
@@ -70,7 +77,7 @@ def _figures(res, table, paired, headline, base, out: Path) -> dict[str, str]:
         plots.save(fig, out / files[f"curves:{m}"])
     if headline is not None and not paired.empty and headline in set(paired["metric"]):
         dirn = table.loc[table["metric"] == headline, "direction"].iloc[0]
-        files["heatmap"] = f"gain_vs_dpo_{headline}.png"
+        files["heatmap"] = f"gain_vs_{slug}_{headline}.png"
         plots.save(plots.plot_gain_heatmap(paired, headline, base, dirn), out / files["heatmap"])
     return files
 
@@ -168,7 +175,7 @@ def _cut(df: pd.DataFrame, what: str) -> list:
     return blocks
 
 
-def _document(res, table, summary, paired, headline, base, figures, notes, results_dir) -> list:
+def _document(res, table, summary, paired, headline, base, figures, notes, results_dir, slug: str) -> list:
     c = res.cells
     n_ok, n_failed, n_missing = int((c["status"] == "ok").sum()), len(res.failed), len(res.missing)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -191,7 +198,7 @@ def _document(res, table, summary, paired, headline, base, figures, notes, resul
     b += [("h", 3, f"Paired tests vs {base} ({headline})"),
           ("p", "Paired over seeds (the noise masks are shared across losses). Test: paired t-test on per-seed differences; "
                 f"Wilcoxon signed-rank when n ≥ 6. p-values Holm-corrected over all comparisons of the metric. "
-                "`d_z` = mean difference / sd of differences (Cohen's d for paired samples). All metrics: `paired_vs_dpo.csv`."),
+                f"`d_z` = mean difference / sd of differences (Cohen's d for paired samples). All metrics: `paired_vs_{slug}.csv`."),
           ("table", _paired_view(paired, headline))]
     if "curves:length" in figures:
         b += [("h", 2, "Response length (length exploitation)"), ("img", figures["curves:length"], "length vs noise rate"),
@@ -210,7 +217,7 @@ def _document(res, table, summary, paired, headline, base, figures, notes, resul
           *_cut(res.missing.rename(columns={"label": "loss"}), "missing_cells.csv")]
     b += _config_blocks(res)
     b += [("h", 2, "Files"), ("list", ["`robustness.csv` / `.parquet`: one row per (loss, noise, rate, metric)",
-                                       "`summary.csv`: per (loss, noise, metric)", "`paired_vs_dpo.csv`: paired tests, all metrics",
+                                       "`summary.csv`: per (loss, noise, metric)", f"`paired_vs_{slug}.csv`: paired tests, all compared metrics",
                                        "`failed_cells.csv`, `missing_cells.csv`"] + [f"`{f}`" for f in figures.values()])]
     return b
 

@@ -3,8 +3,8 @@
 For users who sync runs online (`logger=wandb logger.mode=online`, or `wandb sync results/wandb/offline-run-*`).
 Needs the optional `wandb-workspaces` package (pip install -e '.[dashboard]').
 
-    python -m bench.dashboard --entity ENTITY --project prefnoise --save           # create the workspace, print its URL
-    python -m bench.dashboard --entity ENTITY --sweep my_study --json dashboards/prefnoise_workspace.json  # spec only
+    python -m bench.report.dashboard --entity ENTITY --project prefnoise --save           # create the workspace, print its URL
+    python -m bench.report.dashboard --entity ENTITY --sweep my_study --json dashboards/prefnoise_workspace.json  # spec only
 
 The runs table is grouped by loss (config `loss.name`), so every panel shows one colour per loss:
 - "metric vs noise rate": a scatter plot per metric, x = config `noise.rate`, y = the run's summary metric;
@@ -56,7 +56,7 @@ def spec_json(w) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.report.dashboard", description=__doc__.split("\n\n")[0])
     p.add_argument("--entity", required=True, help="W&B user or team")
     p.add_argument("--project", default="prefnoise")
     p.add_argument("--sweep", default=None, help="only runs of this sweep (the W&B group); default: all runs")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.core.metrics import compared
 from bench.report.aggregate import Results, direction
 
 ALPHA = 0.05
@@ -81,12 +82,14 @@ def summary_table(res: Results, table: pd.DataFrame, baseline: str | None) -> pd
         auc = np.trapezoid(means, rates) / span if span > 0 else np.nan
         dirn = g["direction"].iloc[0]
         cross, note = np.nan, "no reference"
+        if not compared(res.metric_info.get(metric), metric):
+            dirn, note = "none", "not compared"
         ref, _ = refs[metric]
         if ref is not None and dirn != "none":
             r = g.merge(ref, on=["noise", "rate"], how="left")
             margin = (r["mean"] - r["ref"]) * (1 if dirn == "higher" else -1)
             cross, note = crossing_rate(r["rate"], margin)
-        elif dirn == "none":
+        elif dirn == "none" and note != "not compared":
             note = "no direction"
         at0 = g.loc[g["rate"] == 0, "mean"]
         rows.append(dict(label=label, noise=noise, metric=metric, direction=dirn,
@@ -166,8 +169,10 @@ def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA)
     key = ["metric", "noise", "rate", "seed"]
     base = v[v["label"] == baseline][key + ["value"]]
     rows = []
-    # *_ref metrics score the reference policy, which is the same for every loss: nothing to compare
-    others = v[(v["label"] != baseline) & ~v["metric"].str.endswith("_ref")]
+    # only metrics that compare policies: not the reference policy's own scores, bookkeeping counters, or a training
+    # loss whose scale differs from loss to loss (bench.core.metrics)
+    keep = {m for m in v["metric"].unique() if compared(res.metric_info.get(m), m)}
+    others = v[(v["label"] != baseline) & v["metric"].isin(keep)]
     for (metric, noise, rate, label), g in others.groupby(["metric", "noise", "rate", "label"], sort=True):
         b = base[(base["metric"] == metric) & (base["noise"] == noise) & (base["rate"] == rate)]
         pair = g.merge(b, on=key, suffixes=("", "_b"))

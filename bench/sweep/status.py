@@ -7,7 +7,7 @@ works whatever process or machine a job runs on:
     <sweep dir>/<job>/cell_status.json  written by each job: running, then ok | skipped | failed (with the error)
     <sweep dir>/sweep_summary.json    written when the sweep ends: counts and failures
 
-A job whose cell fails records the error (bench/cell.py writes a failure record) and returns normally, so the other
+A job whose cell fails records the error (bench/cell/run.py writes a failure record) and returns normally, so the other
 cells go on (Hydra's launchers otherwise stop at the first exception); the sweep then prints a summary of the
 failures and `bench/run.py` exits non-zero only if some cell failed. From another shell, at any time:
 
@@ -88,7 +88,7 @@ def summarize(sweep_dir: str | os.PathLike) -> dict:
     sweep_dir = Path(sweep_dir)
     plan = read_plan(sweep_dir)
     statuses = read_statuses(sweep_dir, plan.get("invocation"))
-    counts = {k: 0 for k in ("ok", "skipped", "failed", "running", "interrupted")}
+    counts = dict.fromkeys(("ok", "skipped", "failed", "running", "interrupted"), 0)
     now = time.time()
     running_elapsed = []
     for s in statuses:

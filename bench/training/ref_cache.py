@@ -6,8 +6,8 @@ them in clean orientation (chosen = truly preferred) and every later cell re-ori
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from datasets import Dataset

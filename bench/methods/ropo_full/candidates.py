@@ -78,33 +78,30 @@ class Scored:
 
 def score_responses(trainer, policy, ref_model, prompts: list, candidates: list[list[str]], like,
                     batch_size: int) -> list[Scored]:
-    """Every candidate scored through TRL's path, two at a time as (pseudo-)pairs: consecutive candidates pair up,
-    the last with itself. ``like`` is a completion of the data (plain string or messages) to match its form."""
+    """Every candidate scored through TRL's path, two at a time as (pseudo-)pairs of the same prompt: consecutive
+    candidates pair up, an odd one out with itself. ``like`` is a completion of the data (plain string or messages)
+    to match its form."""
     from datasets import Dataset
 
-    flat = [(a, y) for a, cs in enumerate(candidates) for y in cs]
-    pol, ref, lens = torch.zeros(len(flat)), torch.zeros(len(flat)), torch.zeros(len(flat))
-    if flat:
-        first = [flat[q][1] for q in range(0, len(flat), 2)]
-        second = [flat[min(q + 1, len(flat) - 1)][1] for q in range(0, len(flat), 2)]
-        owner = [prompts[flat[q][0]] for q in range(0, len(flat), 2)]
-        pseudo = Dataset.from_dict({"prompt": owner, "chosen": [as_completion(y, like) for y in first],
-                                    "rejected": [as_completion(y, like) for y in second]})
+    slots = []  # (prompt index, first candidate, second candidate), within one prompt
+    for a, cs in enumerate(candidates):
+        slots += [(a, q, min(q + 1, len(cs) - 1)) for q in range(0, len(cs), 2)]
+    values = [{"policy": [0.0] * len(cs), "reference": [0.0] * len(cs), "lengths": [0.0] * len(cs)} for cs in candidates]
+    if slots:
+        pseudo = Dataset.from_dict({
+            "prompt": [prompts[a] for a, _, _ in slots],
+            "chosen": [as_completion(candidates[a][i], like) for a, i, _ in slots],
+            "rejected": [as_completion(candidates[a][j], like) for a, _, j in slots]})
         tok = tokenize_pairs(trainer, pseudo, "ropo_full candidates")
         sp = pair_logps(trainer, policy, tok, batch_size)
         sr = pair_logps(trainer, ref_model, tok, batch_size) if ref_model is not None else None
-        for q in range(len(first)):
-            for slot, key in ((2 * q, "chosen"), (2 * q + 1, "rejected")):
-                if slot < len(flat):
-                    pol[slot], lens[slot] = sp[key][q], sp[key + "_len"][q]
-                    if sr is not None:
-                        ref[slot] = sr[key][q]
-    out, pos = [], 0
-    for cs in candidates:
-        m = len(cs)
-        out.append(Scored(list(cs), pol[pos:pos + m].tolist(), ref[pos:pos + m].tolist(), lens[pos:pos + m].tolist()))
-        pos += m
-    return out
+        for row, (a, i, j) in enumerate(slots):
+            for idx, side in ((i, "chosen"), (j, "rejected")):
+                values[a]["policy"][idx] = float(sp[side][row])
+                values[a]["lengths"][idx] = float(sp[side + "_len"][row])
+                if sr is not None:
+                    values[a]["reference"][idx] = float(sr[side][row])
+    return [Scored(list(cs), v["policy"], v["reference"], v["lengths"]) for cs, v in zip(candidates, values)]
 
 
 def add_originals(scored: Scored, pair: dict, eos: str | None) -> Scored:

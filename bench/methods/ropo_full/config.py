@@ -39,7 +39,7 @@ class RopoFullConfig:
                                     "pair (or include_original=true).")
 
     @classmethod
-    def from_dict(cls, cfg: dict | None = None) -> "RopoFullConfig":
+    def from_dict(cls, cfg: dict | None = None) -> RopoFullConfig:
         """``conf/method/ropo_full.yaml`` as composed, overridden by ``cfg``; one-line errors for bad values."""
         from bench.config.compose import group_node
         from bench.config.typed import typed

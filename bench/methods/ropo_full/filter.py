@@ -2,9 +2,8 @@
 injected flips (precision, recall, AUROC against the noise mask)."""
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 

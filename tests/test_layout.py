@@ -1,0 +1,52 @@
+"""The layout rules that keep the project readable: short functions in library code, docs that point only inside
+the repository, and a README map of modules that matches the tree. (The import contract is `lint-imports`.)"""
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+
+from conftest import ROOT
+
+LIBRARY = ("bench", "noise", "evaluators")
+MAX_FUNCTION_LINES = 80
+
+
+def _library_files():
+    for base in LIBRARY:
+        for path in sorted((ROOT / base).rglob("*.py")):
+            if "perf" not in path.relative_to(ROOT).parts:  # benchmark scripts are scripts
+                yield path
+
+
+def test_no_function_in_library_code_is_longer_than_80_lines():
+    long = []
+    for path in _library_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, long
+
+
+def test_nothing_points_outside_the_repository():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    offenders = []
+    for rel in tracked:
+        if not rel.endswith((".py", ".md", ".yaml", ".txt", ".toml")) or rel == "tests/test_layout.py":
+            continue
+        text = (ROOT / rel).read_text(errors="replace")
+        if re.search(r"shared/reference|\.\./shared|\.\./\.library", text):
+            offenders.append(rel)
+    assert not offenders, offenders
+
+
+def test_the_readme_map_of_modules_matches_the_tree():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## How the code is laid out"):]
+    section = section[: section.index("\n## ", 5)]
+    listed = set(re.findall(r"^\| `(bench/[a-z_]+/?|noise/|evaluators/)`", section, flags=re.M))
+    packages = {f"{p.parent.relative_to(ROOT)}/" for p in (ROOT / "bench").glob("*/__init__.py")}
+    packages |= {"noise/", "evaluators/"}
+    assert {x.rstrip("/") for x in listed} == {x.rstrip("/") for x in packages}, (listed, packages)
