@@ -64,6 +64,21 @@ def get(name: str, **options: Any) -> Evaluator:
     return check_contract(factory(**merged), f"evaluator.{name}")
 
 
+def factory(cls, name: str, options: tuple[str, ...]):
+    """The registry's builder of ``cls``: all its ``options`` given, none unknown, then ``cls(**options)``.
+    It carries the class's ``not_in_identity`` (cell ids read it from the registry's entry)."""
+    from bench.core.spec import check_option_names
+
+    def make(**given):
+        check_option_names(f"evaluator.{name}", given, options,
+                           f"conf/evaluator/{name}.yaml (evaluators.get({name!r}) fills it)")
+        return cls(**given)
+
+    make.not_in_identity = getattr(cls, "not_in_identity", ())
+    make.__doc__ = f"Build ``{cls.__name__}`` from its options (all of them: ``evaluators.get`` fills them)."
+    return make
+
+
 def check_contract(obj: Any, source: str = "evaluator") -> Any:
     from bench.core.metrics import DIRECTIONS
     from bench.core.spec import ConfigError

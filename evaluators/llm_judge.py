@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.metrics import COUNTER, HIGHER, NO_DIRECTION
-from bench.core.registry import did_you_mean
-from evaluators import REGISTRY, EvalBatch
+from evaluators import EvalBatch, factory
 from evaluators.judge.cache import JudgmentCache, cache_key
 from evaluators.judge.client import JudgeClient, safe_url
 from evaluators.judge.parse import parse_verdict
@@ -321,22 +320,15 @@ def _estimate_tokens(messages: list[dict[str, str]]) -> int:
 
 
 _OPTIONS = tuple(LLMJudge.__init__.__code__.co_varnames[1:][: LLMJudge.__init__.__code__.co_kwonlyargcount])
+_make = factory(LLMJudge, "llm_judge", _OPTIONS)
 
 
-@REGISTRY.register("llm_judge")
 def make_llm_judge(**options) -> LLMJudge:
-    """The judge from its options (all of them: ``evaluators.get`` fills them from the YAML)."""
+    """The judge from its options (all of them: ``evaluators.get`` fills them from the YAML); never a key."""
     if "api_key" in options:
         raise ValueError("llm_judge never takes the API key itself: put it in an environment variable and name "
                          "that variable with api_key_env")
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise TypeError(f"llm_judge: {did_you_mean('option', unknown[0], _OPTIONS)}")
-    missing = [k for k in _OPTIONS if k not in options]
-    if missing:
-        raise ValueError(f"evaluator.llm_judge.{missing[0]} is not set; its value lives in "
-                         "conf/evaluator/llm_judge.yaml (evaluators.get('llm_judge') fills it).")
-    return LLMJudge(**options)
+    return _make(**options)
 
 
-make_llm_judge.not_in_identity = LLMJudge.not_in_identity  # the registry holds the factory; cell ids read it there
+make_llm_judge.not_in_identity = _make.not_in_identity

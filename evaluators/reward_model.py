@@ -44,10 +44,9 @@ import numpy as np
 
 from bench.core.files import read_jsonl
 from bench.core.metrics import COUNTER, HIGHER
-from bench.core.registry import did_you_mean
-from bench.core.spec import COUNT, ConfigError, Param
+from bench.core.spec import COUNT, Param, check_option_names
 from bench.models.devices import pick_device
-from evaluators import REGISTRY, EvalBatch
+from evaluators import EvalBatch, factory
 from evaluators.rm_model import RewardModel
 
 EMBEDDED = "embedded"
@@ -151,32 +150,12 @@ def check_train(train: dict) -> dict:
     """The embedded reward model's ``train`` settings, checked: exactly the keys of ``TRAIN_SPEC``, valid values."""
     where = "evaluator.reward_model.train"
     train = dict(train or {})
-    unknown = sorted(set(train) - set(TRAIN_SPEC))
-    if unknown:
-        raise TypeError(f"{where}: {did_you_mean('option', unknown[0], TRAIN_SPEC)}")
-    missing = sorted(set(TRAIN_SPEC) - set(train))
-    if missing:
-        raise ConfigError(f"{where}.{missing[0]} is not set; its value lives in conf/evaluator/reward_model.yaml.")
+    check_option_names(where, train, tuple(TRAIN_SPEC), "conf/evaluator/reward_model.yaml")
     out = {k: TRAIN_SPEC[k].check(k, v, where=f"{where}.") for k, v in train.items()}
     if int(out["max_steps"]) <= 0 and float(out["epochs"]) <= 0:
         raise ValueError(f"{where}: set max_steps > 0 or epochs > 0")
     return out
 
 
-_OPTIONS = ("path", "batch_size", "max_length", "chat_template", "device", "train", "gold_accuracy")
-
-
-@REGISTRY.register("reward_model")
-def make_reward_model(**options) -> RewardModelEvaluator:
-    """The evaluator from its options (all of them: ``evaluators.get`` fills them from the YAML)."""
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise TypeError(f"evaluator.reward_model: {did_you_mean('option', unknown[0], _OPTIONS)}")
-    missing = [k for k in _OPTIONS if k not in options]
-    if missing:
-        raise ConfigError(f"evaluator.reward_model.{missing[0]} is not set; its value lives in "
-                          "conf/evaluator/reward_model.yaml (evaluators.get('reward_model') fills it).")
-    return RewardModelEvaluator(**options)
-
-
-make_reward_model.not_in_identity = RewardModelEvaluator.not_in_identity  # the registry holds the factory; cell ids read it there
+make_reward_model = factory(RewardModelEvaluator, "reward_model",
+                            ("path", "batch_size", "max_length", "chat_template", "device", "train", "gold_accuracy"))

@@ -37,7 +37,7 @@ _locks: list = []
 
 
 def num_gpus(cfg: DictConfig) -> int:
-    return int(cfg.train.get("num_gpus", 1) or 1)
+    return int(cfg.train.num_gpus)
 
 
 def in_child() -> bool:

@@ -54,7 +54,7 @@ def versions() -> dict[str, str]:
 def describe(cfg: DictConfig) -> dict:
     """The fields that name a cell in records, reports and logs."""
     return {
-        "sweep": cfg.get("sweep", "default"),
+        "sweep": cfg.sweep,
         "loss": cfg.loss.get("name") or str(cfg.loss.get("_target_")),
         "noise": cfg.noise.get("name") or str(cfg.noise.get("_target_")),
         "rate": float(cfg.noise.rate),
@@ -75,7 +75,7 @@ def run_cell(cfg: DictConfig, slot: int = 0) -> dict:
     ``slot`` is the row of the cell's progress bar (its place among the cells running at once)."""
     results = Path(cfg.paths.results)
     cid = cell_id(cfg)
-    if cfg.get("resume", True) and records.is_complete(results, cid):
+    if cfg.resume and records.is_complete(results, cid):
         log.info("cell %s already complete: skipped", cid)
         return {**records.read_record(results, cid), "skipped": True}
     base = {"cell_id": cid, **describe(cfg), "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions()}
@@ -83,7 +83,7 @@ def run_cell(cfg: DictConfig, slot: int = 0) -> dict:
         return distributed.launch_cell(cfg, cid, results, base)
     phase = {"name": "config"}
     try:
-        with progress.open_bar(short_name(cfg), slot, bool(cfg.train.get("progress", True))):
+        with progress.open_bar(short_name(cfg), slot, bool(cfg.train.progress)):
             rec = _run(cfg, cid, results, phase)
         if rec is None:  # a non-zero rank of a multi-GPU cell: rank 0 evaluates and records
             return {"cell_id": cid, "status": "ok", "rank": os.environ.get("RANK")}

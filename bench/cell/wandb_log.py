@@ -72,7 +72,7 @@ def run_settings(cfg: DictConfig, cid: str) -> dict:
     return dict(
         project=lc.get("project") or "prefnoise",
         entity=lc.get("entity") or None,
-        group=str(cfg.get("sweep", "default")),
+        group=str(cfg.sweep),
         job_type=str(cfg.loss.name),
         name=f"{cfg.loss.name}-{cfg.noise.name}-{rate:g}-s{cfg.seed}-{cid[:6]}",
         tags=[t[:64] for t in tags],

@@ -85,3 +85,16 @@ POSITIVE = Param(low=0.0, low_open=True)
 NONNEGATIVE = Param(low=0.0)
 PROBABILITY = Param(low=0.0, high=1.0)
 COUNT = Param(low=1, integer=True)
+
+
+def check_option_names(where: str, given, valid, values_in: str) -> None:
+    """Every option given is known (``TypeError`` with a did-you-mean) and every known one is given (``ConfigError``
+    saying where its value lives): for parts whose values all come from the composed config."""
+    from bench.core.registry import did_you_mean
+
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise TypeError(f"{where}: {did_you_mean('option', unknown[0], valid)}")
+    missing = [k for k in valid if k not in given]
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]} is not set; its value lives in {values_in}.")

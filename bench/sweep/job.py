@@ -67,8 +67,8 @@ def run_job(cfg: DictConfig) -> dict:
     try:
         cid = cell_id(cfg)
         status.write(cell_id=cid)
-        complete = bool(cfg.get("resume", True)) and records.is_complete(results, cid)
-        if not complete and str(cfg.train.get("device", "auto")) != "cpu":
+        complete = bool(cfg.resume) and records.is_complete(results, cid)
+        if not complete and str(cfg.train.device) != "cpu":
             distributed.claim_devices(distributed.num_gpus(cfg))  # a skipped cell claims no GPU
         run = None if complete or distributed.needs_launch(cfg) else wandb_log.start(cfg, cid)
         try:
