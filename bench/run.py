@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: one t
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 sys.path.insert(0, os.getcwd())
+sys.path.append(os.path.join(_here, "sweep", "plugins"))  # hydra_plugins.prefnoise: the project's sweepers
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

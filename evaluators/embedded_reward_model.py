@@ -189,12 +189,36 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
     return meta
 
 
-def ensure_embedded(world_dir: str | Path, cache_root: str | Path, train: dict, max_length: int, device: str) -> Path:
-    """The cached embedded reward model for this world (built on first use); returns its cache folder."""
+def ensure_embedded(world_dir: str | Path, cache_root: str | Path, train: dict, max_length: int, device: str,
+                    flips: list[bool] | None = None, labels: dict | None = None) -> Path:
+    """The cached embedded reward model for this world (built on first use); returns its cache folder.
+
+    ``flips`` (one bool per training row of ``training_rows``) trains it on the reward-model split with those
+    pairs' labels swapped: a proxy that saw noisy labels, as a practitioner's would. The cache key holds the flip
+    mask itself, so every injector configuration with the same mask shares one model (a rate-0 mask is the clean
+    model's). ``labels`` describes where the flips came from, for the meta.
+    """
     world_dir = Path(world_dir)
     if not (world_dir / "rm_pairs.jsonl").exists():
         raise FileNotFoundError(f"evaluator.reward_model.path=embedded: {world_dir} has no rm_pairs.jsonl "
                                 "(not an embedded-world artifact)")
     key = embedded_key(world_dir, train, max_length)
-    return get_or_build(cache_root, "reward_model", key,
-                        lambda tmp: train_embedded(tmp, world_dir, train, max_length, device))
+    rows = None
+    if flips is not None and any(flips):
+        rows = training_rows(world_dir, train)
+        if len(flips) != len(rows):
+            raise ValueError(f"{len(flips)} flips for {len(rows)} reward-model training pairs")
+        rows = [_swapped(r) if f else r for r, f in zip(rows, flips)]
+        key = stable_hash({"clean": key, "flips": "".join("1" if f else "0" for f in flips)})
+
+    def build(tmp: Path) -> None:
+        train_embedded(tmp, world_dir, train, max_length, device, rows=rows, labels=labels if rows else None)
+
+    return get_or_build(cache_root, "reward_model", key, build)
+
+
+def _swapped(row: dict) -> dict:
+    out = dict(row)
+    for a, b in (("chosen", "rejected"), ("gold_chosen", "gold_rejected")):
+        out[a], out[b] = row[b], row[a]
+    return out

@@ -11,12 +11,16 @@ def test_corpus_is_determined_by_seed():
 
 
 def test_prompt_splits_are_disjoint_and_cover_everything():
-    splits = {s: {p.text for p in world.prompts_for(s)} for s in ("train", "rm", "eval")}
-    assert not splits["train"] & splits["eval"] and not splits["train"] & splits["rm"] and not splits["rm"] & splits["eval"]
+    splits = {s: {p.text for p in world.prompts_for(s)} for s in ("train", "rm", "val", "eval")}
+    for a in splits:
+        for b in splits:
+            assert a == b or not splits[a] & splits[b], (a, b)
     assert sum(map(len, splits.values())) == len(world.all_prompts())
-    # held-out goals: no (item, aspect) combination of an eval prompt is seen in training
+    # held-out goals: no (item, aspect) combination of an eval or val prompt is seen in training, nor shared
     combos = lambda s: {(p.item, p.aspect) for p in world.prompts_for(s)}  # noqa: E731
-    assert not combos("train") & combos("eval")
+    assert not combos("train") & combos("eval") and not combos("train") & combos("val")
+    assert not combos("val") & combos("eval") and not combos("val") & combos("rm")
+    assert {len(combos(s)) for s in ("rm", "val")} == {18} and len(combos("eval")) == 36  # 7.5%, 7.5%, 15% of 240
 
 
 def test_gold_reward_is_bounded_and_deterministic():

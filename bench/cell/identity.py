@@ -3,7 +3,8 @@
 What counts is listed explicitly, per group:
 
 - the fixed groups (top level, ``data``, ``model``, ``train``, ``eval``): their schema's fields marked
-  ``identity`` (``bench.config.schema``); paths, threads, logging, progress and device choices are not;
+  ``identity`` (``bench.config.schema``); paths, threads, logging, progress and device choices are not; for the
+  embedded world also its code version (``bench.world.build.WORLD_CODE_VERSION``: what the code makes of them);
 - the part groups (``loss``, ``noise``, ``method``, each ``evaluator``): every key of the node (which part, and all
   its settings) except the names the part lists in ``not_in_identity`` (a judge's cache folder and concurrency,
   a scorer's batch size); ``method: standard`` with no settings is the neutral method and leaves no trace;
@@ -22,7 +23,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from bench.config.fields import NO_NEUTRAL, meta
+from bench.config.fields import is_neutral, meta
 from bench.config.schema import DATA_KINDS, MODEL_KINDS, EvalConfig, RunConfig, TrainConfig
 from bench.config.typed import plain
 from bench.core.cache import stable_hash
@@ -45,6 +46,10 @@ def identity(cfg) -> dict[str, Any]:
     for name, node in groups.items():
         if name == "data":
             out[name] = of_schema(DATA_KINDS.get(node.get("kind")), node)
+            if node.get("kind") == "world":  # what the world's code makes of those settings
+                from bench.world.build import WORLD_CODE_VERSION
+
+                out[name]["world_code"] = WORLD_CODE_VERSION
         elif name == "model":
             out[name] = of_schema(MODEL_KINDS.get(node.get("kind")), node)
         elif name in ("train", "eval"):
@@ -73,10 +78,14 @@ def of_schema(schema, node: Mapping | None) -> dict[str, Any]:
             out[key] = value
             continue
         m = meta(f)
-        if not m["identity"] or (m["neutral"] is not NO_NEUTRAL and value == m["neutral"]):
+        if not m["identity"] or is_neutral(m, value):
             continue
         nested = hints.get(key)
-        out[key] = of_schema(nested, value) if dataclasses.is_dataclass(nested) and isinstance(value, Mapping) else value
+        if dataclasses.is_dataclass(nested) and isinstance(value, Mapping):
+            value = of_schema(nested, value)
+        elif m["not_in_identity"] and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in m["not_in_identity"]}
+        out[key] = value
     return out
 
 

@@ -69,16 +69,18 @@ def short_name(cfg: DictConfig) -> str:
     return f"{d['loss']} {d['noise']}@{d['rate']:g} seed {d['seed']}"
 
 
-def run_cell(cfg: DictConfig, slot: int = 0) -> dict:
+def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> dict:
     """Run (or skip, if its complete record exists) one cell; always leaves a record. Returns the record.
 
-    ``slot`` is the row of the cell's progress bar (its place among the cells running at once)."""
+    ``slot`` is the row of the cell's progress bar (its place among the cells running at once); ``hp_source`` says
+    where its training and loss values came from (``bench.tune.apply``: the defaults, or a tuning selection)."""
     results = Path(cfg.paths.results)
     cid = cell_id(cfg)
     if cfg.resume and records.is_complete(results, cid):
         log.info("cell %s already complete: skipped", cid)
         return {**records.read_record(results, cid), "skipped": True}
-    base = {"cell_id": cid, **describe(cfg), "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions()}
+    base = {"cell_id": cid, **describe(cfg), "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(),
+            "hp_source": hp_source or {"source": "default"}}
     if distributed.needs_launch(cfg):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
         return distributed.launch_cell(cfg, cid, results, base)
     phase = {"name": "config"}
@@ -134,7 +136,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "evaluate"
     t0 = time.time()
-    metrics, info, samples = _evaluate(cfg, parts, data, policy, tokenizer)
+    metrics, info, samples = _evaluate(cfg, parts, data, policy, tokenizer, cell_dir)
     atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(samples))
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
@@ -187,10 +189,21 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path):
     return policy, tokenizer, parts.method.train(ctx), t_load
 
 
-def _evaluate(cfg: DictConfig, parts: Parts, data, policy, tokenizer):
+def _evaluate(cfg: DictConfig, parts: Parts, data, policy, tokenizer, cell_dir: Path):
+    """Test metrics on the held-out (evaluation) split; on a tuning cell also the validation split's."""
     from bench.evaluation import evaluate_policy
     from bench.models import load_causal_lm
 
     ref_model, _ = load_causal_lm(data.model_path, str(next(policy.parameters()).device))
-    return evaluate_policy(policy, ref_model, tokenizer, data, parts.loss, parts.eval, parts.evaluators,
-                           parts.run.seed, cache_root=cfg.paths.cache)
+    metrics, info, samples = evaluate_policy(policy, ref_model, tokenizer, data, parts.loss, parts.eval,
+                                             parts.evaluators, parts.run.seed, cache_root=cfg.paths.cache)
+    if parts.eval.validation.enabled:
+        from bench.evaluation import validation
+
+        noise_node = OmegaConf.to_container(cfg.noise, resolve=True)
+        val, val_samples = validation.score_validation(policy, ref_model, tokenizer, data, parts.loss, parts.eval,
+                                                       noise_node, parts.run.seed, cfg.paths.cache)
+        metrics.update(val)
+        info.update(infos({k: validation.METRICS[k] for k in val}, "validation"))
+        atomic_write_text(cell_dir / "val_samples.jsonl", jsonl_text(val_samples))
+    return metrics, info, samples

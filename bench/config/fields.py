@@ -16,10 +16,29 @@ from bench.core.spec import Param
 NO_NEUTRAL = object()
 
 
-def spec(doc: str, param: Param | None = None, *, identity: bool = True, neutral: Any = NO_NEUTRAL):
-    """A dataclass field without a default, carrying its doc, valid values and identity rule in metadata."""
-    return dataclasses.field(metadata={"doc": doc, "param": param, "identity": identity, "neutral": neutral})
+def spec(doc: str, param: Param | None = None, *, identity: bool = True, neutral: Any = NO_NEUTRAL,
+         not_in_identity: tuple[str, ...] = ()):
+    """A dataclass field without a default, carrying its doc, valid values and identity rule in metadata.
+
+    ``neutral`` is a value, or a predicate of the node's value (``lambda v: not v["enabled"]``: a switched-off
+    block leaves no trace). ``not_in_identity`` names keys of a mapping-valued field that never change results.
+    """
+    return dataclasses.field(metadata={"doc": doc, "param": param, "identity": identity, "neutral": neutral,
+                                       "not_in_identity": not_in_identity})
 
 
 def meta(f: dataclasses.Field) -> dict:
-    return {"doc": "", "param": None, "identity": True, "neutral": NO_NEUTRAL, **f.metadata}
+    return {"doc": "", "param": None, "identity": True, "neutral": NO_NEUTRAL, "not_in_identity": (), **f.metadata}
+
+
+def is_neutral(m: dict, value: Any) -> bool:
+    """Whether ``value`` is the field's neutral value (so it stays out of a cell's identity)."""
+    neutral = m["neutral"]
+    if neutral is NO_NEUTRAL:
+        return False
+    if callable(neutral):
+        try:
+            return bool(neutral(value))
+        except Exception:  # noqa: BLE001 - a value the predicate cannot read is not neutral
+            return False
+    return value == neutral

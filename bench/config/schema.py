@@ -29,6 +29,8 @@ class RunConfig:
     resume: bool = spec("skip cells whose complete record already exists", identity=False)
     shared_ref_cache: bool = spec("reuse reference log-probs across cells (same values, computed once)",
                                   identity=False)
+    tuning: Optional[str] = spec("<sweep>/<criterion>: train/loss values from that tuning sweep's selection "
+                                 "(their values, not where they came from, are the cell's identity)", identity=False)
 
 
 @dataclass
@@ -59,6 +61,18 @@ class TrainConfig:
 
 
 @dataclass
+class ValidationConfig:
+    """``eval.validation``: what a tuning cell scores on the validation split (bench.evaluation.validation)."""
+
+    enabled: bool = spec("score the validation split too (tuning cells)")
+    samples_per_prompt: int = spec("policy samples per distinct validation prompt", COUNT)
+    kl_weight: float = spec("val_rm_kl = proxy reward - kl_weight * KL to the reference", NONNEGATIVE)
+    proxy_rm: Dict[str, Any] = spec("the proxy reward model (the reward_model evaluator's options), trained on the "
+                                    "reward-model split noised by the cell's injector",
+                                    not_in_identity=("batch_size", "device", "gold_accuracy"))
+
+
+@dataclass
 class EvalConfig:
     """``eval``: sampling the trained policy on held-out prompts."""
 
@@ -67,6 +81,8 @@ class EvalConfig:
     top_p: float = spec("nucleus sampling mass", Param(low=0.0, high=1.0, low_open=True))
     batch_size: int = spec("prompts per generation batch (each batch draws its own seed, so it changes samples)",
                            COUNT)
+    validation: ValidationConfig = spec("scoring the validation split (off: leaves no trace in a cell's id)",
+                                        neutral=lambda v: not v["enabled"])
 
 
 @dataclass
@@ -79,6 +95,7 @@ class WorldData:
                      Param(low=0, integer=True))
     n_train_prompts: int = spec("training prompts drawn (two reference samples each; ties dropped)", COUNT)
     n_rm_prompts: int = spec("prompts of the reward-model split (pairs for a proxy reward model)", COUNT)
+    n_val_prompts: int = spec("prompts of the validation split (pairs and samples for model selection)", COUNT)
     eval_samples_per_prompt: int = spec("policy samples per held-out prompt", COUNT)
     max_new_tokens: int = spec("tokens per sampled response of the world's pairs", COUNT)
     generation_batch_size: int = spec("prompts per generation batch while building the world", COUNT)
@@ -93,8 +110,10 @@ class HFData:
     path: str = spec("a local .jsonl/.json/.parquet file or a hub name")
     split: str = spec("the split to read (hub datasets)")
     columns: Dict[str, Optional[str]] = spec("your column names for prompt, chosen, rejected")
-    eval_fraction: float = spec("share of distinct prompts held out for evaluation",
+    eval_fraction: float = spec("share of distinct prompts held out for evaluation (test)",
                                 Param(low=0.0, high=1.0, low_open=True, high_open=True))
+    val_fraction: float = spec("share of distinct prompts held out for validation (model selection); 0: none",
+                               Param(low=0.0, high=1.0, high_open=True), neutral=0.0)
     eval_samples_per_prompt: int = spec("policy samples per held-out prompt", COUNT)
     max_eval_prompts: Optional[int] = spec("at most this many held-out prompts", Param(low=1, integer=True,
                                                                                         nullable=True))

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.config.fields import NO_NEUTRAL, meta
+from bench.config.fields import is_neutral, meta
 from bench.core.registry import did_you_mean
 from bench.core.spec import ConfigError
 
@@ -116,8 +116,11 @@ def identity_of(obj: Any) -> dict:
         value = getattr(obj, f.name)
         if not m["identity"]:
             continue
-        if m["neutral"] is not NO_NEUTRAL and value == m["neutral"]:
+        if is_neutral(m, _plain_value(value)):
             continue
         out[f.name] = identity_of(value) if dataclasses.is_dataclass(value) else value
     return out
 
+
+def _plain_value(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value

@@ -23,6 +23,10 @@ class PreferenceData:
     fingerprint: str  # what determines the training data (for cache keys)
     gold_reward: Callable[[str, str], float] | None = None
     meta: dict = field(default_factory=dict)
+    # the validation split: prompts disjoint from training and evaluation, pairs labelled like the training pairs
+    # (clean here: a tuning cell noises them with its injector and its own mask); None where the source has none
+    val_pairs: Dataset | None = None
+    val_prompts: list = field(default_factory=list)  # distinct validation prompts, for sampling the policy
 
 
 def validate(ds: Dataset, where: str) -> None:

@@ -75,15 +75,18 @@ def load_hf(data, model) -> PreferenceData:
     validate(ds, f"data.path={data.path}")
     if data.max_pairs:
         ds = ds.select(range(min(len(ds), data.max_pairs)))
-    # hold out whole prompts (not rows) for evaluation, deterministically by a hash of the prompt
-    frac = data.eval_fraction
-    is_eval = [int(stable_hash(str(p), 8), 16) / 16**8 < frac for p in ds["prompt"]]
-    train = ds.select([i for i, e in enumerate(is_eval) if not e])
-    eval_pairs = ds.select([i for i, e in enumerate(is_eval) if e])
-    if len(train) == 0 or len(eval_pairs) == 0:
-        raise ValueError(f"data.eval_fraction={frac} leaves an empty train or eval split ({len(ds)} pairs)")
+    # hold out whole prompts (not rows), deterministically by a hash of the prompt: [0, eval) evaluation (test),
+    # [eval, eval + val) validation (model selection), the rest training
+    u = [int(stable_hash(str(p), 8), 16) / 16**8 for p in ds["prompt"]]
+    lo, hi = data.eval_fraction, data.eval_fraction + data.val_fraction
+    train = ds.select([i for i, x in enumerate(u) if x >= hi])
+    eval_pairs = ds.select([i for i, x in enumerate(u) if x < lo])
+    val_pairs = ds.select([i for i, x in enumerate(u) if lo <= x < hi]) if data.val_fraction > 0 else None
+    if len(train) == 0 or len(eval_pairs) == 0 or (val_pairs is not None and len(val_pairs) == 0):
+        raise ValueError(f"data.eval_fraction={lo} and data.val_fraction={data.val_fraction} leave an empty train, "
+                         f"eval or validation split ({len(ds)} pairs)")
     train = train.add_column("pair_id", list(range(len(train))))
-    prompts = list({stable_hash(p): p for p in eval_pairs["prompt"]}.values())[: data.max_eval_prompts]
+    prompts = _distinct(eval_pairs["prompt"])[: data.max_eval_prompts]
     return PreferenceData(
         name=data.name,
         task="general",
@@ -92,4 +95,10 @@ def load_hf(data, model) -> PreferenceData:
         eval_prompts=[p for p in prompts for _ in range(data.eval_samples_per_prompt)],
         model_path=resolve_model_path(model),
         fingerprint=stable_hash([data.path, train._fingerprint, len(train)]),
+        val_pairs=val_pairs,
+        val_prompts=_distinct(val_pairs["prompt"])[: data.max_eval_prompts] if val_pairs is not None else [],
     )
+
+
+def _distinct(prompts) -> list:
+    return list({stable_hash(p): p for p in prompts}.values())

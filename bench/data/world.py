@@ -21,6 +21,7 @@ def load_world(data, model, cache_root: str) -> PreferenceData:
     w = build.load(data, model, cache_root)
     train = _pairs(w.rows("train_pairs"))
     eval_pairs = _pairs(w.rows("eval_pairs"))
+    val = _pairs(w.rows("val_pairs"))
     samples = w.rows("eval_samples")
     return PreferenceData(
         name="world",
@@ -32,6 +33,8 @@ def load_world(data, model, cache_root: str) -> PreferenceData:
         fingerprint=w.path.name,
         gold_reward=rules.gold_reward,
         meta={"world": w.meta, "world_dir": str(w.path)},
+        val_pairs=val,
+        val_prompts=list(dict.fromkeys(val["prompt"])),
     )
 
 

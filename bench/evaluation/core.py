@@ -68,10 +68,8 @@ def _reference_logps(ref_model, tokenizer, prompts, responses, key_parts: dict, 
     return torch.tensor(json.loads((get_or_build(cache_root, "ref_eval_logps", key, build) / "logps.json").read_text()))
 
 
-def implicit_accuracy(policy, ref_model, tokenizer, data: PreferenceData, loss, cache_root: str | None = None) -> float:
-    pairs = data.eval_pairs
-    if pairs is None or len(pairs) == 0:
-        return float("nan")
+def pair_rewards(policy, ref_model, tokenizer, pairs, loss, key: dict, cache_root: str | None = None):
+    """The loss's own implicit rewards of each pair's chosen and rejected response (as labelled in ``pairs``)."""
     prompts = render_prompts(pairs["prompt"], tokenizer)
     chosen = [completion_text(r) for r in pairs["chosen"]]
     rejected = [completion_text(r) for r in pairs["rejected"]]
@@ -84,10 +82,18 @@ def implicit_accuracy(policy, ref_model, tokenizer, data: PreferenceData, loss, 
     pr = sampling.sequence_logps(policy, tokenizer, prompts, rejected)
     rc = rr = None
     if loss.needs_reference_model:
-        key = {"data": data.fingerprint, "model": data.model_path}
         rc = _reference_logps(ref_model, tokenizer, prompts, chosen, key, cache_root)
         rr = _reference_logps(ref_model, tokenizer, prompts, rejected, key, cache_root)
-    cr, rj = loss.rewards(pc, pr, rc, rr, lengths(chosen), lengths(rejected))
+    return loss.rewards(pc, pr, rc, rr, lengths(chosen), lengths(rejected))
+
+
+def implicit_accuracy(policy, ref_model, tokenizer, data: PreferenceData, loss, cache_root: str | None = None) -> float:
+    """Share of the clean held-out pairs whose truly preferred response gets the higher implicit reward."""
+    pairs = data.eval_pairs
+    if pairs is None or len(pairs) == 0:
+        return float("nan")
+    key = {"data": data.fingerprint, "model": data.model_path}
+    cr, rj = pair_rewards(policy, ref_model, tokenizer, pairs, loss, key, cache_root)
     return float((cr > rj).float().mean())
 
 

@@ -65,6 +65,9 @@ def run_job(cfg: DictConfig) -> dict:
     results = Path(cfg.paths.results)
     cid = None
     try:
+        from bench.tune.apply import apply
+
+        cfg, hp_source = apply(cfg)  # tuning=<sweep>/<criterion>: the selected values, before the cell's identity
         cid = cell_id(cfg)
         status.write(cell_id=cid)
         complete = bool(cfg.resume) and records.is_complete(results, cid)
@@ -72,7 +75,7 @@ def run_job(cfg: DictConfig) -> dict:
             distributed.claim_devices(distributed.num_gpus(cfg))  # a skipped cell claims no GPU
         run = None if complete or distributed.needs_launch(cfg) else wandb_log.start(cfg, cid)
         try:
-            rec = run_cell(cfg, slot=_slot(hc))
+            rec = run_cell(cfg, slot=_slot(hc), hp_source=hp_source)
         except BaseException as e:
             wandb_log.finish(run, error=e, record=records.read_record(results, cid))
             raise

@@ -37,9 +37,10 @@ def precheck(argv: list[str]) -> int:
             cfg = _compose(overrides)
         if not args.multirun:
             from bench.cell.parts import build_parts
+            from bench.tune.apply import apply
 
-            build_parts(cfg)
-    except (ConfigError, ValueError, TypeError) as e:
+            build_parts(apply(cfg)[0])
+    except (ConfigError, ValueError, TypeError, FileNotFoundError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"prefnoise: config error: {_one_line(str(e))}", file=sys.stderr)

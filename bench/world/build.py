@@ -5,10 +5,16 @@ SFT settings, the world's code version), so every cell of a sweep reuses it. Con
 
     reference/              tokenizer + LlamaForCausalLM (save_pretrained), the SFT reference policy
     train_pairs.jsonl       on-policy pairs on training prompts, labelled by the gold reward (ties dropped)
-    eval_pairs.jsonl        clean held-out pairs on evaluation prompts (implicit-reward accuracy)
+    eval_pairs.jsonl        clean held-out pairs on evaluation (test) prompts (implicit-reward accuracy)
     eval_samples.jsonl      evaluation prompts with the reference policy's samples and their gold rewards
-    rm_pairs.jsonl          clean pairs on the reward-model split (disjoint from both), for a proxy reward model
+    rm_pairs.jsonl          pairs on the reward-model split (disjoint from all others), for a proxy reward model
+    val_pairs.jsonl         pairs on the validation split (disjoint from all others), labelled like the training
+                            pairs: model selection noises them with the cell's injector and scores on them
     meta.json               sizes, build timings, reference statistics
+
+Every split's pairs are the reference policy's own samples labelled by the gold reward; which prompts feed which
+split is ``rules.split_of``. The random draws come in a fixed order (train, eval, rm, val), so adding a split at the
+end never changes the ones before it.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from bench.core.cache import get_or_build, stable_hash
 from bench.core.files import read_jsonl, write_jsonl
 from bench.world import rules as world
 
-WORLD_CODE_VERSION = 3  # bump when world.py or this builder changes what they produce
+WORLD_CODE_VERSION = 4  # bump when rules.py or this builder changes what they produce (4: the validation split)
 
 
 def world_key(data: WorldData, model: TinyModel) -> str:
@@ -50,55 +56,35 @@ def _labelled_pairs(prompts: list[str], a: list[str], b: list[str], start_id: in
 
 
 def build(out: Path, data: WorldData, model_cfg: TinyModel) -> None:
-    from bench.models import sampling
-    from bench.world import tiny_lm
-
-    seed = data.seed
     t0 = time.time()
-    timings: dict[str, float] = {}
-    sft_cfg = model_cfg.sft
-    corpus = [(p + "\n", r) for p, r in world.sft_corpus(sft_cfg.steps * sft_cfg.batch_size, seed)]
-    tokenizer = tiny_lm.build_tokenizer([p + r for p, r in corpus], model_cfg.vocab_size)
-    model = tiny_lm.build_model(tokenizer, model_cfg, seed)
-    timings["tokenizer"] = time.time() - t0
+    model, tokenizer, history, timings = _reference_policy(out, data, model_cfg)
+    sample = _Sampler(model, tokenizer, data)
+    rng = np.random.default_rng([data.seed, 2])
+    base = data.seed * 1000
 
     t = time.time()
-    history = tiny_lm.sft(model, tokenizer, corpus, model_cfg, out, seed)
-    timings["sft"] = time.time() - t
-    model.save_pretrained(out / "reference")
-    tokenizer.save_pretrained(out / "reference")
-
-    rng = np.random.default_rng([seed, 2])
-    gen = dict(max_new_tokens=data.max_new_tokens, batch_size=data.generation_batch_size)
-
-    def two_samples(prompts: list[str], s: int, desc: str) -> tuple[list[str], list[str]]:
-        both = sampling.generate(model, tokenizer, prompts + prompts, seed=s, desc=desc, **gen)
-        return both[: len(prompts)], both[len(prompts) :]
-
-    t = time.time()
-    train_prompts = [p.text + "\n" for p in world.prompts_for("train", seed)]
-    picked = [train_prompts[i] for i in rng.integers(len(train_prompts), size=data.n_train_prompts)]
-    a, b = two_samples(picked, seed * 1000 + 1, "sampling training pairs")
-    write_jsonl(out / "train_pairs.jsonl", _labelled_pairs(picked, a, b))
+    picked = sample.draw("train", data.n_train_prompts, rng)
+    write_jsonl(out / "train_pairs.jsonl", sample.pairs(picked, base + 1, "sampling training pairs"))
     timings["train_pairs"] = time.time() - t
 
     t = time.time()
-    eval_prompts = [p.text + "\n" for p in world.prompts_for("eval", seed)]
-    a, b = two_samples(eval_prompts, seed * 1000 + 2, "sampling evaluation pairs")
-    write_jsonl(out / "eval_pairs.jsonl", _labelled_pairs(eval_prompts, a, b))
-    k = data.eval_samples_per_prompt
-    prompts_k = [p for p in eval_prompts for _ in range(k)]
-    ref = sampling.generate(model, tokenizer, prompts_k, seed=seed * 1000 + 3, desc="reference samples", **gen)
+    eval_prompts = sample.prompts("eval")
+    write_jsonl(out / "eval_pairs.jsonl", sample.pairs(eval_prompts, base + 2, "sampling evaluation pairs"))
+    prompts_k = [p for p in eval_prompts for _ in range(data.eval_samples_per_prompt)]
+    ref = sample.generate(prompts_k, base + 3, "reference samples")
     samples = [{"prompt": p, "reference": r, "gold": world.gold_reward(p, r)} for p, r in zip(prompts_k, ref)]
     write_jsonl(out / "eval_samples.jsonl", samples)
     timings["eval_material"] = time.time() - t
 
-    rm_prompts = [p.text + "\n" for p in world.prompts_for("rm", seed)]
-    rm_picked = [rm_prompts[i] for i in rng.integers(len(rm_prompts), size=data.n_rm_prompts)]
     t = time.time()
-    a, b = two_samples(rm_picked, seed * 1000 + 4, "sampling reward-model pairs")
-    write_jsonl(out / "rm_pairs.jsonl", _labelled_pairs(rm_picked, a, b))
+    picked = sample.draw("rm", data.n_rm_prompts, rng)
+    write_jsonl(out / "rm_pairs.jsonl", sample.pairs(picked, base + 4, "sampling reward-model pairs"))
     timings["rm_pairs"] = time.time() - t
+
+    t = time.time()
+    picked = sample.draw("val", data.n_val_prompts, rng)
+    write_jsonl(out / "val_pairs.jsonl", sample.pairs(picked, base + 5, "sampling validation pairs"))
+    timings["val_pairs"] = time.time() - t
 
     timings["total"] = time.time() - t0
     golds = [s["gold"] for s in samples]
@@ -112,6 +98,50 @@ def build(out: Path, data: WorldData, model_cfg: TinyModel) -> None:
         "timings": timings,
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def _reference_policy(out: Path, data: WorldData, model_cfg: TinyModel):
+    """The world's reference policy, saved to ``out/reference``: a tiny Llama with its own tokenizer, fine-tuned
+    with TRL's SFTTrainer on world text of mixed quality. Returns (model, tokenizer, SFT history, timings)."""
+    from bench.world import tiny_lm
+
+    t0 = time.time()
+    sft = model_cfg.sft
+    corpus = [(p + "\n", r) for p, r in world.sft_corpus(sft.steps * sft.batch_size, data.seed)]
+    tokenizer = tiny_lm.build_tokenizer([p + r for p, r in corpus], model_cfg.vocab_size)
+    model = tiny_lm.build_model(tokenizer, model_cfg, data.seed)
+    timings = {"tokenizer": time.time() - t0}
+    t = time.time()
+    history = tiny_lm.sft(model, tokenizer, corpus, model_cfg, out, data.seed)
+    timings["sft"] = time.time() - t
+    model.save_pretrained(out / "reference")
+    tokenizer.save_pretrained(out / "reference")
+    return model, tokenizer, history, timings
+
+
+class _Sampler:
+    """The reference policy's samples on a split's prompts, and gold-labelled pairs of two samples per prompt."""
+
+    def __init__(self, model, tokenizer, data: WorldData):
+        self.model, self.tokenizer, self.data = model, tokenizer, data
+
+    def prompts(self, split: str) -> list[str]:
+        return [p.text + "\n" for p in world.prompts_for(split, self.data.seed)]
+
+    def draw(self, split: str, n: int, rng: np.random.Generator) -> list[str]:
+        """``n`` prompts of the split, drawn with replacement (several pairs per goal, different samples)."""
+        prompts = self.prompts(split)
+        return [prompts[i] for i in rng.integers(len(prompts), size=n)]
+
+    def generate(self, prompts: list[str], seed: int, desc: str) -> list[str]:
+        from bench.models import sampling
+
+        return sampling.generate(self.model, self.tokenizer, prompts, seed=seed, desc=desc,
+                                 max_new_tokens=self.data.max_new_tokens, batch_size=self.data.generation_batch_size)
+
+    def pairs(self, prompts: list[str], seed: int, desc: str) -> list[dict]:
+        both = self.generate(prompts + prompts, seed, desc)
+        return _labelled_pairs(prompts, both[: len(prompts)], both[len(prompts):])
 
 
 @dataclass

@@ -101,16 +101,26 @@ def parse_prompt(text: str) -> Prompt:
     return p
 
 
+SPLITS = ("train", "rm", "val", "eval")
+
+
 def split_of(item: str, aspect: str, seed: int = 0) -> str:
-    """Disjoint prompt splits by (item, aspect) combination: 'train' 70%, 'rm' 15%, 'eval' 15%.
+    """Disjoint prompt splits by (item, aspect) combination: 'train' 70%, 'rm' 7.5%, 'val' 7.5%, 'eval' 15%.
 
     Splitting on the combination (not the prompt string) keeps every phrasing of a held-out goal out of training.
+    'train' feeds the reference policy's SFT and the preference pairs; 'rm' a proxy reward model; 'val' model
+    selection (tuning); 'eval' the test metrics, never used by any selection. ('val' was carved out of the second
+    half of what was 'rm'; 'train' and 'eval' are the combinations they always were.)
     """
     combos = sorted(itertools.product(ITEMS, ASPECTS))
     order = np.random.default_rng(seed).permutation(len(combos))
     rank = {combos[i]: r for r, i in enumerate(order)}[(item, aspect)]
     n = len(combos)
-    return "train" if rank < 0.7 * n else ("rm" if rank < 0.85 * n else "eval")
+    if rank < 0.7 * n:
+        return "train"
+    if rank < 0.775 * n:
+        return "rm"
+    return "val" if rank < 0.85 * n else "eval"
 
 
 def prompts_for(split: str, seed: int = 0) -> list[Prompt]:

@@ -1,5 +1,6 @@
-"""The embedded reference policy: a byte-level BPE tokenizer and a small Llama (984,192 parameters at the default
-conf/model/tiny.yaml: vocabulary 1,024, hidden 128, 4 layers), trained on world text.
+"""The embedded reference policy: a byte-level BPE tokenizer and a small Llama (930,048 parameters at the default
+conf/model/tiny.yaml: hidden 128, 4 layers; the BPE learns 601 tokens from world text, under its cap of 1,024),
+trained on world text.
 
 Built locally in about a minute on one CPU thread, no hub. The tokenizer is trained with `tokenizers` on the
 world corpus; the model is a standard `LlamaForCausalLM`, supervised-fine-tuned with TRL's `SFTTrainer` on

@@ -1,0 +1,69 @@
+"""A final sweep on tuned values: ``tuning=<sweep>/<criterion>`` gives each cell its selection row's values.
+
+    python bench/run.py -m experiment=robustness tuning=tune/oracle seed=100,101,102,103,104
+
+The cell's (loss, noise, rate) picks the row of ``results/tuning/<sweep>/selection.csv``; its tuned keys
+(``train.learning_rate``, ``loss.beta``, ...) replace the config's values before the cell's identity is taken, so
+two rules that pick the same values share one cell. The record says where the values came from (``hp_source``).
+Final seeds must be fresh: a seed the sweep tuned on is an error (its test score would be the selection's own).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bench.core.spec import ConfigError
+from bench.tune import criteria as crit
+from bench.tune.selection import read, read_plan, tuning_dir
+
+TUNED_PREFIXES = ("train.", "loss.")
+DEFAULT_SOURCE = {"source": "default"}
+
+
+def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
+    """(the config with the selected values, the record's ``hp_source``); the config as it is without tuning."""
+    ref = cfg.get("tuning")
+    if not ref:
+        return cfg, dict(DEFAULT_SOURCE)
+    sweep, sep, criterion = str(ref).rpartition("/")
+    if not sep or not sweep:
+        raise ConfigError(f"tuning={ref!r}; valid: <sweep>/<criterion>, e.g. tune/oracle (criteria: "
+                          f"{', '.join(crit.names())}).")
+    crit.get(criterion)
+    folder = tuning_dir(cfg.paths.results, sweep)
+    plan = read_plan(folder)
+    if int(cfg.seed) in [int(s) for s in plan["seeds"]]:
+        raise ConfigError(f"seed={cfg.seed} was a tuning seed of sweep {sweep!r} (seeds {plan['seeds']}); valid: a "
+                          "fresh seed, so that no test score is the selection's own.")
+    row = _row(read(folder), cfg, criterion, ref)
+    values = {k: _plain(v) for k, v in row.items() if k.startswith(TUNED_PREFIXES) and not _missing(v)}
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    with open_dict(out):
+        for key, value in values.items():
+            OmegaConf.update(out, key, value, merge=False)
+    source = {"source": "tuning", "tuning": str(ref), "sweep": sweep, "criterion": criterion, "values": values,
+              "val_score": _plain(row.get("val_score")), "at_edge": bool(row.get("at_edge")),
+              "edge_keys": row.get("edge_keys") if isinstance(row.get("edge_keys"), str) else ""}
+    return out, source
+
+
+def _row(rows: list[dict], cfg: DictConfig, criterion: str, ref: str) -> dict:
+    loss = cfg.loss.get("name") or str(cfg.loss.get("_target_"))
+    noise, rate = cfg.noise.get("name"), float(cfg.noise.rate)
+    for r in rows:
+        if r["criterion"] == criterion and r["loss"] == loss and r["noise"] == noise and math.isclose(
+                float(r["rate"]), rate, abs_tol=1e-9):
+            return r
+    have = sorted({(r["loss"], r["noise"], float(r["rate"])) for r in rows if r["criterion"] == criterion})
+    raise ConfigError(f"tuning={ref!r} has no row for loss={loss} noise={noise} noise.rate={rate:g}; valid: one of "
+                      f"{', '.join(f'{a} {b}@{c:g}' for a, b, c in have[:12])}{' ...' if len(have) > 12 else ''}.")
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
