@@ -17,7 +17,7 @@ from scipy import stats
 from bench.core.records import write_record
 from bench.report import build_report
 from bench.report.__main__ import main
-from bench.report.aggregate import load_results, robustness_table
+from bench.report.aggregate import hp_of, load_results, robustness_table
 from bench.report.plots import REF_GID, plot_curves, plot_gain_heatmap
 from bench.report.stats import crossing_rate, holm, paired_test, paired_vs_baseline, summary_table
 
@@ -322,3 +322,107 @@ def test_files_are_named_after_the_baseline_used(sweep, tmp_path):
     assert not (tmp_path / "rep" / "paired_vs_dpo.csv").exists()
     assert (tmp_path / "rep" / "gain_vs_ipo_gold_reward.png").exists()
     assert "paired_vs_ipo.csv" in (tmp_path / "rep" / "report.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------------ tuning
+def _tuned_results(root):
+    """A tuning sweep (dpo, ipo x random@0.4, lr x beta/tau grids, seed 0, rules oracle and val_acc) and final
+    cells on seeds 100-102 at the defaults, under the oracle's picks and under val_acc's."""
+    import json
+
+    from bench.core.files import write_jsonl
+    from bench.tune import selection as sel
+
+    folder = sel.tuning_dir(root, "tz")
+    folder.mkdir(parents=True)
+    knobs = {"dpo": ("loss.beta", [0.05, 0.1, 0.2], 0.1), "ipo": ("loss.tau", [0.1, 0.3, 1.0], 0.1)}
+    plan = {"sweep": "tz", "seeds": [0], "criteria": ["oracle", "val_acc"], "lr": [1e-4, 2e-4, 4e-4],
+            "budgets": {"dpo": 5, "ipo": 5}, "conditions": [{"key": "c", "noise": "random", "rate": 0.4}],
+            "losses": {lo: {"stages": [{"key": "train.learning_rate", "values": [1e-4, 2e-4, 4e-4], "default": 2e-4},
+                                       {"key": k, "values": v, "default": d}], "budget": 5}
+                       for lo, (k, v, d) in knobs.items()}}
+    (folder / sel.PLAN).write_text(json.dumps(plan))
+    jobs = []
+    for lo, (k, values, _) in knobs.items():
+        for lr in (1e-4, 2e-4, 4e-4):
+            for v in values:
+                cid = f"tz-{lo}-{lr}-{v}"
+                # the oracle's val gold peaks at lr 4e-4; val_acc prefers lr 1e-4; test gold follows val gold
+                m = {"val_gold_reward": lr * 1e3 + v, "val_implicit_acc": -lr, "gold_reward": lr * 1e3 + v + 0.01}
+                write_record(root, {**record(lo, "random", 0.4, 0, metrics=m, sweep="tz"), "cell_id": cid,
+                                    "config": {"eval": {"validation": {"enabled": True}}}})
+                jobs.append({"loss": lo, "condition": "c", "point": {"train.learning_rate": lr, k: v}, "seed": 0,
+                             "cell_id": cid, "status": "ok"})
+    write_jsonl(folder / sel.JOBS, jobs)
+    for lo in ("dpo", "ipo"):
+        for seed in (100, 101, 102):
+            base = gold(lo, 0.4, seed % 3)
+            srcs = {"default": {"source": "default"}, "oracle": {"source": "tuning", "criterion": "oracle"},
+                    "val_acc": {"source": "tuning", "criterion": "val_acc"}}
+            for h, shift in (("default", 0.0), ("oracle", 0.3), ("val_acc", 0.1)):
+                m = {"gold_reward": base + shift, "gold_reward_ref": 0.5}
+                write_record(root, {**record(lo, "random", 0.4, seed, metrics=m, sweep=f"final_{h}"),
+                                    "cell_id": f"f-{lo}-{seed}-{h}", "hp_source": srcs[h]})
+    return root
+
+
+def test_tuning_section_picks_regret_and_the_headline_side_by_side(tmp_path):
+    out = build_report(_tuned_results(tmp_path / "results"))
+    text = (out["out"] / "report.md").read_text()
+    assert "## Tuning" in text and "### Selections (tz)" in text
+    # oracle: lr 4e-4 (edge) then the largest knob value (edge); val_acc: lr 1e-4 (edge)
+    assert "beta 0.2*, learning_rate 0.0004*" in text and "learning_rate 0.0001*" in text
+    from bench.report.tuning import best_realistic, regret_table
+    from bench.tune import selection as sel
+
+    folder = sel.tuning_dir(tmp_path / "results", "tz")
+    rows = pd.DataFrame(sel.select(sel.read_plan(folder), sel.scores_from(folder, tmp_path / "results")))
+    reg = regret_table(rows).set_index(["criterion", "loss"])
+    # val_acc picked lr 1e-4 with the default knob; the oracle lr 4e-4 with the top knob: test difference known
+    assert reg.loc[("val_acc", "dpo"), "regret"] == pytest.approx((0.1 + 0.1) - (0.4 + 0.2))
+    assert reg.loc[("val_acc", "ipo"), "regret"] == pytest.approx((0.1 + 0.1) - (0.4 + 1.0))
+    assert not reg["same_pick"].any() and best_realistic(regret_table(rows)) == "val_acc"
+    assert "### The headline, side by side (gold_reward, final seeds)" in text
+    assert "| loss | paper defaults | tuned, rule oracle | tuned, rule val_acc |" in text
+    assert any(p.name.startswith("sensitivity_tz_random_0.4") for p in out["out"].iterdir())
+
+
+def test_each_source_of_values_is_its_own_analysis_against_its_own_baseline(tmp_path):
+    out = build_report(_tuned_results(tmp_path / "results"))
+    by = {a["hp"]: a for a in out["analyses"]}
+    assert set(by) == {"default", "oracle", "val_acc"}
+    assert by["oracle"]["baseline"] == "DPO [oracle]" or by["oracle"]["baseline"] == "dpo [oracle]"
+    p = by["oracle"]["paired"]
+    assert set(p["label"]) == {"ipo [oracle]"} and set(p["baseline"]) == {by["oracle"]["baseline"]}
+    # ipo - dpo paired at rate 0.4 under the oracle's values: 0.1 + J, mean 0.1 (the shift is the same for both)
+    assert p.loc[p["metric"] == "gold_reward", "mean_diff"].iloc[0] == pytest.approx(0.1)
+    assert (out["out"] / "paired_vs_dpo_gold_reward_oracle.png").exists()
+    csv = pd.read_csv(out["out"] / "robustness.csv")
+    assert set(csv["hp"]) == {"default", "oracle", "val_acc"}
+    assert "tuning cell(s)" in " ".join(out["notes"])  # the 18 tuning cells stay out of the robustness tables
+    assert "tz" not in set(out["results"].cells["sweep"])
+
+
+def test_a_cell_reused_by_a_rule_counts_for_it_too(tmp_path):
+    from bench.core.records import note_hp_source, read_record
+
+    write_record(tmp_path, record("dpo", "random", 0.4, 2))
+    note_hp_source(tmp_path, "syn-dpo-random-0.4-2", {"source": "tuning", "criterion": "oracle"})
+    rec = read_record(tmp_path, "syn-dpo-random-0.4-2")
+    assert [hp_of({"hp_source": s}) for s in rec["hp_sources"]] == ["default", "oracle"]
+    assert rec["metrics"] == record("dpo", "random", 0.4, 2)["metrics"]  # results untouched
+    res = load_results(tmp_path)
+    assert sorted(res.cells["label"]) == ["dpo", "dpo [oracle]"]
+
+
+def test_paired_differences_figure_has_one_panel_per_condition(report):
+    from bench.report.plots import plot_paired_differences
+
+    fig = plot_paired_differences(report["paired"], "gold_reward", "dpo")
+    titles = [a.get_title() for a in fig.axes]
+    assert titles == ["random @ 0", "random @ 0.2", "random @ 0.4", "length @ 0", "length @ 0.2", "length @ 0.4"]
+    assert {"ci_low", "ci_high", "mde_80"} <= set(report["paired"].columns)
+    row = report["paired"].query("metric == 'gold_reward' and label == 'ipo' and noise == 'random' and rate == 0.2")
+    assert row["ci_low"].iloc[0] < 0.1 < row["ci_high"].iloc[0]
+    # MDE at 80% power for n=3, sd 0.02: (t_.975 + t_.8) * 0.02 / sqrt(3)
+    assert row["mde_80"].iloc[0] == pytest.approx((stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * 0.02 / 3 ** 0.5)

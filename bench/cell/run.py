@@ -78,9 +78,10 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> d
     cid = cell_id(cfg)
     if cfg.resume and records.is_complete(results, cid):
         log.info("cell %s already complete: skipped", cid)
+        records.note_hp_source(results, cid, hp_source or {"source": "default"})
         return {**records.read_record(results, cid), "skipped": True}
     base = {"cell_id": cid, **describe(cfg), "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(),
-            "hp_source": hp_source or {"source": "default"}}
+            "hp_source": hp_source or {"source": "default"}, "hp_sources": [hp_source or {"source": "default"}]}
     if distributed.needs_launch(cfg):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
         return distributed.launch_cell(cfg, cid, results, base)
     phase = {"name": "config"}

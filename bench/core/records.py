@@ -14,6 +14,8 @@ Record schema (``SCHEMA_VERSION`` 1)::
     metric_info  {metric name: {"higher_is_better": bool, "evaluator": str}}
     noise_stats  {"target_rate", "realized_rate", ... injector-specific rates}
     loss_params  {hyperparameters as bound}, eps_source ("oracle" | "fixed" | None)
+    hp_source    where train/loss values came from: {"source": "default"} or {"source": "tuning", "tuning":
+                 "<sweep>/<criterion>", "values": {...}, ...}; hp_sources: every source the cell served (a reused cell)
     config (full resolved Hydra config), versions {package: version}, timings {phase: seconds},
     error (None or {"type", "message", "where"}), finished_at (ISO time)
 
@@ -56,6 +58,17 @@ def write_record(results_dir: str | os.PathLike, record: dict) -> Path:
         return path
     atomic_write_json(path, record)
     return path
+
+
+def note_hp_source(results_dir: str | os.PathLike, cell_id: str, hp_source: dict) -> None:
+    """A complete cell reused under another source of its values (a tuning rule that picked the very values of a
+    cell already run): the record lists that source too, so the report counts the cell for both. Results untouched."""
+    rec = read_record(results_dir, cell_id)
+    if rec is None or rec.get("status") != "ok":
+        return
+    sources = rec.get("hp_sources") or [rec.get("hp_source") or {"source": "default"}]
+    if hp_source not in sources:
+        atomic_write_json(cell_dir(results_dir, cell_id) / RECORD_FILE, {**rec, "hp_sources": sources + [hp_source]})
 
 
 def iter_records(results_dir: str | os.PathLike):

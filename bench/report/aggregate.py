@@ -44,11 +44,72 @@ class Results:
     def empty(self) -> bool:
         return self.cells.empty
 
+    @property
+    def protocols(self) -> list[str]:
+        """The sources of values present (``default`` first, then the tuning rules)."""
+        hps = set(self.cells["hp"].dropna()) if "hp" in self.cells else {"default"}
+        return sorted(hps, key=lambda h: (h != "default", h))
+
+    def subset(self, hp: str) -> Results:
+        """The cells whose values came from one source: one curve per loss, one baseline (the report's unit)."""
+        keep = set(self.cells.loc[self.cells["hp"] == hp, "cell_id"])
+        pick = lambda df: df[df["cell_id"].isin(keep)].reset_index(drop=True) if "cell_id" in df else df  # noqa: E731
+        missing = self.missing[self.missing["label"].isin(set(self.cells.loc[self.cells["hp"] == hp, "label"]))]
+        return Results(pick(self.cells), pick(self.values), pick(self.failed), missing.reset_index(drop=True),
+                       self.metric_info, [r for r in self.records if r.get("cell_id") in keep], list(self.notes))
+
 
 def _norm_rate(rate, noise) -> float:
     if rate is None or (isinstance(rate, float) and np.isnan(rate)):
         return 0.0 if str(noise).lower() in CLEAN_NOISE else np.nan
     return round(float(rate), RATE_DECIMALS)
+
+
+def is_tuning_cell(rec: dict) -> bool:
+    """A cell of a tuning sweep: it scored the validation split (``eval.validation.enabled``)."""
+    return bool((((rec.get("config") or {}).get("eval") or {}).get("validation") or {}).get("enabled"))
+
+
+def hp_of(rec: dict) -> str:
+    """Where a cell's training and loss values came from: ``default``, or the selection rule of a tuning sweep."""
+    source = rec.get("hp_source") or {}
+    return str(source.get("criterion") or "default") if source.get("source") == "tuning" else "default"
+
+
+def hps_of(rec: dict) -> list[str]:
+    """Every source a cell served (``note_hp_source``): a cell whose values two rules picked counts for both."""
+    sources = rec.get("hp_sources") or [rec.get("hp_source") or {}]
+    out = [hp_of({"hp_source": s}) for s in sources]
+    return list(dict.fromkeys(out))
+
+
+def per_protocol(records: list[dict]) -> list[dict]:
+    """One record per (cell, source of its values), each with ``hp`` set: the unit the report groups. A cell
+    counted for a tuning rule is ``<cell id>@<rule>`` in the report's tables."""
+    out = []
+    for r in records:
+        for s in _unique(r.get("hp_sources") or [r.get("hp_source") or {"source": "default"}]):
+            hp = hp_of({"hp_source": s})
+            out.append({**r, "hp_source": s, "hp": hp,
+                        "cell_id": r.get("cell_id") if hp == "default" else f"{r.get('cell_id')}@{hp}"})
+    return out
+
+
+def _unique(sources: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for s in sources:
+        key = hp_of({"hp_source": s})
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def label_of(rec: dict) -> str:
+    """A cell's curve: its loss's display label, and its tuning rule when not at the defaults (``DPO [oracle]``)."""
+    label = rec.get("loss_label") or rec.get("loss")
+    hp = hp_of(rec)
+    return label if hp == "default" else f"{label} [{hp}]"
 
 
 def _cell_row(rec: dict) -> dict:
@@ -58,7 +119,8 @@ def _cell_row(rec: dict) -> dict:
         "sweep": rec.get("sweep"),
         "status": rec.get("status"),
         "loss": rec.get("loss"),
-        "label": rec.get("loss_label") or rec.get("loss"),
+        "label": label_of(rec),
+        "hp": hp_of(rec),
         "noise": rec.get("noise"),
         "rate": _norm_rate(rec.get("rate"), rec.get("noise")),
         "seed": rec.get("seed"),
@@ -72,12 +134,13 @@ def _cell_row(rec: dict) -> dict:
 
 
 FIELD_DEFAULTS = {"method": "standard"}  # records written before a field existed carry its default
+DERIVED = {"hp": lambda r: r.get("hp") or hp_of(r)}  # fields computed from a record
 
 
 def matches(record: dict, where: dict[str, list[str]] | None) -> bool:
-    """``where`` maps a record field (loss, noise, rate, seed, method, ...) to the values to keep."""
+    """``where`` maps a record field (loss, noise, rate, seed, method, hp, ...) to the values to keep."""
     for key, allowed in (where or {}).items():
-        value = record.get(key, FIELD_DEFAULTS.get(key))
+        value = DERIVED[key](record) if key in DERIVED else record.get(key, FIELD_DEFAULTS.get(key))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not any(_num(a) == float(value) for a in allowed):
                 return False
@@ -95,11 +158,13 @@ def _num(text: str) -> float | None:
 
 def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where: dict | None = None) -> Results:
     """Read every record (optionally of one sweep, or matching ``where``), de-duplicate, find failed and missing cells."""
-    records = [
-        r for r in iter_records(results_dir) if (sweep is None or r.get("sweep") == sweep) and matches(r, where)
-    ]
+    every = list(iter_records(results_dir))
+    tuning = [r for r in every if is_tuning_cell(r)]  # one loss at many settings: the tuning section's, not ours
+    records = [r for r in per_protocol([r for r in every if not is_tuning_cell(r)])
+               if (sweep is None or r.get("sweep") == sweep) and matches(r, where)]
     cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))
-    notes: list[str] = []
+    notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
+                        "the tuning section reads them."] if tuning else []
     # before de-duplication: a superseded record still means "not missing". With an explicit selection (where),
     # the selection is the grid: its cells are checked together, whatever sweep name each record carries.
     missing = missing_cells(cells.assign(sweep="selection") if where else cells)

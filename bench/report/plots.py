@@ -109,6 +109,68 @@ def plot_gain_heatmap(paired: pd.DataFrame, metric: str, baseline: str | None = 
     return fig
 
 
+def plot_paired_differences(paired: pd.DataFrame, metric: str, baseline: str | None = None,
+                            dirn: str = "higher") -> plt.Figure:
+    """Each loss minus the baseline, paired over seeds: the mean difference and its 95% interval, one panel per
+    condition (noise type and rate), losses down the side, 0 marked. * = Holm p < 0.05. What the design supports:
+    every loss is compared with the baseline on the same seeds and noise masks, not with a band of its own."""
+    p = paired[paired["metric"] == metric].copy()
+    conds = sorted({(str(n), float(r)) for n, r in zip(p["noise"], p["rate"])}, key=lambda x: (not x[0].startswith("random"), x))
+    labels = [x for x in loss_order(p["label"], baseline) if x != baseline][::-1]
+    fig, axes = plt.subplots(1, max(1, len(conds)), figsize=(2.6 * max(1, len(conds)) + 1.6, 0.9 + 0.32 * max(1, len(labels))),
+                             sharey=True, squeeze=False, layout="constrained")
+    for ax, (noise, rate) in zip(axes[0], conds):
+        pc = p[(p["noise"].astype(str) == noise) & (p["rate"] == rate)].set_index("label")
+        for y, lab in enumerate(labels):
+            if lab not in pc.index:
+                continue
+            r = pc.loc[lab]
+            good = (r["mean_diff"] > 0) == (dirn != "lower")
+            color = "C0" if good else "C3"
+            lo, hi = r["ci_low"], r["ci_high"]
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([lo, hi], [y, y], color=color, lw=1.6)
+            ax.plot([r["mean_diff"]], [y], "o", color=color, ms=4)
+            if bool(r["significant"]):
+                ax.text(hi if np.isfinite(hi) else r["mean_diff"], y, " *", va="center", fontsize=9)
+        ax.axvline(0.0, color="0.4", lw=0.8, ls="--")
+        ax.set_title(f"{noise} @ {rate:g}", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel(f"{metric} − {baseline}", fontsize=8)
+    axes[0][0].set_yticks(range(len(labels)), labels, fontsize=8)
+    fig.suptitle(f"{metric}: each loss minus {baseline}, paired over seeds (mean, 95% CI; * Holm p<0.05)", fontsize=10)
+    return fig
+
+
+def plot_sensitivity(curves: pd.DataFrame, condition: str) -> plt.Figure:
+    """Validation and test scores against the learning rate, one panel per loss (the knobs at their defaults).
+    ``curves``: loss, lr, val (the oracle's validation gold reward), test (test gold reward), picks (rules that
+    chose this lr, comma-joined)."""
+    losses = sorted(curves["loss"].unique())
+    ncol = min(5, max(1, len(losses)))
+    nrow = int(np.ceil(len(losses) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.7 * ncol, 2.3 * nrow + 0.4), squeeze=False, sharey=True,
+                             layout="constrained")
+    for ax, loss in zip(axes.flat, losses):
+        g = curves[curves["loss"] == loss].sort_values("lr")
+        ax.plot(g["lr"], g["test"], "o-", color="C0", ms=3.5, label="test gold reward")
+        ax.plot(g["lr"], g["val"], "s--", color="C1", ms=3, label="validation gold reward (oracle)")
+        for _, r in g.iterrows():
+            if r["picks"]:
+                ax.annotate(r["picks"], (r["lr"], r["test"]), textcoords="offset points", xytext=(0, 6), fontsize=6,
+                            ha="center")
+        ax.set_xscale("log")
+        ax.set_title(loss, fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(losses):]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
+    fig.suptitle(f"learning-rate sensitivity, {condition} (knobs at their defaults; labels: rules that chose it)",
+                 fontsize=10)
+    return fig
+
+
 def save(fig: plt.Figure, path) -> None:
     fig.savefig(path, dpi=120)  # constrained layout already fits legends; "tight" bbox would draw twice
     plt.close(fig)

@@ -162,7 +162,8 @@ def paired_test(diff) -> dict:
 def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA) -> pd.DataFrame:
     """Every loss against ``baseline`` at each (noise, rate), per metric; Holm over all comparisons of a metric."""
     cols = ["metric", "noise", "rate", "label", "baseline", "n_pairs", "mean_loss", "mean_baseline", "mean_diff",
-            "sd_diff", "d_z", "test", "t", "p", "p_holm", "p_wilcoxon", "p_wilcoxon_holm", "better", "significant", "note"]
+            "sd_diff", "ci_low", "ci_high", "mde_80", "d_z", "test", "t", "p", "p_holm", "p_wilcoxon",
+            "p_wilcoxon_holm", "better", "significant", "note"]
     v = res.values
     if baseline is None or v.empty or baseline not in set(v["label"]):
         return pd.DataFrame(columns=cols)
@@ -187,10 +188,25 @@ def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA)
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=cols)
+    half, mde = zip(*(_interval_and_mde(sd, n) for sd, n in zip(out["sd_diff"], out["n_pairs"])))
+    out["ci_low"], out["ci_high"] = out["mean_diff"] - np.array(half), out["mean_diff"] + np.array(half)
+    out["mde_80"] = mde
     out["p_holm"] = out.groupby("metric")["p"].transform(holm)
     out["p_wilcoxon_holm"] = out.groupby("metric")["p_wilcoxon"].transform(holm)
     out["significant"] = out["p_holm"] < alpha
     return out[cols]
+
+
+def _interval_and_mde(sd: float, n: int, alpha: float = ALPHA, power: float = 0.8) -> tuple[float, float]:
+    """Half-width of the 95% t-interval of a mean paired difference, and the smallest true difference a two-sided
+    paired t-test at ``alpha`` detects with probability ``power`` given this spread: ``(t_{1-a/2} + t_power) sd /
+    sqrt(n)`` with n - 1 degrees of freedom (the usual normal-approximation form, before any multiplicity
+    correction)."""
+    if n < 2 or not np.isfinite(sd):
+        return np.nan, np.nan
+    se = sd / np.sqrt(n)
+    t_a = stats.t.ppf(1 - alpha / 2, n - 1)
+    return float(t_a * se), float((t_a + stats.t.ppf(power, n - 1)) * se)
 
 
 def _better(mean_diff: float, dirn: str) -> str:

@@ -31,7 +31,10 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     if not sep or not sweep:
         raise ConfigError(f"tuning={ref!r}; valid: <sweep>/<criterion>, e.g. tune/oracle (criteria: "
                           f"{', '.join(crit.names())}).")
-    crit.get(criterion)
+    try:
+        crit.get(criterion)
+    except ValueError as e:
+        raise ConfigError(f"tuning={ref!r}: {e}") from None
     folder = tuning_dir(cfg.paths.results, sweep)
     plan = read_plan(folder)
     if int(cfg.seed) in [int(s) for s in plan["seeds"]]:
