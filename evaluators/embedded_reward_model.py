@@ -123,8 +123,9 @@ def _reward_config(out: Path, train: dict, device: str):
     )
 
 
-def _fit(out: Path, rows: list[dict], train: dict, max_length: int, device: str):
-    """MiniLM + a fresh head trained with TRL's RewardTrainer on ``rows``, saved to ``out/model``."""
+def fit(out: Path, rows: list[dict], train: dict, max_length: int, device: str):
+    """MiniLM + a fresh head trained with TRL's RewardTrainer on ``rows`` (prompt/chosen/rejected text), saved to
+    ``out/model``; returns the loaded RewardModel and what the training did (steps, loss, history, seconds)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardTrainer
@@ -169,7 +170,7 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
     t0 = time.time()
     rows = training_rows(world_dir, train) if rows is None else rows
     eval_rows = read_jsonl(world_dir / "eval_pairs.jsonl") if (world_dir / "eval_pairs.jsonl").exists() else []
-    rm, fit = _fit(out, rows, train, max_length, device)
+    rm, fitted = fit(out, rows, train, max_length, device)
     t2 = time.time()
     gold_acc = rm.pairwise_accuracy(eval_rows)
     meta = {
@@ -178,14 +179,14 @@ def train_embedded(out: Path, world_dir: Path, train: dict, max_length: int, dev
         "labels": labels or {"noise": None},
         "n_rm_pairs": sum(1 for _ in open(world_dir / "rm_pairs.jsonl")), "n_train_pairs": len(rows),
         "n_eval_pairs": len(eval_rows),
-        **{k: v for k, v in fit.items() if k != "train_s"},
+        **{k: v for k, v in fitted.items() if k != "train_s"},
         "gold_accuracy": gold_acc,  # held-out pairwise accuracy against the gold reward
         "gold_n": len(eval_rows),
-        "timings": {"train": fit["train_s"], "measure": time.time() - t2, "total": time.time() - t0},
+        "timings": {"train": fitted["train_s"], "measure": time.time() - t2, "total": time.time() - t0},
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     log.info("embedded reward model: %d steps in %.1fs, held-out accuracy vs gold %.3f on %d pairs",
-             meta["train_steps"], fit["train_s"], gold_acc, len(eval_rows))
+             meta["train_steps"], fitted["train_s"], gold_acc, len(eval_rows))
     return meta
 
 

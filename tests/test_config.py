@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from conftest import ROOT, run_bench
 
 CONF = ROOT / "conf"
-GROUPS = ["data", "model", "loss", "noise", "evaluator", "experiment", "logger", "train", "eval"]
+GROUPS = ["data", "model", "loss", "method", "noise", "scorer", "evaluator", "experiment", "logger", "train", "eval"]
 
 
 def options(group: str) -> list[str]:
@@ -26,7 +26,7 @@ def test_every_config_composes(group, option):
     cfg = _compose(override)
     container = OmegaConf.to_container(cfg, resolve=False)
     assert container["loss"]["name"] and container["noise"]["name"]
-    if group in ("loss", "noise", "data", "model"):
+    if group in ("loss", "noise", "data", "model", "method", "scorer"):
         assert cfg[group].name == option or group == "data"
 
 

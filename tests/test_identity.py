@@ -126,3 +126,47 @@ def test_a_traceback_only_when_asked(tmp_path):
     env = {**os.environ, "PREFNOISE_ROOT": str(tmp_path), "HYDRA_FULL_ERROR": "1"}
     proc = subprocess.run([*RUN, "train.learning_rate=-1"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "train.learning_rate" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ the scorer
+def test_no_scorer_and_an_unread_scorer_leave_no_trace():
+    base = cid()
+    assert cid("scorer=none") == base
+    for o in ("scorer=oracle", "scorer=proxy"):  # loss=dpo reads no scores: the scorer is not used, nor in the id
+        assert cid(o) == base, o
+    assert cid("loss=sppo") == cid("loss=sppo", "scorer=none")  # the hard variant reads none either
+
+
+def test_a_read_scorer_is_in_the_identity_but_its_batching_is_not():
+    proxy, oracle = cid("loss=madpo"), cid("loss=madpo", "scorer=oracle")
+    assert proxy == cid("loss=madpo", "scorer=proxy") and proxy != oracle
+    assert cid("loss=madpo", "scorer.rm.batch_size=3", "scorer.rm.device=cpu") == proxy
+    assert cid("loss=madpo", "scorer.rm.train.max_steps=7") != proxy
+    assert cid("loss=sppo", "loss.variant=single") != cid("loss=sppo", "loss.variant=single", "scorer=oracle")
+    assert cid("method=curriculum", "method.by=ref_margin") == cid("method=curriculum", "method.by=ref_margin",
+                                                                    "scorer=oracle")  # ref_margin reads no scores
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (("loss=madpo", "scorer=none"), "scorer=none, but loss=madpo reads per-response scores"),
+    (("method=self_play", "scorer=none"), "scorer=none, but method=self_play reads per-response scores"),
+    (("loss=madpo", "scorer=rm"), "scorer.rm.path="),
+    (("loss=madpo", "scorer.name=orcale"), "Did you mean 'oracle'"),
+    (("loss=ncdpo", "loss.per_annotator=true"), "gives the pairs no annotator ids"),
+    (("loss=madpo", "scorer.rm.path=/x"), "the proxy scorer is the embedded reward model"),
+])
+def test_scorer_mistakes_fail_at_start_up(overrides, message):
+    from bench.cell.parts import build_parts
+    from bench.core.spec import ConfigError
+
+    with pytest.raises(ConfigError, match=None) as e:
+        build_parts(_cfg(*overrides))
+    assert message.lower() in str(e.value).lower(), str(e.value)
+
+
+def test_the_oracle_scorer_is_said_in_the_label():
+    from bench.cell.parts import build_parts
+
+    assert build_parts(_cfg("loss=madpo")).label == "MADPO"
+    assert build_parts(_cfg("loss=madpo", "scorer=oracle")).label == "MADPO [oracle scorer]"
+    assert build_parts(_cfg("loss=dpo", "scorer=oracle")).label == "DPO"  # unread: no tag, not used

@@ -1,7 +1,8 @@
 """Golden-value and property tests for the loss registry (bench/losses/).
 
-Expected values are computed by hand from the formulas in docs/losses.md with plain ``math``
-(never by calling the code under test). Inputs are float64 so that 1e-6 is a meaningful tolerance.
+Expected values are computed by hand from the formulas in docs/losses.md (docs/seed_methods.md, "Notes", for the
+seed-paper losses) with plain ``math`` (never by calling the code under test). Inputs are float64 so that 1e-6 is a
+meaningful tolerance.
 """
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ LC = [4, 9, 3, 12]
 LR = [6, 10, 4, 10]
 # per-pair log-ratio margins h: 1.5, -3.0, 1.25, 8.0
 H = [(c - rc) - (r - rr) for c, r, rc, rr in zip(C, R, RC, RR)]
+
+
+# a scorer's per-response scores for the same pairs: margins m = s_w - s_l of 1, -2, 3 and 0
+SC = [1.0, -0.5, 2.0, 0.25]
+SR = [0.0, 1.5, -1.0, 0.25]
+M = [a - b for a, b in zip(SC, SR)]
+UW = [c - rc for c, rc in zip(C, RC)]  # per-response log-ratios: 1, -1.5, 0.75, 4
+UL = [r - rr for r, rr in zip(R, RR)]  # -0.5, 1.5, -0.5, -4
+
+
+def scores(sc=SC, sr=SR, dtype=torch.float64):
+    return {"score_chosen": torch.tensor(sc, dtype=dtype), "score_rejected": torch.tensor(sr, dtype=dtype)}
 
 
 def args(dtype=torch.float64, requires_grad=False):
@@ -172,8 +185,24 @@ def test_paper_defaults_from_yaml():
         "drdpo": {"beta": 0.1, "beta_prime": 1.0},
         "sympo": {"beta": 0.1, "variant": "sigmoid", "clip": 10.0},
         "udpo": {"beta": 0.1, "eps": 0.1},
+        "fdpo": {"beta": 0.1, "divergence": "js", "alpha": 0.5},
+        "anchored": {"beta": 0.1, "alpha": 1.0, "reference_free": False},
+        "asft": {"lam": 0.1},
+        "ncdpo": {"beta": 0.1, "eps_init": 0.1, "eps_lr": 0.01, "per_annotator": False},
+        "sppo": {"beta": 0.1, "variant": "hard"},
+        "madpo": {"beta": 0.1, "c_max": 2.0, "c_min": 0.5, "lam": 1.0, "reset": True},  # tau: below
+        "smdpo": {"beta": 0.1, "temperature": 1.0, "variant": "smpo"},
+        "dadpo": {"beta": 0.1, "a_db": 1.0},
     }
-    assert {n: losses.get(n).params for n in losses.names()} == expected
+    got = {n: dict(losses.get(n).params) for n in losses.names()}
+    tau = got["madpo"].pop("tau")
+    assert got == expected
+    # the MADPO notebook's tau is log(0.999/0.001) = log(999) = 6.906755; the YAML's 6.907755 is log(1000)
+    assert abs(tau - math.log(999)) < 1.5e-3
+
+
+def test_madpo_default_tau_is_log_999():
+    assert abs(losses.get("madpo").tau - math.log(999)) < 1e-6
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -200,11 +229,18 @@ def test_rdpo_equals_trl_robust_transcription():
     assert torch.allclose(losses.get("rdpo", beta=beta, eps=eps)(*args()), trl, atol=1e-12)
 
 
-def _trl_compute_loss(loss_type, beta, label_smoothing, c, r, rc, rr):
-    """Call TRL 1.16's own DPOTrainer._compute_loss on a stub trainer and model returning the given log-probs."""
+def _trl_compute_loss(loss_type, beta, label_smoothing, c, r, rc, rr, loss_weights=None, **config):
+    """Call TRL 1.16's own DPOTrainer._compute_loss on a stub trainer and model returning the given log-probs.
+
+    ``loss_type`` may be a list (TRL's weighted sum of losses, with ``loss_weights``); ``config`` sets further
+    attributes TRL reads from its config (``f_divergence_type``, ``f_alpha_divergence_coef``). Each sequence has 2
+    completion tokens, the first holding the whole log-prob (TRL's ``sft`` term averages over those tokens).
+    """
     from trl.trainer.dpo_trainer import DPOTrainer
 
     n, width = len(c), 3
+    loss_types = [loss_type] if isinstance(loss_type, str) else list(loss_type)
+    n_types = len(loss_types)
     per_token = torch.zeros(2 * n, width - 1, dtype=c.dtype)
     per_token[:, 0] = torch.cat([c, r])  # summed over the sequence by TRL
     outputs = SimpleNamespace(
@@ -221,10 +257,11 @@ def _trl_compute_loss(loss_type, beta, label_smoothing, c, r, rc, rr):
     model = StubModel()
     stub = SimpleNamespace(
         model=model, accelerator=SimpleNamespace(device="cpu", gather=lambda x: x, gather_for_metrics=lambda x: x),
-        ld_alpha=None, precompute_ref_logps=True, f_divergence_type="reverse_kl", loss_types=[loss_type],
-        loss_weights=[1.0], beta=beta, label_smoothing=label_smoothing, use_weighting=False,
+        ld_alpha=None, precompute_ref_logps=True, loss_types=loss_types, loss_weights=loss_weights or [1.0] * n_types,
+        beta=beta, label_smoothing=label_smoothing, use_weighting=False,
         aux_loss_enabled=False, _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
         _total_train_tokens=0, _tp_size=1,
+        **{"f_divergence_type": "reverse_kl", "f_alpha_divergence_coef": 0.5, **config},
     )
     ones = torch.ones(2 * n, width, dtype=torch.long)
     inputs = {"input_ids": ones, "attention_mask": ones, "completion_mask": ones,
@@ -330,7 +367,9 @@ def test_sympo_is_symmetric(variant):
 def test_every_loss_backpropagates_and_keeps_dtype():
     for name in losses.names():
         c, r, rc, rr, lc, lr = args(dtype=torch.float32, requires_grad=True)
-        out = losses.get(name)(c, r, rc, rr, lc, lr)
+        loss = losses.get(name)
+        kw = {"extras": scores(dtype=torch.float32)} if loss.uses_extras else {}
+        out = loss(c, r, rc, rr, lc, lr, **kw)
         assert out.shape == (4,) and out.dtype == torch.float32, name
         out.mean().backward()
         assert c.grad is not None and torch.isfinite(c.grad).all() and c.grad.abs().sum() > 0, name
@@ -346,7 +385,9 @@ def test_yaml_and_registry_agree():
     for stem, cfg in files.items():
         assert cfg["name"] == stem
         loss = losses.get(stem)
-        assert set(cfg) - {"name"} == set(type(loss).hyperparameters), stem
+        assert set(cfg) - {"name", "defaults"} == set(type(loss).hyperparameters), stem  # defaults: Hydra's list
+        if loss.needs_scores:  # a loss that reads scores by default picks a scorer, or every cell would fail
+            assert any("scorer" in str(entry) for entry in cfg.get("defaults", [])), stem
         assert loss.name == stem and loss.label and isinstance(loss.params, dict)
         assert isinstance(loss.needs_reference_model, bool) and isinstance(loss.length_normalized, bool)
         assert "#" in (CONF / f"{stem}.yaml").read_text(), f"{stem}.yaml should cite its source in a comment"
@@ -453,3 +494,415 @@ def test_user_loss_via_target():
     with pytest.raises(LossContractError, match=r"missing needs_reference_model, length_normalized, params, "
                                                 r"rewards\(\), diagnostics\(\)"):
         losses.from_config({"_target_": f"{__name__}.NotALoss"}, noise_rate=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# losses from the seed papers (bench/losses/seed.py, bench/losses/scored.py; docs/seed_methods.md, "Notes")
+
+TOL32 = 1e-5  # float32 inputs (TRL's alpha-divergence path has no float64 clamp)
+TRL_DIVERGENCE = {"reverse_kl": "reverse_kl", "forward_kl": "forward_kl", "js": "js_divergence",
+                  "alpha": "alpha_divergence"}
+
+
+def nls(v):
+    """-log sigma(v), by hand."""
+    return -math.log(sig(v))
+
+
+def psi_by_hand(divergence, alpha, u):
+    """f'(e^u) of the paper (Wang et al. 2024, table 1), up to an additive constant."""
+    if divergence == "reverse_kl":
+        return u
+    if divergence == "forward_kl":
+        return -math.exp(-u)
+    if divergence == "js":
+        return math.log(sig(u))
+    return -math.exp(-alpha * u) / alpha
+
+
+@pytest.mark.parametrize("divergence,alpha", [("reverse_kl", 0.5), ("forward_kl", 0.5), ("js", 0.5), ("alpha", 0.5),
+                                              ("alpha", 0.3), ("alpha", 0.8)])
+def test_fdpo_golden(divergence, alpha):
+    beta = 0.5
+    loss = losses.get("fdpo", beta=beta, divergence=divergence, alpha=alpha)
+    pw = [psi_by_hand(divergence, alpha, u) for u in UW]
+    pl = [psi_by_hand(divergence, alpha, u) for u in UL]
+    close(loss(*args()), [nls(beta * (a - b)) for a, b in zip(pw, pl)])
+    cr, rr = loss.rewards(*args())
+    close(cr, [beta * a for a in pw])
+    close(rr, [beta * b for b in pl])
+    assert loss.label == f"f-DPO ({divergence})" and loss.needs_reference_model
+
+
+def test_fdpo_reverse_kl_equals_dpo_values_and_gradients():
+    a, b = args(requires_grad=True), args(requires_grad=True)
+    la = losses.get("fdpo", beta=0.5, divergence="reverse_kl", alpha=0.3)(*a)
+    lb = losses.get("dpo", beta=0.5)(*b)
+    assert torch.allclose(la, lb, atol=1e-12)
+    la.mean().backward()
+    lb.mean().backward()
+    assert torch.allclose(a[0].grad, b[0].grad, atol=1e-12) and torch.allclose(a[1].grad, b[1].grad, atol=1e-12)
+
+
+@pytest.mark.parametrize("divergence,alpha", [("reverse_kl", 0.5), ("forward_kl", 0.5), ("js", 0.5), ("alpha", 0.5),
+                                              ("alpha", 0.3), ("alpha", 0.8)])
+def test_fdpo_equals_trl_f_divergence_called(divergence, alpha):
+    """f-DPO == TRL 1.16's sigmoid loss with f_divergence_type, computed by TRL's own code; TRL's alpha-divergence
+    coefficient is 1 - the paper's alpha (TRL: (e^((a-1)u) - 1)/(a-1); the paper: (1 - e^(-alpha u))/alpha)."""
+    beta = 0.5
+    c, r, rc, rr, lc, lr = args(dtype=torch.float32)
+    ours = losses.get("fdpo", beta=beta, divergence=divergence, alpha=alpha)(c, r, rc, rr, lc, lr)
+    trl_config = {"f_divergence_type": TRL_DIVERGENCE[divergence], "f_alpha_divergence_coef": 1 - alpha}
+    for i in range(len(c)):
+        s = slice(i, i + 1)
+        trl = _trl_compute_loss("sigmoid", beta, 0.0, c[s], r[s], rc[s], rr[s], **trl_config)
+        assert abs(trl.item() - ours[i].item()) <= TOL32, (i, trl.item(), ours[i].item())
+    assert abs(_trl_compute_loss("sigmoid", beta, 0.0, c, r, rc, rr, **trl_config).item()
+               - ours.mean().item()) <= TOL32
+    if divergence == "alpha" and alpha != 0.5:
+        # the conventions differ: TRL's coefficient set to the paper's alpha is another loss
+        other = _trl_compute_loss("sigmoid", beta, 0.0, c, r, rc, rr, f_divergence_type="alpha_divergence",
+                                  f_alpha_divergence_coef=alpha)
+        assert abs(other.item() - ours.mean().item()) > 1e-2
+
+
+def test_anchored_golden_and_reference_free():
+    beta, alpha = 0.5, 0.7
+    nll = [-c / lc for c, lc in zip(C, LC)]  # per-token mean NLL of the chosen response
+    loss = losses.get("anchored", beta=beta, alpha=alpha)
+    assert loss.needs_reference_model and loss.label == "anchored DPO"
+    close(loss(*args()), [nls(beta * h) + alpha * n for h, n in zip(H, nll)])
+    close(losses.get("anchored", beta=beta, alpha=0.0)(*args()), [nls(beta * h) for h in H])  # alpha 0: DPO
+    free = losses.get("anchored", beta=beta, alpha=alpha, reference_free=True)
+    assert not free.needs_reference_model and free.label == "anchored DPO (reference-free)"
+    expected = [nls(beta * (c - r)) + alpha * n for c, r, n in zip(C, R, nll)]
+    c, r, rc, rr, lc, lr = args()
+    close(free(c, r, None, None, lc, lr), expected)
+    close(free(c, r, rc * 3 - 7, rr + 100, lc, lr), expected)  # the reference is never read
+    with pytest.raises(ValueError, match="chosen_lengths is None"):
+        loss(c, r, rc, rr, None, None)
+
+
+def test_anchored_equals_trl_sigmoid_plus_sft_called():
+    """Anchored DPO == TRL 1.16's loss_type=["sigmoid", "sft"] with loss_weights [1, alpha] (TRL 1.x's RPO)."""
+    beta, alpha = 0.5, 0.7
+    c, r, rc, rr, _, _ = args()
+    two = torch.full((4,), 2)  # the stub's completions have 2 tokens each
+    ours = losses.get("anchored", beta=beta, alpha=alpha)(c, r, rc, rr, two, two)
+    for i in range(len(c)):
+        s = slice(i, i + 1)
+        trl = _trl_compute_loss(["sigmoid", "sft"], beta, 0.0, c[s], r[s], rc[s], rr[s], loss_weights=[1.0, alpha])
+        assert abs(trl.item() - ours[i].item()) <= TOL
+    trl = _trl_compute_loss(["sigmoid", "sft"], beta, 0.0, c, r, rc, rr, loss_weights=[1.0, alpha])
+    assert abs(trl.item() - ours.mean().item()) <= TOL
+
+
+@pytest.mark.parametrize("lam", [0.1, 0.5])
+def test_asft_golden_reference_free_and_pointwise(lam):
+    # the stated form: -log P_w - lam [log sigma(rho_w) + log sigma(-rho_l)], rho = log(P/(1-P)), P = e^(lbar)
+    pw = [math.exp(c / lc) for c, lc in zip(C, LC)]
+    pl = [math.exp(r / lr) for r, lr in zip(R, LR)]
+    rho = lambda p: math.log(p / (1 - p))  # noqa: E731
+    expected = [-math.log(a) - lam * (math.log(sig(rho(a))) + math.log(sig(-rho(b)))) for a, b in zip(pw, pl)]
+    loss = losses.get("asft", lam=lam)
+    assert not loss.needs_reference_model and loss.length_normalized
+    c, r, rc, rr, lc, lr = args()
+    close(loss(c, r, None, None, lc, lr), expected)
+    assert torch.equal(loss(c, r, None, None, lc, lr), loss(c, r, rc * 3 - 7, rr + 100, lc, lr))
+    cw, cl = loss.rewards(c, r, None, None, lc, lr)
+    close(cw, [c / lc for c, lc in zip(C, LC)])
+    close(cl, [r / lr for r, lr in zip(R, LR)])
+    # pointwise: a sum of a chosen term and a rejected term, so swapping rejected responses between pairs keeps
+    # the total (no margin between the two responses enters the loss)
+    perm = [1, 0, 3, 2]
+    swapped = loss(c, r[perm], None, None, lc, lr[perm])
+    assert abs(swapped.sum().item() - loss(c, r, None, None, lc, lr).sum().item()) <= TOL
+
+
+def ncdpo_by_hand(eps, z):
+    return -math.log((1 - eps) * sig(z) + eps * sig(-z))
+
+
+def test_ncdpo_golden_at_its_initial_rate_and_learned():
+    beta, eps = 0.5, 0.2
+    loss = losses.get("ncdpo", beta=beta, eps_init=eps)
+    assert abs(loss.learned()["eps"] - eps) <= 1e-7 and set(loss.learned()) == {"eps"}
+    close(loss(*args()), [ncdpo_by_hand(eps, beta * h) for h in H])
+    assert loss.label == "NC-DPO (learned rate)" and not loss.uses_extras
+    assert loss.param_lr == losses.defaults("ncdpo")["eps_lr"]
+    (theta,) = loss.trainable_parameters()
+    assert isinstance(theta, torch.nn.Parameter) and theta.requires_grad and theta.shape == (1,)
+
+
+def test_ncdpo_flip_rate_gradient_and_zero_at_zero_margin():
+    beta, eps = 0.5, 0.2
+    loss = losses.get("ncdpo", beta=beta, eps_init=eps)
+    loss(*args()).sum().backward()
+    (theta,) = loss.trainable_parameters()
+    # d/d eps of -log[(1-eps) s(z) + eps s(-z)] = -(s(-z) - s(z)) / [...]; d eps / d theta = eps (1 - 2 eps)
+    expected = sum(-(sig(-beta * h) - sig(beta * h)) / ((1 - eps) * sig(beta * h) + eps * sig(-beta * h))
+                   for h in H) * eps * (1 - 2 * eps)
+    assert abs(theta.grad.item() - expected) <= TOL
+    # at z = 0 (the policy is its reference: the first step) the likelihood does not depend on eps at all
+    theta.grad = None
+    zero = torch.zeros(4, dtype=torch.float64)
+    loss(zero, zero, zero, zero).sum().backward()
+    assert abs(theta.grad.item()) <= 1e-12
+
+
+def test_ncdpo_at_a_fixed_rate_is_udpo_plus_a_constant():
+    """UDPO = -log(s(z) + c s(-z)), c = eps/(1-eps) = NC-DPO + log(1 - eps): the same gradients in the policy."""
+    ncdpo = losses.get("ncdpo", beta=0.5, eps_init=0.2)
+    eps = ncdpo.learned()["eps"]  # 0.2 as the float32 parameter holds it
+    udpo = losses.get("udpo", beta=0.5, eps=eps)
+    a, b = args(requires_grad=True), args(requires_grad=True)
+    la, lb = ncdpo(*a), udpo(*b)
+    assert torch.allclose(la - lb, torch.full_like(la, -math.log(1 - eps)), atol=1e-12)
+    la.sum().backward()
+    lb.sum().backward()
+    assert torch.allclose(a[0].grad, b[0].grad, atol=1e-12) and torch.allclose(a[1].grad, b[1].grad, atol=1e-12)
+    # and it is not cDPO's (1-eps)(-log s(z)) + eps(-log s(-z)), which is the same bound only at eps = 0
+    cdpo = losses.get("cdpo", beta=0.5, eps=eps)(*args())
+    assert (cdpo - la.detach() > 1e-3).all()  # Jensen: cDPO's mixture of logs bounds the log of the mixture
+
+
+def _theta_for(rates):
+    return torch.tensor([math.log(2 * e / (1 - 2 * e)) for e in rates])  # eps = 0.5 sigmoid(theta)
+
+
+def test_ncdpo_per_annotator_rates():
+    beta, rates = 0.5, [0.05, 0.2, 0.4]
+    loss = losses.get("ncdpo", beta=beta, per_annotator=True)
+    assert loss.needs_annotators and loss.uses_extras and loss.label == "NC-DPO (learned rate, per annotator)"
+    loss.set_annotators(["ann_a", "ann_b", "ann_c"])
+    (theta,) = loss.trainable_parameters()
+    assert theta.shape == (3,) and theta.requires_grad
+    assert all(abs(e - 0.1) <= 1e-7 for e in loss.learned()["eps"].values())  # each starts at eps_init
+    with torch.no_grad():
+        theta.copy_(_theta_for(rates))
+    idx = [0, 2, 1, 2]
+    out = loss(*args(), extras={"annotator_idx": torch.tensor(idx)})
+    close(out, [ncdpo_by_hand(rates[i], beta * h) for i, h in zip(idx, H)])
+    learned = loss.learned()["eps"]
+    assert list(learned) == ["ann_a", "ann_b", "ann_c"]
+    assert all(abs(learned[k] - e) <= 1e-6 for k, e in zip(learned, rates))
+    # the gradient reaches only the rates of the annotators in the batch
+    out.sum().backward()
+    assert theta.grad[0] != 0 and theta.grad[1] != 0 and theta.grad[2] != 0
+    theta.grad = None
+    loss(*args(), extras={"annotator_idx": torch.tensor([0, 0, 2, 2])}).sum().backward()
+    assert theta.grad[1].item() == 0.0 and theta.grad[0] != 0 and theta.grad[2] != 0
+    with pytest.raises(ValueError, match=r"loss 'ncdpo'.*extras is None"):
+        loss(*args())
+    with pytest.raises(HyperparameterError, match="no annotator ids"):
+        losses.get("ncdpo", per_annotator=True).set_annotators([])
+    # a global rate ignores annotators
+    glob = losses.get("ncdpo", beta=beta)
+    glob.set_annotators(["ann_a", "ann_b"])
+    assert glob.trainable_parameters()[0].shape == (1,) and isinstance(glob.learned()["eps"], float)
+
+
+def test_sppo_hard_golden_and_equals_trl_called():
+    beta = 0.5
+    loss = losses.get("sppo", beta=beta, variant="hard")
+    assert not loss.needs_scores and loss.label == "SPPO (hard)"
+    expected = [(uw - 0.5 / beta) ** 2 + (ul + 0.5 / beta) ** 2 for uw, ul in zip(UW, UL)]
+    c, r, rc, rr, lc, lr = args()
+    ours = loss(c, r, rc, rr, lc, lr)
+    close(ours, expected)
+    for i in range(len(c)):
+        s = slice(i, i + 1)
+        assert abs(_trl_compute_loss("sppo_hard", beta, 0.0, c[s], r[s], rc[s], rr[s]).item() - expected[i]) <= TOL
+    assert abs(_trl_compute_loss("sppo_hard", beta, 0.0, c, r, rc, rr).item() - ours.mean().item()) <= TOL
+    cw, cl = loss.rewards(*args())
+    close(cw, [beta * u for u in UW])
+    close(cl, [beta * u for u in UL])
+
+
+def test_sppo_single_golden_and_p1_is_half_the_hard_loss():
+    beta = 0.5
+    loss = losses.get("sppo", beta=beta, variant="single")
+    assert loss.needs_scores and loss.label == "SPPO (single)"
+    t = [(sig(m) - 0.5) / beta for m in M]
+    expected = [0.5 * ((uw - ti) ** 2 + (ul + ti) ** 2) for uw, ul, ti in zip(UW, UL, t)]
+    close(loss(*args(), extras=scores()), expected)
+    # p = sigma(100) = 1 in float64: the hard loss's targets, at half its value
+    certain = loss(*args(), extras=scores([100.0] * 4, [0.0] * 4))
+    hard = losses.get("sppo", beta=beta, variant="hard")(*args())
+    assert torch.allclose(certain, 0.5 * hard, atol=1e-12)
+    # p = 1/2 (a tie): both log-ratios are pulled to 0
+    close(loss(*args(), extras=scores([0.3] * 4, [0.3] * 4)), [0.5 * (uw ** 2 + ul ** 2) for uw, ul in zip(UW, UL)])
+
+
+def madpo_weight_by_hand(m, c_max=2.0, c_min=0.5, lam=1.0, tau=math.log(999), reset=True):
+    a = abs(m)
+    c = c_min + (c_max - c_min) / (1 + (c_max - 1) / (1 - c_min) * math.exp(lam * (a - tau)))
+    if reset and m <= -tau:
+        return 1.0
+    return sig(c * m) / sig(m)
+
+
+def test_madpo_weights_at_the_documented_margins():
+    ms = [-8.0, -6.0, -3.0, -1.0, 0.0, 1.0, 3.0]
+    documented = [1.00, 0.14, 0.06, 0.45, 1.00, 1.20, 1.05]  # docs/seed_methods.md and the brief, to 2 digits
+    by_hand = [madpo_weight_by_hand(m) for m in ms]
+    assert all(abs(h - d) <= 0.006 for h, d in zip(by_hand, documented)), by_hand
+    mt = torch.tensor(ms, dtype=torch.float64)
+    close(losses.get("madpo", tau=math.log(999)).weight(mt), by_hand)
+    close(losses.get("madpo").weight(mt), by_hand, tol=1e-5)  # the YAML's tau: log(999) to 6 decimals
+    # without the reset, strong disagreement is up-weighted (c < 1 there) instead of reset to 1
+    close(losses.get("madpo", tau=math.log(999), reset=False).weight(mt[:1]), [madpo_weight_by_hand(-8, reset=False)])
+    assert madpo_weight_by_hand(-8, reset=False) > 9
+
+
+def test_madpo_golden_and_limit_is_dpo():
+    beta = 0.5
+    loss = losses.get("madpo", beta=beta, tau=math.log(999))
+    close(loss(*args(), extras=scores()), [madpo_weight_by_hand(m) * nls(beta * h) for m, h in zip(M, H)])
+    # c_max = c_min = 1 is outside the valid ranges (c_max > 1 > c_min); as both tend to 1 the weight tends to 1
+    near = losses.get("madpo", beta=beta, c_max=1 + 1e-9, c_min=1 - 1e-9, reset=False)
+    close(near(*args(), extras=scores()), [nls(beta * h) for h in H])
+    # a tie (m = 0) has weight 1 whatever c
+    close(loss(*args(), extras=scores([0.7] * 4, [0.7] * 4)), [nls(beta * h) for h in H])
+
+
+@pytest.mark.parametrize("variant", ["smpo", "brain"])
+def test_smdpo_golden_and_certain_scorer_is_dpo(variant):
+    beta, temp = 0.5, 2.0
+    loss = losses.get("smdpo", beta=beta, temperature=temp, variant=variant)
+    assert loss.label == f"smoothed DPO ({variant})"
+    p = [sig(m / temp) for m in M]
+    z = [beta * h for h in H]
+    if variant == "smpo":
+        expected = [nls((2 * pi - 1) * zi) for pi, zi in zip(p, z)]
+    else:
+        expected = [pi * nls(zi) + (1 - pi) * nls(-zi) for pi, zi in zip(p, z)]
+    close(loss(*args(), extras=scores()), expected)
+    # a scorer margin -> +inf: p = 1, DPO at the loss's beta
+    dpo = losses.get("dpo", beta=beta)(*args())
+    assert torch.allclose(loss(*args(), extras=scores([1e3] * 4, [0.0] * 4)), dpo, atol=1e-12)
+
+
+def test_smdpo_brain_is_cdpo_with_per_pair_eps():
+    """BRAIn's soft label is cDPO with eps = 1 - p per pair; where the scorer disagrees (p < 1/2, so 1 - p is
+    outside cDPO's [0, 0.5]) it is cDPO with eps = p on the pair seen from the other side."""
+    beta, temp = 0.5, 2.0
+    out = losses.get("smdpo", beta=beta, temperature=temp, variant="brain")(*args(), extras=scores())
+    c, r, rc, rr, lc, lr = args()
+    for i, m in enumerate(M):
+        p = sig(m / temp)
+        if p >= 0.5:
+            expected = losses.get("cdpo", beta=beta, eps=1 - p)(c, r, rc, rr, lc, lr)[i]
+        else:
+            expected = losses.get("cdpo", beta=beta, eps=p)(r, c, rr, rc, lr, lc)[i]
+        assert abs(expected.item() - out[i].item()) <= TOL
+    assert min(M) < 0 <= max(M)  # both branches ran
+
+
+def test_dadpo_golden():
+    beta, a_db = 0.5, 0.5
+    loss = losses.get("dadpo", beta=beta, a_db=a_db)
+    close(loss(*args(), extras=scores()), [nls(a_db * (1 + abs(m)) * beta * h) for m, h in zip(M, H)])
+    # a_db 1 and a tie: DPO
+    close(losses.get("dadpo", beta=beta, a_db=1.0)(*args(), extras=scores([0.2] * 4, [0.2] * 4)),
+          [nls(beta * h) for h in H])
+
+
+SCORED_BY_HAND = {  # (name, params): the per-pair loss as a function of (z, m), by hand
+    ("madpo", ()): lambda z, m: madpo_weight_by_hand(m) * nls(z),
+    ("smdpo", (("variant", "smpo"),)): lambda z, m: nls((2 * sig(m) - 1) * z),
+    ("smdpo", (("variant", "brain"),)): lambda z, m: sig(m) * nls(z) + (1 - sig(m)) * nls(-z),
+    ("dadpo", ()): lambda z, m: nls((1 + abs(m)) * z),
+}
+
+
+@pytest.mark.parametrize("key", list(SCORED_BY_HAND), ids=lambda k: k[0] + "".join(f"-{v}" for _, v in k[1]))
+def test_scored_loss_seen_from_the_other_side(key):
+    """Swapping chosen/rejected AND their scores (a flip, with the scores flipping with the responses) gives the loss
+    of margin -z at scorer margin -m; SmPO and BRAIn are symmetric: a flipped pair's loss is unchanged."""
+    name, params = key
+    beta = 0.5
+    loss = losses.get(name, beta=beta, **dict(params), **({"tau": math.log(999)} if name == "madpo" else {}))
+    f = SCORED_BY_HAND[key]
+    c, r, rc, rr, lc, lr = args()
+    close(loss(c, r, rc, rr, lc, lr, extras=scores()), [f(beta * h, m) for h, m in zip(H, M)])
+    flipped = loss(r, c, rr, rc, lr, lc, extras=scores(SR, SC))
+    close(flipped, [f(-beta * h, -m) for h, m in zip(H, M)])
+    if name == "smdpo":
+        close(flipped, [f(beta * h, m) for h, m in zip(H, M)])
+
+
+def test_sppo_single_is_symmetric_under_a_flip():
+    loss = losses.get("sppo", beta=0.5, variant="single")
+    c, r, rc, rr, lc, lr = args()
+    assert torch.allclose(loss(c, r, rc, rr, lc, lr, extras=scores()),
+                          loss(r, c, rr, rc, lr, lc, extras=scores(SR, SC)), atol=1e-12)
+
+
+@pytest.mark.parametrize("name,params", [("sppo", {"variant": "single"}), ("madpo", {}), ("smdpo", {}),
+                                         ("smdpo", {"variant": "brain"}), ("dadpo", {})])
+def test_scored_losses_hold_scores_constant_and_need_extras(name, params):
+    loss = losses.get(name, **params)
+    assert loss.needs_scores and loss.uses_extras
+    ex = scores()
+    for v in ex.values():
+        v.requires_grad_(True)
+    c, r, rc, rr, lc, lr = args(requires_grad=True)
+    loss(c, r, rc, rr, lc, lr, extras=ex).sum().backward()
+    assert c.grad.abs().sum() > 0 and all(v.grad is None for v in ex.values())  # weights/targets are detached
+    with pytest.raises(ValueError, match=rf"loss '{name}': extras is None.*set a scorer"):
+        loss(*args())
+
+
+def test_seed_losses_gradient_weights_closed_form():
+    beta = 0.5
+    z = [beta * h for h in H]
+    ex = scores()
+    cases = {
+        losses.get("ncdpo", beta=beta, eps_init=0.2): [
+            (1 - 2 * 0.2) * sig(v) * sig(-v) / ((1 - 0.2) * sig(v) + 0.2 * sig(-v)) for v in z],
+        losses.get("dadpo", beta=beta, a_db=1.0): [(1 + abs(m)) * sig(-(1 + abs(m)) * v) for v, m in zip(z, M)],
+        losses.get("smdpo", beta=beta, variant="smpo"): [(2 * sig(m) - 1) * sig(-(2 * sig(m) - 1) * v)
+                                                         for v, m in zip(z, M)],
+        losses.get("madpo", beta=beta, tau=math.log(999)): [madpo_weight_by_hand(m) * sig(-v) for v, m in zip(z, M)],
+        losses.get("fdpo", beta=beta, divergence="js", alpha=0.5): None,  # margin beta (psi(u_w) - psi(u_l))
+    }
+    for loss, expected in cases.items():
+        with torch.no_grad():
+            diag = loss.diagnostics(*args(), extras=ex) if loss.uses_extras else loss.diagnostics(*args())
+        if expected is None:
+            zz = [beta * (math.log(sig(a)) - math.log(sig(b))) for a, b in zip(UW, UL)]
+            close(diag["margin"], zz)
+            close(diag["grad_weight"], [sig(-v) for v in zz])
+        else:
+            close(diag["margin"], z)
+            close(diag["grad_weight"], expected, tol=1e-5)
+
+
+def test_seed_losses_bad_hyperparameters():
+    with pytest.raises(HyperparameterError, match=r"divergence='kl' is not a valid choice.*'reverse_kl' or "
+                                                  r"'forward_kl' or 'js' or 'alpha'"):
+        losses.get("fdpo", divergence="kl")
+    for bad in (0.0, 1.0, 1.5, -0.2):
+        with pytest.raises(HyperparameterError, match=rf"loss 'fdpo': alpha={bad!r} is out of range.*\(0, 1\)"):
+            losses.get("fdpo", divergence="alpha", alpha=bad)
+    for bad in (1.0, 1.5):
+        with pytest.raises(HyperparameterError, match=rf"loss 'madpo': c_min={bad!r} is out of range.*\[0, 1\)"):
+            losses.get("madpo", c_min=bad)
+    with pytest.raises(HyperparameterError, match=r"loss 'madpo': c_max=1.0 is out of range.*\(1, inf\)"):
+        losses.get("madpo", c_max=1.0)
+    for bad in (0.0, 0.5, 0.7):
+        with pytest.raises(HyperparameterError, match=rf"loss 'ncdpo': eps_init={bad!r} is out of range.*\(0, 0.5\)"):
+            losses.get("ncdpo", eps_init=bad)
+    with pytest.raises(HyperparameterError, match=r"variant='soft' is not a valid choice.*'hard' or 'single'"):
+        losses.get("sppo", variant="soft")
+    with pytest.raises(HyperparameterError, match=r"variant='smooth'.*'smpo' or 'brain'"):
+        losses.get("smdpo", variant="smooth")
+    with pytest.raises(HyperparameterError, match=r"temperature=0"):
+        losses.get("smdpo", temperature=0)
+    with pytest.raises(HyperparameterError, match=r"a_db=0"):
+        losses.get("dadpo", a_db=0)
+    with pytest.raises(HyperparameterError, match=r"lam=-0.1"):
+        losses.get("asft", lam=-0.1)
+    with pytest.raises(HyperparameterError, match=r"alpha=-1"):
+        losses.get("anchored", alpha=-1)

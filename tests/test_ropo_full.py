@@ -17,10 +17,10 @@ from bench import losses
 from bench import training as tr
 from bench.core.counting import exact_count
 from bench.methods import MethodConfigError
+from bench.methods import pairs as rscore
 from bench.methods.ropo_full import candidates as rcand
 from bench.methods.ropo_full import config as rf
 from bench.methods.ropo_full import filter as rfilter
-from bench.methods.ropo_full import scoring as rscore
 from conftest import run_bench
 
 

@@ -7,7 +7,7 @@ What counts is listed explicitly, per group:
   embedded world also its code version (``bench.world.build.WORLD_CODE_VERSION``: what the code makes of them);
 - the part groups (``loss``, ``noise``, ``method``, each ``evaluator``): every key of the node (which part, and all
   its settings) except the names the part lists in ``not_in_identity`` (a judge's cache folder and concurrency,
-  a scorer's batch size); ``method: standard`` with no settings is the neutral method and leaves no trace;
+  a scorer's batch size); ``method: standard`` with no settings and ``scorer: none`` are neutral and leave no trace;
 - ``paths``, ``logger``, ``hydra``, ``cluster`` (site settings) and ``tuning`` (where values came from, not what
   they are: the values themselves are in ``train``/``loss``) are never part of it.
 
@@ -31,7 +31,8 @@ from bench.core.cache import stable_hash
 IDENTITY_VERSION = 2  # 2: explicit per-group identity (1: the whole config minus six keys, with patches)
 
 NOT_RESULTS = ("paths", "logger", "hydra", "cluster", "tuning")
-NEUTRAL_METHOD = {"name": "standard"}
+# parts whose neutral choice leaves no trace (groups added after IDENTITY_VERSION 2 must have one)
+NEUTRAL_PARTS = {"method": {"name": "standard"}, "scorer": {"name": "none"}}
 
 
 def cell_id(cfg) -> str:
@@ -54,9 +55,9 @@ def identity(cfg) -> dict[str, Any]:
             out[name] = of_schema(MODEL_KINDS.get(node.get("kind")), node)
         elif name in ("train", "eval"):
             out[name] = of_schema(TrainConfig if name == "train" else EvalConfig, node)
-        elif name == "method":
-            if dict(node) != NEUTRAL_METHOD:
-                out[name] = of_part("method", node)
+        elif name in NEUTRAL_PARTS:
+            if dict(node) != NEUTRAL_PARTS[name] and (name != "scorer" or _scores_read(groups)):
+                out[name] = of_part(name, node)
         elif name == "evaluator":
             out[name] = {key: of_part("evaluator", ev) for key, ev in (node or {}).items()}
         else:  # loss, noise, and any group a user adds
@@ -90,15 +91,38 @@ def of_schema(schema, node: Mapping | None) -> dict[str, Any]:
 
 
 def of_part(group: str, node: Mapping) -> dict[str, Any]:
-    """Every key of a part's node except those its class declares ``not_in_identity``."""
+    """Every key of a part's node except those its class declares ``not_in_identity`` (``rm.device``: a nested
+    key)."""
     node = dict(node or {})
     skip = set(getattr(_part_class(group, node), "not_in_identity", ()) or ())
-    return {k: v for k, v in node.items() if k not in skip}
+    out = {k: v for k, v in node.items() if k not in skip}
+    for dotted in (s for s in skip if "." in s):
+        head, rest = dotted.split(".", 1)
+        if isinstance(out.get(head), Mapping):
+            out[head] = {k: v for k, v in out[head].items() if k != rest}
+    return out
+
+
+def _scores_read(groups: Mapping) -> bool:
+    """Whether the cell's loss or method reads per-response scores (a scorer nothing reads is not used, and not
+    part of the identity); True when that cannot be told (a bad value: the cell's own check reports it)."""
+    try:
+        from bench import losses, methods
+        from bench.evaluation.scorer import reads_scores
+
+        loss = losses.from_config(groups["loss"], noise_rate=(groups.get("noise") or {}).get("rate"))
+        return reads_scores(loss, methods.from_config(groups.get("method") or NEUTRAL_PARTS["method"]))
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def _part_class(group: str, node: Mapping):
     from bench.core.registry import import_entry
 
+    if group == "scorer":
+        from bench.evaluation.scorer import Scorer
+
+        return Scorer
     if group not in ("evaluator", "method", "noise"):
         return None  # a loss: every hyperparameter determines the result
     try:

@@ -16,8 +16,10 @@ from bench.config.schema import DATA_KINDS, MODEL_KINDS, EvalConfig, RunConfig, 
 from bench.config.typed import plain, typed
 from bench.core.registry import did_you_mean
 from bench.core.spec import ConfigError
+from bench.evaluation import scorer as scoring
 
-GROUPS = ("data", "model", "loss", "method", "noise", "evaluator", "train", "eval")
+GROUPS = ("data", "model", "loss", "method", "noise", "scorer", "evaluator", "train", "eval")
+OPTIONAL = ("evaluator", "scorer")
 SITE = ("paths", "logger", "hydra", "cluster")  # where a cell runs and logs: not checked here
 
 
@@ -33,11 +35,12 @@ class Parts:
     evaluators: list
     method: Any
     label: str  # what the cell's results are called (the method may rename the loss: "ROPO (full method)")
+    scorer: Any = None  # bench.evaluation.scorer.ScorerConfig: per-response scores, when the loss or method reads them
 
 
 def build_parts(cfg) -> Parts:
     c = dict(plain(cfg))
-    missing = [g for g in GROUPS if g not in c and g != "evaluator"]
+    missing = [g for g in GROUPS if g not in c and g not in OPTIONAL]
     if missing:
         raise ConfigError(f"{missing[0]} is not set; valid: a config with the groups {', '.join(GROUPS)}.")
     top = {k: v for k, v in c.items() if k not in GROUPS + SITE}
@@ -53,8 +56,17 @@ def build_parts(cfg) -> Parts:
     evaluator_list = _evaluators(c.get("evaluator") or {})
     method = _method(c["method"])
     label = method.check(loss) if callable(getattr(method, "check", None)) else None
-    return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method,
-                 label or getattr(loss, "label", loss.name))
+    label = label or getattr(loss, "label", loss.name)
+    from bench.cell.extras import check_annotators
+
+    check_annotators(loss, injector)
+    scorer = scoring.check(c.get("scorer"), data.kind)
+    scoring.check_needed(scorer, loss, method)
+    if not scoring.reads_scores(loss, method):
+        scorer = scoring.ScorerConfig("none")  # nothing reads scores: not computed, not in the identity
+    elif scorer.name != "proxy":
+        label = f"{label} [{scorer.name} scorer]"  # the oracle (or a given model) is said in every table
+    return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method, label, scorer)
 
 
 def _kind(kinds: dict, node: Mapping, group: str):

@@ -5,6 +5,7 @@ finds the cells already done whatever machine, thread count or results folder it
 
     config    build and check every part (bench.cell.parts): a bad value fails here, before any data
     data      the preference data (the embedded world is built once and cached)
+    scores    (only when the loss or method reads them) the scorer scores every clean response, cached
     noise     the injector flips the training pairs; the mask is saved
     train     the method trains the policy (one TRL run, or ROPO's rounds, or a user's method)
     evaluate  samples on held-out prompts, core metrics, every evaluator
@@ -21,12 +22,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench.cell import distributed
+from bench.cell import distributed, extras
 from bench.cell.identity import cell_id
 from bench.cell.parts import Parts, build_parts
 from bench.core import progress, records
 from bench.core.files import atomic_write_text, jsonl_text
 from bench.core.metrics import COUNTER, infos
+from bench.evaluation import scorer as scoring
 
 log = logging.getLogger("prefnoise")
 
@@ -119,6 +121,14 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
     t["data"] = time.time() - t0
 
+    scorer = None
+    if parts.scorer is not None and parts.scorer.name != "none":
+        phase["name"] = "scores"  # the scorer's reward model (trained once, cached) scores every clean response
+        t0 = time.time()
+        data.train, scorer = extras.with_scores(parts, data, OmegaConf.to_container(cfg.noise, resolve=True),
+                                                cfg.paths.cache)
+        t["scores"] = time.time() - t0
+
     phase["name"] = "noise"
     t0 = time.time()
     noisy = parts.injector(data.train)
@@ -126,10 +136,11 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     import noise as noise_pkg
 
     noise_pkg.save_mask(noisy, cell_dir / "flip_mask.json")
+    noisy = extras.with_annotators(noisy, parts.loss)
     t["noise"] = time.time() - t0
 
     phase["name"] = "train"
-    policy, tokenizer, result, t_load = _train(cfg, parts, data, noisy, cell_dir)
+    policy, tokenizer, result, t_load = _train(cfg, parts, data, noisy, cell_dir, scorer)
     t.update(load_model=t_load, trainer_init=result.timings["trainer_init"], train=result.timings["train"])
     if not result.is_main_process:  # multi-GPU cell (bench.cell.distributed): rank 0 goes on alone
         return None
@@ -156,11 +167,13 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
         "n_train_pairs": len(noisy),
         "train_steps": int(result.global_step),
         "timings": t,
+        "scorer": None if scorer is None else {**scorer.info, **scoring.agreement(noisy)},
+        "loss_learned": extras.learned_vs_injected(parts.loss, noise_stats) or None,
         **result.record,  # what the method adds (ropo_full: its per-round filter stats)
     }
 
 
-def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path):
+def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=None):
     """The cell's method trains a fresh copy of the reference policy; returns it, its tokenizer, the result and the
     time it took to load the model."""
     import torch
@@ -185,9 +198,19 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path):
         report_to="wandb" if (cfg.get("logger") or {}).get("name") == "wandb" else "none",
         gold_reward=data.gold_reward, max_new_tokens=int(getattr(parts.data, "max_new_tokens", 0) or
                                                          parts.eval.max_new_tokens),
-        log=log.info,
+        log=log.info, scorer=scorer, extra_columns=extras.columns(parts.loss, parts.method),
+        cache_root=cfg.paths.cache, data_key=data.fingerprint, heldout_pairs=_text_rows(data.eval_pairs),
     )
     return policy, tokenizer, parts.method.train(ctx), t_load
+
+
+def _text_rows(pairs) -> list[dict] | None:
+    from bench.core.text import completion_text, prompt_text
+
+    if pairs is None or len(pairs) == 0:
+        return None
+    return [{"prompt": prompt_text(p), "chosen": completion_text(c), "rejected": completion_text(r)}
+            for p, c, r in zip(pairs["prompt"], pairs["chosen"], pairs["rejected"])]
 
 
 def _evaluate(cfg: DictConfig, parts: Parts, data, policy, tokenizer, cell_dir: Path):

@@ -110,6 +110,6 @@ def proxy_reward_model(data: PreferenceData, options: dict, noise_node: dict, se
     labels = {"noise": injector.config(), "realized_rate": float(np.mean(flips)) if flips else 0.0}
     root = cache_root if cache_root is not None else str(Path(world_dir).parents[1])
     folder = ensure_embedded(world_dir, root, train, kw["max_length"], device, flips=flips, labels=labels)
-    meta = json.loads((Path(folder) / "meta.json").read_text())
+    meta = {**json.loads((Path(folder) / "meta.json").read_text()), "folder": str(folder)}
     return RewardModel.load(str(Path(folder) / "model"), device, **kw), meta
 

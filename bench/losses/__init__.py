@@ -2,9 +2,10 @@
 
     from bench.losses import get, names, from_config, PairLoss, Param, BETA, register
 
-Built in: ``classic`` (DPO, IPO, hinge, SimPO) and ``robust`` (cDPO, rDPO, ROPO, Dr. DPO, SymPO, UDPO).
+Built in: ``classic`` (DPO, IPO, hinge, SimPO), ``robust`` (cDPO, rDPO, ROPO, Dr. DPO, SymPO, UDPO), ``seed``
+(f-DPO, anchored DPO, ASFT, NC-DPO) and ``scored`` (SPPO, MADPO, smoothed DPO, DA-DPO: they read a scorer).
 """
-from bench.losses import classic, robust  # noqa: F401  (registered on import)
+from bench.losses import classic, robust, scored, seed  # noqa: F401  (registered on import)
 from bench.losses.base import (
     BETA,
     REGISTRY,
@@ -27,4 +28,5 @@ __all__ = [
     "BETA", "REGISTRY", "HyperparameterError", "LossContractError", "PairLoss", "Param", "UnknownNameError",
     "check_contract", "defaults", "from_config", "get", "names", "register",
     "DPO", "IPO", "Hinge", "SimPO", "CDPO", "RDPO", "ROPO", "DrDPO", "SymPO", "UDPO",
+    "FDPO", "Anchored", "ASFT", "NCDPO", "SPPO", "MADPO", "SmDPO", "DADPO",
 ]

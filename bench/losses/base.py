@@ -86,6 +86,9 @@ class PairLoss:
     needs_reference_model: bool = True
     length_normalized: bool = False
     batch_level: bool = False  # per-pair values are not separable (Dr. DPO): don't mask or filter them per pair
+    # per-pair inputs beyond log-probs, taken at batch time from the (noisy) pairs' columns, so a flip flips them:
+    needs_scores: bool = False  # extras["score_chosen"], extras["score_rejected"]: a scorer's per-response scores
+    needs_annotators: bool = False  # extras["annotator_idx"]: the pair's annotator (0 where none is known)
     hyperparameters: dict[str, Param] = {"beta": BETA}
 
     def __init__(self, **params: Any):
@@ -160,23 +163,43 @@ class PairLoss:
         chosen, rejected = self.rewards(*args, **kwargs)
         return chosen - rejected
 
-    def loss_of_margin(self, z: torch.Tensor) -> torch.Tensor:
+    def loss_of_margin(self, z: torch.Tensor, extras: dict | None = None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement loss_of_margin(z) or forward(...)")
 
-    def forward(self, *args, **kwargs) -> torch.Tensor:
-        return self.loss_of_margin(self.margin(*args, **kwargs))
+    @property
+    def uses_extras(self) -> bool:
+        return bool(self.needs_scores or self.needs_annotators)
+
+    def _of_margin(self, z: torch.Tensor, extras: dict | None) -> torch.Tensor:
+        if not self.uses_extras:
+            return self.loss_of_margin(z)
+        why = ("it needs per-pair scores (set a scorer: scorer=proxy)" if self.needs_scores else
+               "it needs per-pair annotator ids (annotator_idx: noise=annotator_biased)")
+        _require(self, extras, "extras", why)
+        return self.loss_of_margin(z, extras)
+
+    def forward(self, *args, extras: dict | None = None, **kwargs) -> torch.Tensor:
+        return self._of_margin(self.margin(*args, **kwargs), extras)
 
     def __call__(self, chosen_logps, rejected_logps, ref_chosen_logps=None, ref_rejected_logps=None,
-                 chosen_lengths=None, rejected_lengths=None) -> torch.Tensor:
+                 chosen_lengths=None, rejected_lengths=None, extras: dict | None = None) -> torch.Tensor:
         if chosen_logps.dim() != 1 or chosen_logps.shape != rejected_logps.shape:
             raise ValueError(
                 f"loss {self.name!r}: chosen_logps and rejected_logps must be 1-D of the same shape (one summed "
                 f"log-prob per pair); got {tuple(chosen_logps.shape)} and {tuple(rejected_logps.shape)}."
             )
-        return self.forward(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps,
-                            chosen_lengths, rejected_lengths)
+        args = (chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, chosen_lengths, rejected_lengths)
+        return self.forward(*args, extras=extras) if self.uses_extras else self.forward(*args)
 
-    def diagnostics(self, *args, **kwargs) -> dict[str, torch.Tensor]:
+    def trainable_parameters(self) -> list:
+        """Parameters the loss learns beside the policy (a learned flip rate); the trainer's optimizer adds them."""
+        return []
+
+    def learned(self) -> dict:
+        """What the loss learned, for the cell's record (empty for losses with nothing of their own)."""
+        return {}
+
+    def diagnostics(self, *args, extras: dict | None = None, **kwargs) -> dict[str, torch.Tensor]:
         """Per-pair diagnostics: the margin ``z`` and the effective gradient weight ``-d loss_i / d z_i``.
 
         The weight is normalised so that DPO's is ``sigma(-z)``: it says how hard each pair pushes. It is
@@ -189,9 +212,18 @@ class PairLoss:
         if type(self).loss_of_margin is not PairLoss.loss_of_margin:
             with torch.enable_grad():
                 zz = z.clone().requires_grad_(True)
-                (grad,) = torch.autograd.grad(self.loss_of_margin(zz).sum(), zz)
+                (grad,) = torch.autograd.grad(self._of_margin(zz, extras).sum(), zz)
             out["grad_weight"] = -grad.detach()
         return out
+
+
+def score_margin(extras: dict) -> torch.Tensor:
+    """The scorer's margin of each pair as labelled (chosen minus rejected): a flipped pair's flips with it."""
+    missing = [k for k in ("score_chosen", "score_rejected") if k not in extras]
+    if missing:
+        raise ValueError(f"the batch has no {missing[0]}: the loss reads per-response scores; set a scorer "
+                         "(scorer=proxy, oracle or rm) so that the pairs carry them")
+    return extras["score_chosen"] - extras["score_rejected"]
 
 
 def _require(loss: PairLoss, value, arg: str, why: str) -> None:
@@ -262,8 +294,8 @@ def check_contract(obj: Any, source: str = "loss") -> Any:
             f"{source} ({type(obj).__name__}) does not satisfy the loss contract: {'; '.join(parts)}. Subclass "
             "bench.losses.PairLoss (flags + hyperparameters + loss_of_margin) to get all of it."
         )
-    for attr, value in (("label", getattr(obj, "name", "")), ("batch_level", False),
-                        ("eps_source", "fixed" if "eps" in obj.params else None)):
+    for attr, value in (("label", getattr(obj, "name", "")), ("batch_level", False), ("needs_scores", False),
+                        ("needs_annotators", False), ("eps_source", "fixed" if "eps" in obj.params else None)):
         if not hasattr(obj, attr):
             try:
                 setattr(obj, attr, value)

@@ -1,7 +1,8 @@
 """Methods: how a cell trains its policy (``bench.methods.base`` has the contract).
 
-Registered: ``standard`` (one TRL run) and ``ropo_full`` (ROPO's rounds, loss-based filter and rejection
-sampling); lazy entries, so listing them imports nothing. ``from_config(cfg.method)`` builds a registered method
+Registered: ``standard`` (one TRL run), ``ropo_full`` (ROPO's rounds, loss-based filter and rejection
+sampling), ``curriculum`` (Curry-DPO's easy-to-hard stages), ``rm_ensemble`` (a reward-model ensemble on bootstraps
+of the noisy pairs drops, relabels or weights them) and ``self_play`` (SPPO's rounds on the policy's own samples); lazy entries, so listing them imports nothing. ``from_config(cfg.method)`` builds a registered method
 or a user's own (``_target_``) and checks it against the contract.
 """
 from __future__ import annotations
@@ -18,6 +19,9 @@ __all__ = ["REGISTRY", "Method", "MethodConfigError", "TrainContext", "TrainResu
 REGISTRY: Registry = Registry("method", {
     "standard": "bench.methods.standard:Standard",
     "ropo_full": "bench.methods.ropo_full:RopoFull",
+    "curriculum": "bench.methods.curriculum:Curriculum",
+    "rm_ensemble": "bench.methods.rm_ensemble:RMEnsemble",
+    "self_play": "bench.methods.self_play:SelfPlay",
 })
 
 

@@ -38,6 +38,11 @@ class TrainContext:
     gold_reward: Callable[[str, str], float] | None = None  # for after-the-fact diagnosis only, never for choices
     max_new_tokens: int = 48  # response length of the data's pairs (for methods that sample new responses)
     log: Callable[[str], None] = print
+    scorer: Any = None  # bench.evaluation.scorer.Scorer when the loss or method reads scores (score(prompts, responses))
+    extra_columns: tuple[str, ...] = ()  # per-pair columns the trainer carries into batches (scores, annotator)
+    cache_root: str | None = None  # the shared artifact cache (a method's own cached models: rm_ensemble)
+    data_key: str = ""  # what determines the clean training pairs (the data's fingerprint), for such cache keys
+    heldout_pairs: list | None = None  # clean held-out pairs {prompt, chosen, rejected} (text), for diagnostics only
 
     def args(self, out: str = "trainer", **changes: Any):
         """TRL's DPOConfig for this cell, with ``train`` fields changed (``max_steps=...``)."""
@@ -52,7 +57,8 @@ class TrainContext:
 
         return PreferenceTrainer(model=self.policy, args=args if args is not None else self.args(),
                                  train_dataset=dataset, processing_class=self.tokenizer, pref_loss=self.loss,
-                                 print_logs=self.train.print_logs, **kwargs)
+                                 print_logs=self.train.print_logs,
+                                 extra_columns=kwargs.pop("extra_columns", self.extra_columns), **kwargs)
 
 
 @dataclass

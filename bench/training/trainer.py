@@ -1,12 +1,15 @@
 """One trainer path for every loss: TRL's DPOTrainer with the loss looked up in ``bench.losses``.
 
 TRL keeps its losses in an if/elif chain inside ``DPOTrainer._compute_loss`` with no hook, and its maintainers
-point to subclassing. So this module overrides exactly two methods and nothing else:
+point to subclassing. So this module overrides exactly these methods and nothing else:
 
 - ``_compute_loss``: the same policy forward as TRL (fused LM head, per-token log-probs over the completion), then
-  the registry loss over (policy, reference) summed log-probs and completion lengths, and the metrics.
+  the registry loss over (policy, reference) summed log-probs and completion lengths, and the metrics;
 - ``_precompute_ref_logps``: reference log-probs always come from the precompute path (TRL's own, or columns the
-  cell already attached from the shared cache); reference-free losses skip the reference pass entirely.
+  cell already attached from the shared cache); reference-free losses skip the reference pass entirely;
+- ``_set_signature_columns_if_needed`` and the collator: the per-pair extras a loss or method asks for
+  (``EXTRA_COLUMNS``: a scorer's scores, the annotator, a pair weight) reach the batch, and are stripped before the
+  forward (TRL would hand unknown keys to the model); ``create_optimizer``: a loss's own learned parameters.
 
 TRL is pinned (pyproject) because both methods are TRL internals; tests train one step per loss to catch drift.
 """
@@ -24,15 +27,50 @@ from bench.models.callbacks import quiet
 warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
+# per-pair inputs beyond the text, carried into every batch when the dataset has them and the run asks for them
+EXTRA_COLUMNS = ("score_chosen", "score_rejected", "annotator_idx", "pair_weight")
+
+
+class ExtrasCollator:
+    """TRL's collator, plus a tensor for each extra column the examples carry."""
+
+    def __init__(self, base, names: tuple[str, ...]):
+        self.base, self.names = base, names
+
+    def __call__(self, examples: list[dict]) -> dict:
+        out = self.base(examples)
+        for name in self.names:
+            if examples and name in examples[0]:
+                dtype = torch.long if name == "annotator_idx" else torch.float32
+                out[name] = torch.tensor([ex[name] for ex in examples], dtype=dtype)
+        return out
 
 
 class PreferenceTrainer(DPOTrainer):
-    def __init__(self, *args, pref_loss, ref_cache=None, print_logs: bool = False, **kwargs):
+    def __init__(self, *args, pref_loss, ref_cache=None, print_logs: bool = False, extra_columns=(), **kwargs):
         # set before super().__init__, which runs the reference precompute
         self.pref_loss = pref_loss
         self.ref_cache = ref_cache  # bench.training.ref_cache.ReferenceLogpCache or None (compute in this cell)
+        self.extra_columns = tuple(c for c in extra_columns if c in EXTRA_COLUMNS)
         super().__init__(*args, **kwargs)
         quiet(self, "train", print_logs)  # the cell's bar, not per-step dicts, on the terminal
+        if self.extra_columns:
+            self.data_collator = ExtrasCollator(self.data_collator, self.extra_columns)
+        for p in getattr(pref_loss, "trainable_parameters", list)():
+            p.data = p.data.to(self.accelerator.device)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        self._signature_columns = list(self._signature_columns) + [
+            c for c in self.extra_columns if c not in self._signature_columns]
+
+    def create_optimizer(self, *args, **kwargs):
+        optimizer = super().create_optimizer(*args, **kwargs)
+        own = list(getattr(self.pref_loss, "trainable_parameters", list)())
+        if own and not any(p is q for g in optimizer.param_groups for p in g["params"] for q in own):
+            optimizer.add_param_group({"params": own, "weight_decay": 0.0,
+                                       "lr": getattr(self.pref_loss, "param_lr", self.args.learning_rate)})
+        return optimizer
 
     def _precompute_ref_logps(self, dataset, name, batch_size):
         if not self.pref_loss.needs_reference_model:
@@ -46,7 +84,7 @@ class PreferenceTrainer(DPOTrainer):
 
     def _compute_loss(self, model, inputs, return_outputs):
         mode = "train" if self.model.training else "eval"
-        model_kwargs = {k: v for k, v in inputs.items() if k not in ("completion_mask", *REF_COLUMNS)}
+        model_kwargs = {k: v for k, v in inputs.items() if k not in ("completion_mask", *REF_COLUMNS, *EXTRA_COLUMNS)}
         model_kwargs["use_cache"] = False
         completion_mask = inputs["completion_mask"]
         shift_mask = completion_mask[..., 1:]
@@ -61,15 +99,24 @@ class PreferenceTrainer(DPOTrainer):
         else:
             ref_c = ref_r = None
         args = (chosen_logps, rejected_logps, ref_c, ref_r, chosen_len, rejected_len)
-        loss = self.pref_loss(*args).mean()
-        self._log_metrics(mode, args, outputs, shift_mask)
+        extras = {k: inputs[k] for k in EXTRA_COLUMNS if k in inputs}
+        if getattr(self.pref_loss, "uses_extras", False):
+            per_pair = self.pref_loss(*args, extras=extras)
+        else:
+            per_pair = self.pref_loss(*args)
+        if "pair_weight" in extras:  # a method's per-pair weights (rm_ensemble): a weighted mean
+            w = extras["pair_weight"].to(per_pair.dtype)
+            loss = (per_pair * w).sum() / w.sum().clamp(min=1e-12)
+        else:
+            loss = per_pair.mean()
+        self._log_metrics(mode, args, outputs, shift_mask, extras)
         if return_outputs:
             with torch.no_grad():
                 outputs = model(**model_kwargs)
         return (loss, outputs) if return_outputs else loss
 
     @torch.no_grad()
-    def _log_metrics(self, mode, args, outputs, shift_mask):
+    def _log_metrics(self, mode, args, outputs, shift_mask, extras=None):
         detached = tuple(a.detach() if a is not None else None for a in args)
         chosen_r, rejected_r = self.pref_loss.rewards(*detached)
         m = self._metrics[mode]
@@ -82,6 +129,7 @@ class PreferenceTrainer(DPOTrainer):
         m["logps/rejected"].append(gather(detached[1]).mean().item())
         entropy = outputs.entropy[:, -shift_mask.size(1) :]
         m["entropy"].append(((entropy * shift_mask).sum() / shift_mask.sum().clamp(min=1)).item())
-        for key, value in self.pref_loss.diagnostics(*detached).items():
+        kw = {"extras": extras} if getattr(self.pref_loss, "uses_extras", False) else {}
+        for key, value in self.pref_loss.diagnostics(*detached, **kw).items():
             if key != "margin":  # already logged as rewards/margins
                 m[f"diag/{key}"].append(gather(value.float()).mean().item())

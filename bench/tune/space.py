@@ -26,7 +26,10 @@ class Knob:
     default: Any  # the composed default: one of the values
 
     def at_edge(self, value: Any) -> bool:
-        return len(self.values) > 1 and value in (self.values[0], self.values[-1])
+        """A numeric knob chosen at an end of its grid (the optimum may lie beyond); a choice (a divergence, a
+        variant) has no edge."""
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.values)
+        return numeric and len(self.values) > 1 and value in (self.values[0], self.values[-1])
 
 
 @dataclass(frozen=True)

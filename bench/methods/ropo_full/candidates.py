@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from bench.core.text import as_completion, completion_text
-from bench.methods.ropo_full.scoring import pair_logps, tokenize_pairs
+from bench.methods.pairs import pair_logps, sample_candidates, tokenize_pairs  # noqa: F401 (a step of the round)
 
 
 @dataclass
@@ -49,23 +49,6 @@ def choose_pair(loss, pol, ref, lengths, texts: list, cut: float | None) -> Choi
 
 
 # ---------------------------------------------------------------------------------------------- the steps
-def sample_candidates(policy, tokenizer, prompts: list, n: int, *, max_new_tokens: int, seed: int,
-                      temperature: float, top_p: float, desc: str) -> list[list[str]]:
-    """``n`` samples of the current policy per prompt; empty ones dropped, duplicates removed (sampling order)."""
-    from bench.evaluation import render_prompts
-    from bench.models import sampling
-
-    texts = render_prompts(list(prompts), tokenizer)
-    asks = [t for t in texts for _ in range(n)]
-    samples = sampling.generate(policy, tokenizer, asks, max_new_tokens=max_new_tokens, seed=seed,
-                                temperature=temperature, top_p=top_p, desc=desc) if asks else []
-    out = []
-    for a in range(len(texts)):
-        got = [s for s in samples[a * n:(a + 1) * n] if s.strip()]
-        out.append(list(dict.fromkeys(got)))
-    return out
-
-
 @dataclass
 class Scored:
     """One prompt's candidates with their summed log-probs under the policy and the reference, and lengths."""

@@ -80,6 +80,11 @@ def check_loss(loss, cfg: RopoFullConfig) -> str:
             f"method=ropo_full ranks pairs by their loss; loss={loss.name!r} is batch-level (its per-pair values are "
             "the batch loss) and cannot rank pairs. Use loss=ropo."
         )
+    if getattr(loss, "uses_extras", False):
+        raise MethodConfigError(
+            f"method=ropo_full ranks pairs and its new candidates by their loss; loss={loss.name!r} reads per-pair "
+            "scores or annotators, which sampled candidates do not have. Use loss=ropo."
+        )
     if loss.name == "ropo":
         return LABEL
     if not cfg.allow_other_loss:

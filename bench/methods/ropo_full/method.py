@@ -15,10 +15,10 @@ import torch
 from bench.core.files import write_jsonl
 from bench.core.metrics import HIGHER
 from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult
+from bench.methods.pairs import pair_logps, pair_losses, tokenize_pairs
 from bench.methods.ropo_full import candidates as rs
 from bench.methods.ropo_full.config import RopoFullConfig, check_loss, round_steps
 from bench.methods.ropo_full.filter import filter_pairs, mean_of, pooled_precision
-from bench.methods.ropo_full.scoring import pair_logps, pair_losses, tokenize_pairs
 
 
 class RopoFull(Method):

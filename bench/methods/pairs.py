@@ -1,5 +1,6 @@
-"""Per-pair log-probs as training sees them: TRL's own preprocessing, collator and reference forward, run with any
-model (the current policy, or the frozen reference for new pairs)."""
+"""What methods that re-score or re-sample pairs share: per-pair log-probs as training sees them (TRL's own
+preprocessing, collator and reference forward, run with any model: the current policy, or a frozen reference for new
+pairs), the per-pair loss of scored pairs, and samples of the current policy per prompt."""
 from __future__ import annotations
 
 import torch
@@ -35,12 +36,16 @@ def pair_logps(trainer, model, tokenized, batch_size: int) -> dict[str, torch.Te
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def pair_losses(loss, scores: dict, ref_c, ref_r) -> torch.Tensor:
+def pair_losses(loss, scores: dict, ref_c, ref_r, extras: dict | None = None) -> torch.Tensor:
+    """Per-pair values of ``loss`` on pairs scored by ``pair_logps``; ``extras`` for losses that read scores."""
+    args = (scores["chosen"].double(), scores["rejected"].double(),
+            None if ref_c is None else torch.as_tensor(ref_c, dtype=torch.float64),
+            None if ref_r is None else torch.as_tensor(ref_r, dtype=torch.float64),
+            scores["chosen_len"].double(), scores["rejected_len"].double())
     with torch.no_grad():
-        return loss(scores["chosen"].double(), scores["rejected"].double(),
-                    None if ref_c is None else torch.as_tensor(ref_c, dtype=torch.float64),
-                    None if ref_r is None else torch.as_tensor(ref_r, dtype=torch.float64),
-                    scores["chosen_len"].double(), scores["rejected_len"].double())
+        if getattr(loss, "uses_extras", False):
+            return loss(*args, extras={k: torch.as_tensor(v, dtype=torch.float64) for k, v in (extras or {}).items()})
+        return loss(*args)
 
 
 def tokenize_pairs(trainer, dataset, name: str):
@@ -51,4 +56,21 @@ def tokenize_pairs(trainer, dataset, name: str):
             f"TRL dropped {len(dataset) - len(out)} of {len(dataset)} {name} rows (prompt alone fills "
             f"train.max_length={trainer.args.max_length}); raise train.max_length"
         )
+    return out
+
+
+def sample_candidates(policy, tokenizer, prompts: list, n: int, *, max_new_tokens: int, seed: int,
+                      temperature: float, top_p: float, desc: str) -> list[list[str]]:
+    """``n`` samples of the current policy per prompt; empty ones dropped, duplicates removed (sampling order)."""
+    from bench.evaluation import render_prompts
+    from bench.models import sampling
+
+    texts = render_prompts(list(prompts), tokenizer)
+    asks = [t for t in texts for _ in range(n)]
+    samples = sampling.generate(policy, tokenizer, asks, max_new_tokens=max_new_tokens, seed=seed,
+                                temperature=temperature, top_p=top_p, desc=desc) if asks else []
+    out = []
+    for a in range(len(texts)):
+        got = [s for s in samples[a * n:(a + 1) * n] if s.strip()]
+        out.append(list(dict.fromkeys(got)))
     return out
