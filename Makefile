@@ -42,3 +42,5 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench.perf.cell
+	$(PY) -m bench.perf.steps --model tiny
+	$(PY) -m bench.perf.ropo

@@ -268,15 +268,19 @@ def test_score_responses_matches_trls_scoring_of_each_candidate(tmp_path):
 
 def test_choose_replacements_keeps_below_the_cut_and_records_every_choice():
     loss = losses.get("ropo")
-    scored = [rcand.Scored(["a", "b", "c"], [-8.0, -12.0, -10.0], [-10.0, -10.0, -10.0], [3, 3, 3]),
+    scored = [rcand.Scored(["a", "b", "c"], [-8.0, -12.0, -10.0], [-10.0, -11.0, -10.5], [3, 3, 3]),
               rcand.Scored(["x"], [-9.0], [-10.0], [2]),  # one candidate: no pair
               rcand.Scored(["p", "q"], [-9.9, -10.1], [-10.0, -10.0], [3, 3])]  # a weak pair: above the cut
-    best = float(loss(torch.tensor([-8.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), torch.tensor([-10.0])))
+    best = float(loss(torch.tensor([-8.0]), torch.tensor([-12.0]), torch.tensor([-10.0]), torch.tensor([-11.0])))
     reps = rcand.choose_replacements(loss, scored, ["P1", "P2", "P3"], [11, 12, 13], 1, cut=best + 1e-6, like="s",
                                      needs_ref=True, gold_reward=lambda p, y: {"a": 1.0, "b": -1.0}.get(y, 0.0))
-    assert reps.pairs == [{"prompt": "P1", "chosen": "a", "rejected": "b"}]
+    # the replacement carries its two candidates' own reference log-probs (no second reference pass)
+    assert reps.pairs == [{"prompt": "P1", "chosen": "a", "rejected": "b", "ref_chosen_logps": -10.0,
+                           "ref_rejected_logps": -11.0}]
     rows = {r["replaces_pair_id"]: r for r in reps.rows}
-    assert rows[11]["accepted"] and rows[11]["gold_chosen"] == 1.0 and rows[11]["margin"] == pytest.approx(0.4)
+    assert rows[11]["accepted"] and rows[11]["gold_chosen"] == 1.0 and rows[11]["margin"] == pytest.approx(0.3)
+    free = rcand.choose_replacements(losses.get("simpo"), scored[:1], ["P1"], [11], 1, None, "s", needs_ref=False)
+    assert set(free.pairs[0]) == {"prompt", "chosen", "rejected"}  # a reference-free loss: no reference at all
     assert rows[12] == {"round": 1, "replaces_pair_id": 12, "prompt": "P2", "n_candidates": 1, "accepted": False,
                         "reason": "fewer than two distinct candidates"}
     assert not rows[13]["accepted"] and rows[13]["loss"] > best

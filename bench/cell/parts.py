@@ -47,9 +47,12 @@ def build_parts(cfg) -> Parts:
     run = typed(RunConfig, top, "")
     data = typed(_kind(DATA_KINDS, c["data"], "data"), c["data"], "data")
     model = typed(_kind(MODEL_KINDS, c["model"], "model"), c["model"], "model")
-    if data.kind == "world" and model.kind != "tiny":
-        raise ConfigError(f"model={model.name!r} with data=world: the world trains its own reference policy; valid: "
-                          "model=tiny (or data=hf with a real model).")
+    if data.kind != "world" and model.kind == "tiny":
+        raise ConfigError(f"model={model.name!r} with data={data.kind}: the tiny model is the embedded world's own "
+                          "reference policy; valid: model=smollm2_135m or model=local model.path=... on other data.")
+    if data.kind != "world" and getattr(getattr(model, "sft", None), "steps", 0) and model.kind != "tiny":
+        raise ConfigError(f"model.sft.steps={model.sft.steps} with data={data.kind}: the SFT on world text is for "
+                          "data=world only; valid: model.sft.steps=0 (fine-tune your model before, on your data).")
     train = typed(TrainConfig, c["train"], "train")
     evalc = typed(EvalConfig, c["eval"], "eval")
     loss, injector = _loss_and_noise(c["loss"], c["noise"], run.seed)

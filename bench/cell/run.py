@@ -108,6 +108,7 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> d
 def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     t: dict[str, float] = {}
     cell_dir = records.cell_dir(results, cid)
+    _gpu_memory(reset=True)  # several cells in one process (the basic launcher): each its own peak
     t0 = time.time()
     parts = build_parts(cfg)  # cheap checks first: a bad value fails before any data is built or model trained
     set_threads(parts.run.threads)
@@ -152,6 +153,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(samples))
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
+    gpu = _gpu_memory()
     metrics["train_loss"] = float(result.training_loss)  # each loss's own scale: shown, never compared
     info.update(infos({"train_loss": COUNTER}, "train"))
     metrics.update(result.metrics)
@@ -167,6 +169,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
         "n_train_pairs": len(noisy),
         "train_steps": int(result.global_step),
         "timings": t,
+        **({"gpu": gpu} if gpu else {}),
         "scorer": None if scorer is None else {**scorer.info, **scoring.agreement(noisy)},
         "loss_learned": extras.learned_vs_injected(parts.loss, noise_stats) or None,
         **result.record,  # what the method adds (ropo_full: its per-round filter stats)
@@ -202,6 +205,18 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=No
         cache_root=cfg.paths.cache, data_key=data.fingerprint, heldout_pairs=_text_rows(data.eval_pairs),
     )
     return policy, tokenizer, parts.method.train(ctx), t_load
+
+
+def _gpu_memory(reset: bool = False) -> dict | None:
+    """The GPU this process used and the most memory it allocated on it since the cell began (None on the CPU)."""
+    import torch
+
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+        return None
+    return {"name": torch.cuda.get_device_name(), "peak_memory_bytes": int(torch.cuda.max_memory_allocated())}
 
 
 def _text_rows(pairs) -> list[dict] | None:

@@ -99,6 +99,8 @@ class WorldData:
     eval_samples_per_prompt: int = spec("policy samples per held-out prompt", COUNT)
     max_new_tokens: int = spec("tokens per sampled response of the world's pairs", COUNT)
     generation_batch_size: int = spec("prompts per generation batch while building the world", COUNT)
+    n_eval_prompts: Optional[int] = spec("held-out (test) prompts used, a seeded subset (null: all of the split)",
+                                         Param(low=1, integer=True, nullable=True), neutral=None)
 
 
 @dataclass
@@ -122,7 +124,7 @@ class HFData:
 
 @dataclass
 class SFTConfig:
-    steps: int = spec("SFT steps", COUNT)
+    steps: int = spec("SFT steps (0: none)", Param(low=0, integer=True))
     batch_size: int = spec("SFT batch size", COUNT)
     lr: float = spec("SFT learning rate", POSITIVE)
 
@@ -149,6 +151,8 @@ class PretrainedModel:
     name: str = spec("label of the model in records and reports", identity=False)
     kind: str = spec("pretrained", Param(choices=("pretrained",)))
     path: str = spec("a local model folder or a hub name")
+    sft: SFTConfig = spec("data=world: supervised fine-tuning on world text before sampling the world's pairs "
+                          "(steps 0: the model as it is)", neutral=lambda v: v["steps"] == 0)
 
 
 @dataclass
@@ -157,6 +161,8 @@ class SmolLM2Model:
 
     name: str = spec("label of the model in records and reports", identity=False)
     kind: str = spec("smollm2", Param(choices=("smollm2",)))
+    sft: SFTConfig = spec("data=world: supervised fine-tuning on world text before sampling the world's pairs "
+                          "(steps 0: the model as it is)", neutral=lambda v: v["steps"] == 0)
 
 
 DATA_KINDS = {"world": WorldData, "hf": HFData}

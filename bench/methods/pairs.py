@@ -12,14 +12,19 @@ def pair_logps(trainer, model, tokenized, batch_size: int) -> dict[str, torch.Te
 
     Runs TRL's own collator and ``compute_ref_log_probs`` (the precompute's forward) on a dataset tokenized by
     TRL (``prompt_ids``/``chosen_ids``/``rejected_ids``), so tokenization, truncation and the forward are exactly
-    those of training and of TRL's reference precompute.
+    those of training and of TRL's reference precompute. Pairs are batched in order of length (and the results put
+    back in the dataset's order), so a batch pads to little more than its own pairs' length.
     """
+    import numpy as np
     from torch.utils.data import DataLoader
 
     was_training = model.training
     model.eval()
     cols = ["prompt_ids", "chosen_ids", "rejected_ids"]
-    loader = DataLoader(tokenized.select_columns(cols), batch_size=batch_size, shuffle=False,
+    ids = tokenized.select_columns(cols)
+    width = [len(p) + max(len(c), len(r)) for p, c, r in zip(ids["prompt_ids"], ids["chosen_ids"], ids["rejected_ids"])]
+    order = np.argsort(width, kind="stable")
+    loader = DataLoader(ids.select(order.tolist()), batch_size=batch_size, shuffle=False,
                         collate_fn=trainer.data_collator)
     device = trainer.accelerator.device
     out: dict[str, list] = {"chosen": [], "rejected": [], "chosen_len": [], "rejected_len": []}
@@ -33,7 +38,8 @@ def pair_logps(trainer, model, tokenized, batch_size: int) -> dict[str, torch.Te
         model.train()
     if not out["chosen"]:
         return {k: torch.zeros(0) for k in out}
-    return {k: torch.cat(v) for k, v in out.items()}
+    back = torch.as_tensor(np.argsort(order, kind="stable"))  # sorted position of each pair of the dataset
+    return {k: torch.cat(v)[back] for k, v in out.items()}
 
 
 def pair_losses(loss, scores: dict, ref_c, ref_r, extras: dict | None = None) -> torch.Tensor:

@@ -46,15 +46,15 @@ class Staged:
     """Stage after stage on one policy: each stage a TRL run (``ctx.trainer``) of its own dataset and length, the
     optimizer and the schedule (warmup and decay over the sum of all stages) carried from one to the next."""
 
-    def __init__(self, ctx: TrainContext, steps: list[int], name: str):
-        self.ctx, self.steps, self.name = ctx, list(steps), name
+    def __init__(self, ctx: TrainContext, steps: list[int], name: str, unit: str = "stage"):
+        self.ctx, self.steps, self.name, self.unit = ctx, list(steps), name, unit  # unit: "stage" or "round"
         self.optimizer = self.scheduler = self.trainer = None
         self.history: list[dict] = []
         self.loss_sum, self.global_step = 0.0, 0
         self.timings = {"trainer_init": 0.0, "train": 0.0}
 
     def args(self, i: int):
-        args = self.ctx.args(f"{self.name}_{i + 1}", max_steps=self.steps[i])
+        args = self.ctx.args(f"{self.unit}_{i + 1}", max_steps=self.steps[i])
         args.data_seed = self.ctx.seed + i  # stage 1's order is the standard cell's
         return args
 
@@ -95,10 +95,10 @@ class Staged:
         self.timings["train"] += time.time() - t0
         done = int(self.trainer.state.global_step)
         self.loss_sum += float(out.training_loss) * done
-        self.history += [{**h, "stage": i + 1, "step": self.global_step + int(h.get("step", 0))}
+        self.history += [{**h, self.unit: i + 1, "step": self.global_step + int(h.get("step", 0))}
                          for h in self.trainer.state.log_history if "loss" in h]
         self.global_step += done
-        self.ctx.log(f"{self.name} stage {i + 1}/{len(self.steps)}: {done} steps on {len(self.trainer.train_dataset)} "
+        self.ctx.log(f"{self.name} {self.unit} {i + 1}/{len(self.steps)}: {done} steps on {len(self.trainer.train_dataset)} "
                      f"pairs, train loss {float(out.training_loss):.4f}")
         return float(out.training_loss)
 

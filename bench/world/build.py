@@ -34,7 +34,7 @@ from bench.world import rules as world
 WORLD_CODE_VERSION = 4  # bump when rules.py or this builder changes what they produce (4: the validation split)
 
 
-def world_key(data: WorldData, model: TinyModel) -> str:
+def world_key(data: WorldData, model) -> str:
     """What determines the artifact: the world's settings and the reference policy's (not their labels)."""
     return stable_hash({"v": WORLD_CODE_VERSION, "data": identity_of(data), "model": identity_of(model)})
 
@@ -55,10 +55,16 @@ def _labelled_pairs(prompts: list[str], a: list[str], b: list[str], start_id: in
     return rows
 
 
-def build(out: Path, data: WorldData, model_cfg: TinyModel) -> None:
+def build(out: Path, data: WorldData, model_cfg) -> None:
     t0 = time.time()
-    model, tokenizer, history, timings = _reference_policy(out, data, model_cfg)
-    sample = _Sampler(model, tokenizer, data)
+    if model_cfg.kind == "tiny":
+        model, tokenizer, history, timings = _reference_policy(out, data, model_cfg)
+        reference, chat = out / "reference", False
+    else:  # a pretrained LM as the reference policy (bench.world.pretrained)
+        from bench.world import pretrained
+
+        model, tokenizer, history, timings, reference, chat = pretrained.reference_policy(out, data, model_cfg)
+    sample = _Sampler(model, tokenizer, data, chat)
     rng = np.random.default_rng([data.seed, 2])
     base = data.seed * 1000
 
@@ -69,6 +75,9 @@ def build(out: Path, data: WorldData, model_cfg: TinyModel) -> None:
 
     t = time.time()
     eval_prompts = sample.prompts("eval")
+    if data.n_eval_prompts is not None and data.n_eval_prompts < len(eval_prompts):
+        keep = np.random.default_rng([data.seed, 6]).choice(len(eval_prompts), data.n_eval_prompts, replace=False)
+        eval_prompts = [eval_prompts[i] for i in sorted(keep)]
     write_jsonl(out / "eval_pairs.jsonl", sample.pairs(eval_prompts, base + 2, "sampling evaluation pairs"))
     prompts_k = [p for p in eval_prompts for _ in range(data.eval_samples_per_prompt)]
     ref = sample.generate(prompts_k, base + 3, "reference samples")
@@ -92,6 +101,10 @@ def build(out: Path, data: WorldData, model_cfg: TinyModel) -> None:
         "data": asdict(data),
         "model": asdict(model_cfg),
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        # "reference" (this folder's) or a pretrained model's own folder (used as it is, no SFT)
+        "reference_path": "reference" if Path(reference) == out / "reference" else str(reference),
+        "chat": chat,  # prompts as user turns through the model's chat template
+        "n_eval_prompts": len(eval_prompts),
         "sft_final_loss": history[-1]["loss"] if history else None,
         "reference_gold_mean": float(np.mean(golds)),
         "reference_gold_std": float(np.std(golds)),
@@ -103,6 +116,7 @@ def build(out: Path, data: WorldData, model_cfg: TinyModel) -> None:
 def _reference_policy(out: Path, data: WorldData, model_cfg: TinyModel):
     """The world's reference policy, saved to ``out/reference``: a tiny Llama with its own tokenizer, fine-tuned
     with TRL's SFTTrainer on world text of mixed quality. Returns (model, tokenizer, SFT history, timings)."""
+    from bench.world import sft as sft_mod
     from bench.world import tiny_lm
 
     t0 = time.time()
@@ -112,7 +126,7 @@ def _reference_policy(out: Path, data: WorldData, model_cfg: TinyModel):
     model = tiny_lm.build_model(tokenizer, model_cfg, data.seed)
     timings = {"tokenizer": time.time() - t0}
     t = time.time()
-    history = tiny_lm.sft(model, tokenizer, corpus, model_cfg, out, data.seed)
+    history = sft_mod.sft(model, tokenizer, corpus, sft, model_cfg.max_positions, out, data.seed)
     timings["sft"] = time.time() - t
     model.save_pretrained(out / "reference")
     tokenizer.save_pretrained(out / "reference")
@@ -122,8 +136,8 @@ def _reference_policy(out: Path, data: WorldData, model_cfg: TinyModel):
 class _Sampler:
     """The reference policy's samples on a split's prompts, and gold-labelled pairs of two samples per prompt."""
 
-    def __init__(self, model, tokenizer, data: WorldData):
-        self.model, self.tokenizer, self.data = model, tokenizer, data
+    def __init__(self, model, tokenizer, data: WorldData, chat: bool = False):
+        self.model, self.tokenizer, self.data, self.chat = model, tokenizer, data, chat
 
     def prompts(self, split: str) -> list[str]:
         return [p.text + "\n" for p in world.prompts_for(split, self.data.seed)]
@@ -136,6 +150,11 @@ class _Sampler:
     def generate(self, prompts: list[str], seed: int, desc: str) -> list[str]:
         from bench.models import sampling
 
+        if self.chat:  # the prompt as a user turn; the model answers as the assistant
+            from bench.world.pretrained import user_turn
+
+            prompts = [self.tokenizer.apply_chat_template(user_turn(p), tokenize=False, add_generation_prompt=True)
+                       for p in prompts]
         return sampling.generate(self.model, self.tokenizer, prompts, seed=seed, desc=desc,
                                  max_new_tokens=self.data.max_new_tokens, batch_size=self.data.generation_batch_size)
 
@@ -151,13 +170,14 @@ class EmbeddedWorld:
 
     @property
     def reference_path(self) -> Path:
-        return self.path / "reference"
+        return self.path / self.meta.get("reference_path", "reference")  # an absolute path stays itself
 
     def rows(self, name: str) -> list[dict]:
         return read_jsonl(self.path / f"{name}.jsonl")
 
 
-def load(data: WorldData, model: TinyModel, cache_root: str | Path) -> EmbeddedWorld:
+def load(data: WorldData, model, cache_root: str | Path) -> EmbeddedWorld:
+    """The world of ``data`` with the reference policy of ``model`` (the tiny model, or any pretrained LM)."""
     key = world_key(data, model)
     path = get_or_build(cache_root, "world", key, lambda tmp: build(tmp, data, model))
     return EmbeddedWorld(path, json.loads((path / "meta.json").read_text()))

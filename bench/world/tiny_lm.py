@@ -8,8 +8,6 @@ world corpus; the model is a standard `LlamaForCausalLM`, supervised-fine-tuned 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -49,39 +47,3 @@ def build_model(tokenizer: PreTrainedTokenizerFast, cfg, seed: int) -> LlamaForC
         eos_token_id=tokenizer.eos_token_id,
     )
     return LlamaForCausalLM(config)
-
-
-def sft(model, tokenizer, pairs: list[tuple[str, str]], cfg, out_dir: Path, seed: int):
-    """Supervised fine-tuning on (prompt, response) with TRL's SFTTrainer (loss on the completion only); ``cfg`` is
-    the ``TinyModel`` config (its ``sft`` settings and context length)."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    from bench.models.callbacks import quiet
-
-    ds = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [r for _, r in pairs]})
-    args = SFTConfig(
-        output_dir=str(out_dir / "sft_run"),
-        per_device_train_batch_size=cfg.sft.batch_size,
-        max_steps=cfg.sft.steps,
-        learning_rate=cfg.sft.lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, cfg.sft.steps // 20),
-        weight_decay=0.0,
-        logging_steps=max(1, cfg.sft.steps // 10),
-        save_strategy="no",
-        report_to="none",
-        bf16=False,
-        activation_checkpointing=False,
-        use_cpu=not torch.cuda.is_available(),
-        seed=seed,
-        data_seed=seed,
-        max_length=cfg.max_positions,
-        dataset_num_proc=None,
-        disable_tqdm=True,
-    )
-    trainer = quiet(SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer), "world: SFT")
-    trainer.train()
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    model.eval()
-    return history

@@ -129,7 +129,11 @@ def choose_replacements(loss, scored: list[Scored], prompts: list, pair_ids: lis
                 pass
         out.rows.append(row)
         if choice.accepted:
-            out.pairs.append({"prompt": prompt, "chosen": as_completion(y_w, like), "rejected": as_completion(y_l, like)})
+            pair = {"prompt": prompt, "chosen": as_completion(y_w, like), "rejected": as_completion(y_l, like)}
+            if needs_ref:  # the candidates' own reference log-probs (scored through TRL's path): no second pass
+                pair.update(ref_chosen_logps=float(s.reference[choice.chosen]),
+                            ref_rejected_logps=float(s.reference[choice.rejected]))
+            out.pairs.append(pair)
     return out
 
 

@@ -2,7 +2,6 @@
 and which losses it runs with."""
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Optional
@@ -58,19 +57,12 @@ class RopoFullConfig:
 
 def round_steps(cfg: RopoFullConfig, train, n_pairs: int) -> list[int]:
     """Optimizer steps of each round (choice 3 in ``bench.methods.ropo_full``); ``train`` is the TrainConfig."""
-    if train.max_steps:
-        total = int(train.max_steps)
-    else:  # as transformers counts: ceil(epochs * steps per epoch), steps per epoch = batches // accumulation
-        per_epoch = max(math.ceil(n_pairs / train.batch_size) // train.gradient_accumulation_steps, 1)
-        total = math.ceil(float(train.epochs) * per_epoch)
+    from bench.methods.stages import split_steps, total_steps
+
+    total = total_steps(train, n_pairs)
     if cfg.budget == "per_round":
         return [total] * cfg.rounds
-    if total < cfg.rounds:
-        raise MethodConfigError(
-            f"method=ropo_full: the training budget is {total} steps, fewer than method.rounds={cfg.rounds}; "
-            "raise train.max_steps / train.epochs, lower method.rounds, or use method.budget=per_round"
-        )
-    return [total // cfg.rounds + (1 if i < total % cfg.rounds else 0) for i in range(cfg.rounds)]
+    return split_steps(total, [1] * cfg.rounds, "method=ropo_full", "method.budget=per_round")
 
 
 def check_loss(loss, cfg: RopoFullConfig) -> str:

@@ -14,11 +14,12 @@ import torch
 
 from bench.core.files import write_jsonl
 from bench.core.metrics import HIGHER
-from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult
-from bench.methods.pairs import pair_logps, pair_losses, tokenize_pairs
+from bench.methods.base import Method, TrainContext, TrainResult
+from bench.methods.pairs import pair_logps, pair_losses
 from bench.methods.ropo_full import candidates as rs
 from bench.methods.ropo_full.config import RopoFullConfig, check_loss, round_steps
 from bench.methods.ropo_full.filter import filter_pairs, mean_of, pooled_precision
+from bench.methods.stages import Staged
 
 
 class RopoFull(Method):
@@ -47,38 +48,23 @@ class RopoFull(Method):
 
 
 class _Rounds:
-    """The state that lives across rounds: the original pairs as TRL tokenized them, the one optimizer and
-    schedule, the frozen reference, and what each round recorded."""
+    """The state that lives across rounds: the original pairs as TRL tokenized them, the rounds' one optimizer and
+    schedule (``bench.methods.stages.Staged``), the frozen reference, and what each round recorded."""
 
     def __init__(self, ctx: TrainContext, cfg: RopoFullConfig):
-        from transformers import get_scheduler
-
         self.ctx, self.cfg = ctx, cfg
-        self.timings = {"train": 0.0, "trainer_init": 0.0, "filter": 0.0, "generate": 0.0, "candidates": 0.0}
+        self.timings = {"filter": 0.0, "generate": 0.0, "candidates": 0.0}
         self.needs_ref = bool(ctx.loss.needs_reference_model)
         ds = ctx.train_dataset.add_column("ropo_row", list(range(len(ctx.train_dataset))))
         self.steps = round_steps(cfg, ctx.train, len(ds))
-        t0 = time.time()  # round 1's trainer: the reference pass (or the shared cache)
-        self.trainer = ctx.trainer(ds, args=self._args(0), ref_cache=ctx.ref_cache)
-        self.timings["trainer_init"] += time.time() - t0
-        if self.trainer.accelerator.num_processes > 1:
-            raise MethodConfigError("method=ropo_full runs in one process (its filter and sampling are not distributed)")
-        args = self.trainer.args
-        self.optimizer = self.trainer.create_optimizer()
-        self.scheduler = get_scheduler(args.lr_scheduler_type, optimizer=self.optimizer,
-                                       num_warmup_steps=args.get_warmup_steps(sum(self.steps)),
-                                       num_training_steps=sum(self.steps),
-                                       scheduler_specific_kwargs=args.lr_scheduler_kwargs)
-        self.trainer.lr_scheduler = self.scheduler
-        self._originals(self.trainer.train_dataset)
+        self.run = Staged(ctx, self.steps, "ropo_full", unit="round")
+        self._originals(self.run.prepare(ds))  # round 1's trainer: the reference pass (or the shared cache)
         self.ref_model = self._reference() if self.needs_ref else None
-        self.history, self.rounds, self.filter_rows, self.replacement_rows = [], [], [], []
-        self.loss_sum, self.global_step = 0.0, 0
+        self.rounds, self.filter_rows, self.replacement_rows = [], [], []
 
-    def _args(self, i: int):
-        args = self.ctx.args(f"round_{i + 1}", max_steps=self.steps[i])
-        args.data_seed = self.ctx.seed + i  # round 1's order is the standard cell's
-        return args
+    @property
+    def trainer(self):
+        return self.run.trainer
 
     def _originals(self, base) -> None:
         """The original pairs as TRL kept them, with their reference log-probs (choice 2)."""
@@ -120,20 +106,7 @@ class _Rounds:
         return ref_model
 
     def train_round(self, i: int, dataset) -> None:
-        if i > 0:
-            t0 = time.time()
-            self.trainer = self.ctx.trainer(dataset, args=self._args(i), optimizers=(self.optimizer, self.scheduler))
-            self.timings["trainer_init"] += time.time() - t0
-        t0 = time.time()
-        out = self.trainer.train()
-        self.timings["train"] += time.time() - t0
-        done = int(self.trainer.state.global_step)
-        self.loss_sum += float(out.training_loss) * done
-        self.history += [{**h, "round": i + 1, "step": self.global_step + int(h.get("step", 0))}
-                         for h in self.trainer.state.log_history if "loss" in h]
-        self.global_step += done
-        self.ctx.log(f"ropo_full round {i + 1}/{self.cfg.rounds}: {done} steps on {len(self.trainer.train_dataset)} "
-                     f"pairs, train loss {float(out.training_loss):.4f}")
+        self.run.run(i, dataset)
 
     def refresh(self, i: int):
         """After round i+1: filter the original pairs, replace the dropped ones; the next round's pairs."""
@@ -176,13 +149,8 @@ class _Rounds:
         reps = rs.choose_replacements(ctx.loss, scored, prompts, [self.pair_ids[j] for j in drop_idx], i + 1,
                                       f.cut if cfg.accept == "below_cut" else None, self.like, self.needs_ref,
                                       ctx.gold_reward)
-        if reps.pairs and self.needs_ref:  # the pairs exactly as they will be trained (TRL tokenizes them together)
-            from datasets import Dataset
-
-            tok = tokenize_pairs(self.trainer, Dataset.from_list(reps.pairs), "ropo_full pairs")
-            sr = pair_logps(self.trainer, self.ref_model, tok, cfg.score_batch_size)
-            for a, pair in enumerate(reps.pairs):
-                pair.update(ref_chosen_logps=float(sr["chosen"][a]), ref_rejected_logps=float(sr["rejected"][a]))
+        # a replacement pair's reference log-probs are its two candidates' (scored above through the same TRL
+        # path: a response's log-prob given its prompt does not depend on the response it is paired with)
         self.timings["candidates"] += time.time() - t0
         self.replacement_rows += reps.rows
         stats = rs.round_statistics(f.stats, reps, len(prompts) * cfg.n_candidates, sum(map(len, cands)),
@@ -210,14 +178,11 @@ class _Rounds:
             "n_replacements": sum(r["n_replacements"] for r in self.rounds),
         }
         nan = float("nan")
-        return TrainResult(
-            training_loss=self.loss_sum / self.global_step if self.global_step else nan,
-            global_step=self.global_step,
-            log_history=self.history,
-            record={"method": "ropo_full", "loss_label": label, "ropo_full": summary, "ropo_full_timings": self.timings},
+        out = self.run.result(
+            {"method": "ropo_full", "loss_label": label, "ropo_full": summary,
+             "ropo_full_timings": {**self.run.timings, **self.timings}},
             metrics={"ropo_filter_precision": nan if precision is None else float(precision),
                      "ropo_filter_recall": nan if recall is None else float(recall)},
             directions={"ropo_filter_precision": HIGHER, "ropo_filter_recall": HIGHER},
-            timings={"trainer_init": self.timings["trainer_init"],
-                     "train": sum(v for k, v in self.timings.items() if k != "trainer_init")},
-        )
+            timings=self.timings)
+        return out
