@@ -46,7 +46,7 @@ def test_world_validation_split_is_disjoint_and_noised_with_its_own_mask(smoke_r
 
 
 def test_hf_validation_split_holds_out_whole_prompts(tmp_path):
-    from bench.config.schema import HFData, PretrainedModel
+    from bench.config.schema import HFData, PretrainedModel, SFTConfig
     from bench.data.hf import load_hf
 
     rows = [{"prompt": f"q{i % 40}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(200)]
@@ -54,7 +54,8 @@ def test_hf_validation_split_holds_out_whole_prompts(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     d = load_hf(HFData(name="hf", kind="hf", path=str(path), split="train", columns={}, eval_fraction=0.2,
                        val_fraction=0.3, eval_samples_per_prompt=1, max_eval_prompts=None, max_pairs=None),
-                PretrainedModel(name="local", kind="pretrained", path="x"))
+                PretrainedModel(name="local", kind="pretrained", path="x",
+                                sft=SFTConfig(steps=0, batch_size=8, lr=1e-4)))
     train, val, test = (set(x["prompt"]) for x in (d.train, d.val_pairs, d.eval_pairs))
     assert val and test and not train & val and not train & test and not val & test
     assert len(d.train) + len(d.val_pairs) + len(d.eval_pairs) == 200 and set(d.val_prompts) == val
