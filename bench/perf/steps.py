@@ -152,17 +152,38 @@ def compare(model: str, batch: int, pairs_per_block: int, blocks: int, warmup: i
 
 
 # ------------------------------------------------------------------------------------------------ memory
+def _peak_gib(reset: bool = False) -> float:
+    """This process's peak RSS so far (VmHWM), in GiB; ``reset``: then start a new peak from the current RSS
+    (Linux's ``clear_refs`` 5), so that training's peak is not hidden under loading's. Without /proc, ru_maxrss."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 2**20
+        if reset:
+            Path("/proc/self/clear_refs").write_text("5")
+        return peak
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def memory_child(kind: str, model: str, batch: int, steps: int) -> dict:
-    """One configuration in this process: its reference pass (if any), ``steps`` steps, and the peak RSS."""
+    """One configuration in this process: its reference pass (if any), ``steps`` steps, and two peaks: while setting
+    up (loading the world, the model(s), the reference pass) and while training (from the RSS training starts at)."""
     data, parts = _world(model)
     pairs = data.train.select(range(min(batch * steps, len(data.train))))
+    import gc
+
+    gc.collect()
+    _peak_gib(reset=True)  # loading the world's data is the same for all; its peak is not the configuration's
     t0 = time.perf_counter()
     t = trainer(kind, data.model_path, pairs, batch, 10**6, int(parts.train.max_length or 128))
     init = time.perf_counter() - t0  # model load(s) + tokenization + the reference pass where precomputed
     feed = batches(t, steps + 1)
+    gc.collect()
+    peak_setup = _peak_gib(reset=True)
     one_step(t, feed[0])
     times = [one_step(t, b) for b in feed[1:]]
     return {"kind": kind, "init_s": init, "n_pairs": len(pairs), "median_step_s": statistics.median(times),
+            "peak_setup_gib": peak_setup, "peak_train_gib": _peak_gib(),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -195,6 +216,14 @@ def memory(model: str, batch: int, steps: int, rounds: int) -> list[dict]:
     return rows
 
 
+def _print_compare(model: str, batch: int, cmp: dict) -> None:
+    c, med = cmp["ratio_ours_over_bare"], cmp["median_step_s"]
+    print(f"{model}, batch {batch}: median step ours {med['ours'] * 1000:.1f} ms, bare TRL {med['bare'] * 1000:.1f} "
+          f"ms; ratio ours/bare {c['median']:.3f} (95% CI {c['ci95'][0]:.3f}-{c['ci95'][1]:.3f}; block medians "
+          f"{', '.join(f'{x:.3f}' for x in c['block_medians'])}; {c['n_pairs']} paired steps)"
+          f"{'' if c['resolved'] else ': no measurable difference at this resolution'}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=sorted(WORLDS), default="tiny")
@@ -204,6 +233,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--memory", action="store_true", help="also the three reference configurations, one process each")
     ap.add_argument("--steps", type=int, default=4, help="--memory: steps per configuration")
+    ap.add_argument("--memory-only", action="store_true", help="only the memory part (and the reference pass)")
     ap.add_argument("--rounds", type=int, default=2, help="--memory: rotations of the three configurations")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -216,21 +246,20 @@ def main() -> None:
         print(json.dumps(memory_child(a.child, a.model, batch, a.steps)))
         return
     out = {"threads": torch.get_num_threads(), "cpus": os.cpu_count()}
-    out["compare"] = compare(a.model, batch, a.pairs or (20 if a.model == "tiny" else 4), a.blocks, a.warmup)
-    c = out["compare"]["ratio_ours_over_bare"]
-    print(f"{a.model}, batch {batch}: median step ours {out['compare']['median_step_s']['ours'] * 1000:.1f} ms, bare "
-          f"TRL {out['compare']['median_step_s']['bare'] * 1000:.1f} ms; ratio ours/bare {c['median']:.3f} "
-          f"(95% CI {c['ci95'][0]:.3f}-{c['ci95'][1]:.3f}; block medians {', '.join(f'{x:.3f}' for x in c['block_medians'])}; "
-          f"{c['n_pairs']} paired steps){'' if c['resolved'] else ': no measurable difference at this resolution'}",
-          flush=True)
+    if a.memory_only:
+        a.memory = True
+    else:
+        out["compare"] = compare(a.model, batch, a.pairs or (20 if a.model == "tiny" else 4), a.blocks, a.warmup)
+        _print_compare(a.model, batch, out["compare"])
     if a.memory:
         out["reference_pass"] = reference_pass(a.model, batch * 8, batch)
         out["memory"] = memory(a.model, batch, a.steps, a.rounds)
         print(f"reference pass: {out['reference_pass']['s_per_pair']:.3f} s per pair")
-        print("| configuration | round | peak RSS GiB | median step s | init s |")
+        print("| configuration | round | peak RSS GiB: process / setup / training | median step s | init s |")
         print("|---|---|---|---|---|")
         for r in out["memory"]:
-            print(f"| {r['kind']} | {r['round']} | {r['peak_rss_gib']:.2f} | {r['median_step_s']:.3f} | {r['init_s']:.1f} |")
+            print(f"| {r['kind']} | {r['round']} | {r['peak_rss_gib']:.2f} / {r['peak_setup_gib']:.2f} / "
+                  f"{r['peak_train_gib']:.2f} | {r['median_step_s']:.3f} | {r['init_s']:.1f} |")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
 
