@@ -94,8 +94,11 @@ def _plan_blocks(plan: dict, rows: pd.DataFrame, regret: pd.DataFrame, best: str
         summary = reg.groupby("criterion").agg(mean_regret=("regret", "mean"), worst=("regret", "min"),
                                                same_pick_as_oracle=("same_pick", "mean")).reset_index()
         blocks += [("h", 3, "Selection regret (test gold reward of the rule's pick minus the oracle pick's)"),
-                   ("p", "On the tuning seed's test split, which no rule reads. The best realistic rule here: "
-                         f"**{best}** (highest mean regret)."), ("table", summary), ("table", table.reset_index())]
+                   ("p", "On the tuning seed's test split, which no rule reads. Regret is mostly negative (the "
+                         "rule's pick scores less gold than the oracle's); it can be positive, since the oracle "
+                         "picks on validation prompts, not on these. The best realistic rule here: "
+                         f"**{best}** (mean regret closest to zero)."), ("table", summary),
+                   ("table", table.reset_index())]
     return blocks
 
 
