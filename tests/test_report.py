@@ -426,3 +426,14 @@ def test_paired_differences_figure_has_one_panel_per_condition(report):
     assert row["ci_low"].iloc[0] < 0.1 < row["ci_high"].iloc[0]
     # MDE at 80% power for n=3, sd 0.02: (t_.975 + t_.8) * 0.02 / sqrt(3)
     assert row["mde_80"].iloc[0] == pytest.approx((stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * 0.02 / 3 ** 0.5)
+
+
+def test_missing_cells_follow_the_union_of_conditions(tmp_path):
+    # random flips at 0 and 0.2, length-biased at 0.4 only: length-biased at 0 or 0.2 was never a cell of the design
+    for loss in ("dpo", "ipo"):
+        for seed in (0, 1):
+            for noise, rate in (("random", 0.0), ("random", 0.2), ("length_biased", 0.4)):
+                if (loss, noise, seed) != ("ipo", "length_biased", 1):
+                    write_record(tmp_path, record(loss, noise, rate, seed))
+    missing = load_results(tmp_path).missing
+    assert missing[["label", "noise", "rate", "seed"]].values.tolist() == [["ipo", "length_biased", 0.4, 1]]

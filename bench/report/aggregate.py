@@ -296,21 +296,19 @@ def robustness_table(res: Results, level: float = 0.95) -> pd.DataFrame:
 
 
 def missing_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    """Cells of each sweep's cross product of observed (loss, noise, rate, seed) that have no record at all.
+    """Cells of each sweep's cross product of observed losses x conditions x seeds that have no record at all.
 
-    Clean-condition noise types only pair with rate 0 (a "none" noise at rate 0.4 is not a cell). Failed cells
-    have a record, so they are listed as failed, not missing.
+    A condition is a (noise, rate) pair some cell of the sweep has: designs are unions of conditions (random flips at
+    0, 0.2, 0.4 and length-biased flips at 0.4), not the cross of every noise type with every rate, so a condition
+    no cell of the sweep has is not reported. Failed cells have a record, so they are listed as failed, not missing.
     """
     cols = ["sweep", "label", "noise", "rate", "seed"]
     found = []
     for sweep, g in cells.groupby("sweep", dropna=False):
-        idx = pd.MultiIndex.from_product([sorted(g[k].dropna().unique()) for k in CELL_KEYS], names=CELL_KEYS)
-        grid = idx.to_frame(index=False)
-        clean = grid["noise"].astype(str).str.lower().isin(CLEAN_NOISE)
-        grid = grid[~clean | (grid["rate"] == 0)]
-        clean = grid["noise"].astype(str).str.lower().isin(CLEAN_NOISE)
-        if clean.any():  # the clean cells stand in for every noise type's rate 0
-            grid = grid[clean | (grid["rate"] != 0)]
+        conditions = g[["noise", "rate"]].dropna().drop_duplicates()
+        others = [k for k in CELL_KEYS if k not in ("noise", "rate")]
+        idx = pd.MultiIndex.from_product([sorted(g[k].dropna().unique()) for k in others], names=others)
+        grid = idx.to_frame(index=False).merge(conditions, how="cross")[CELL_KEYS]
         have = g[CELL_KEYS].drop_duplicates()
         m = grid.merge(have, on=CELL_KEYS, how="left", indicator=True)
         m = m[m["_merge"] == "left_only"].drop(columns="_merge").assign(sweep=sweep)
