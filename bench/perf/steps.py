@@ -22,6 +22,7 @@ times. Also the reference pass itself (TRL's precompute) per pair.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -170,8 +171,6 @@ def memory_child(kind: str, model: str, batch: int, steps: int) -> dict:
     up (loading the world, the model(s), the reference pass) and while training (from the RSS training starts at)."""
     data, parts = _world(model)
     pairs = data.train.select(range(min(batch * steps, len(data.train))))
-    import gc
-
     gc.collect()
     _peak_gib(reset=True)  # loading the world's data is the same for all; its peak is not the configuration's
     t0 = time.perf_counter()
