@@ -8,7 +8,7 @@ The knobs live in ``conf/search/<loss>.yaml`` (a user's loss brings its own, on 
 Every grid holds its default (the value of ``conf/loss/<loss>.yaml``, or ``conf/train`` for the learning rate), so
 the point reached so far is always among the next stage's candidates. The budget is the number of distinct
 configurations one rule's path visits: ``len(lr grid) + sum(len(knob grid) - 1)``; the built-in spaces give every
-loss the same (5 learning rates + 4 knob values = 9). A knob whose default is ``oracle`` (eps set to the injected
+loss the same (7 learning rates + 4 knob values = 11). A knob whose default is ``oracle`` (eps set to the injected
 rate) is not tuned, so such a loss has a smaller budget, and the plan says so.
 """
 from __future__ import annotations
