@@ -26,3 +26,18 @@ def test_peak_memory_reset_starts_a_new_peak():
     assert first > 0 and with_blob >= 0.15
     steps._peak_gib(reset=True)
     assert steps._peak_gib() < with_blob  # the 200 MiB no longer counts once reset
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux peak-RSS reset")
+def test_a_phase_counts_what_it_allocates_not_an_earlier_peak():
+    from bench.perf.memory import Phase
+
+    big = bytearray(300 * 2**20)  # an earlier, larger peak (loading, say)
+    big[::4096] = b"x" * len(big[::4096])
+    del big
+    with Phase() as m:
+        blob = bytearray(100 * 2**20)
+        blob[::4096] = b"x" * len(blob[::4096])
+        del blob
+    assert m.exact and 90 * 2**20 <= m.growth < 250 * 2**20  # the 100 MiB, not the 300 MiB before the phase
+    assert m.peak >= m.start + m.growth - 1

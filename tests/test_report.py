@@ -437,3 +437,33 @@ def test_missing_cells_follow_the_union_of_conditions(tmp_path):
                     write_record(tmp_path, record(loss, noise, rate, seed))
     missing = load_results(tmp_path).missing
     assert missing[["label", "noise", "rate", "seed"]].values.tolist() == [["ipo", "length_biased", 0.4, 1]]
+
+
+def test_a_final_cell_on_values_its_rule_no_longer_selects_is_left_out(tmp_path):
+    """A tuning sweep re-run (a wider grid) picks new values: cells of the old pick are stale, not pooled."""
+    from bench.tune import selection as sel
+
+    folder = sel.tuning_dir(tmp_path, "tz")
+    folder.mkdir(parents=True)
+    sel.write(folder, [{"loss": "dpo", "noise": "random", "rate": 0.4, "criterion": "oracle",
+                        "train.learning_rate": 4e-4, "loss.beta": 0.1, "val_score": 1.0}])
+    m = {"gold_reward": 0.1, "gold_reward_ref": 0.0}
+    for seed, lr in ((100, 4e-4), (101, 4e-4), (102, 1e-4)):  # seed 102 ran when the pick was lr 1e-4
+        src = {"source": "tuning", "tuning": "tz/oracle", "sweep": "tz", "criterion": "oracle",
+               "values": {"train.learning_rate": lr, "loss.beta": 0.1}}
+        write_record(tmp_path, {**record("dpo", "random", 0.4, seed, metrics=m), "cell_id": f"f-{seed}",
+                                "hp_source": src})
+    write_record(tmp_path, {**record("dpo", "random", 0.4, 103, metrics=m), "cell_id": "d-103"})  # never stale
+    res = load_results(tmp_path)
+    assert sorted(res.cells["cell_id"]) == ["d-103", "f-100@oracle", "f-101@oracle"]
+    assert any("1 tuned cell(s) ran on values their rule no longer selects" in n and "f-102@oracle" in n
+               for n in res.notes)
+    # a key the rule no longer tunes (or newly tunes) also makes it stale
+    from bench.tune.apply import is_current
+
+    rows = sel.read(folder)
+    assert is_current({"source": "tuning", "criterion": "oracle", "values": {"train.learning_rate": 4e-4,
+                                                                             "loss.beta": 0.1}}, rows, "dpo", "random", 0.4)
+    assert not is_current({"source": "tuning", "criterion": "oracle", "values": {"train.learning_rate": 4e-4}},
+                          rows, "dpo", "random", 0.4)
+    assert not is_current({"source": "tuning", "criterion": "val_acc", "values": {}}, rows, "dpo", "random", 0.4)

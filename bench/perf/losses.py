@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.perf.memory import Phase
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -178,38 +180,6 @@ def _iqr(xs: list[float]) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ part 2
-class RssSampler:
-    """Current resident set size (``/proc/self/statm``) sampled every few milliseconds in a thread: its peak
-    growth over a baseline isolates what one phase allocates, which ``ru_maxrss`` (a lifetime high-water mark,
-    set by imports here) cannot."""
-
-    def __init__(self, every_s: float = 0.002):
-        import threading
-
-        self.every_s, self.peak, self._stop = every_s, 0, threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE")
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def now(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.now())
-            time.sleep(self.every_s)
-
-    def __enter__(self):
-        self.peak = self.now()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.now())
-
-
 def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: int | None, out_dir: str) -> dict:
     """One configuration in this (fresh) process: trainer init time (incl. any reference pass), step times, and
     the peak RSS growth from just before the reference model / trainer exist to the end of training."""
@@ -223,8 +193,7 @@ def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: i
     ref_bytes = sum(p.numel() * p.element_size() for p in policy.parameters())
     timer = _step_timer()
     gc.collect()
-    with RssSampler() as rss:
-        rss0 = rss.peak
+    with Phase() as rss:
         t0, c0 = time.perf_counter(), time.thread_time()
         if mode == "dpo_live_reference":  # TRL's default: a second model, a reference forward in every step
             import dataclasses
@@ -249,7 +218,7 @@ def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: i
         "trainer_init_cpu_s": init_cpu_s,
         "median_s_per_step": statistics.median(timer.times[2:] or timer.times),
         "median_cpu_s_per_step": statistics.median(timer.cpu[2:] or timer.cpu),
-        "peak_rss_growth_mb": (rss.peak - rss0) / 2**20,
+        "peak_rss_growth_mb": rss.growth / 2**20, "peak_exact": rss.exact,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "reference_weights_mb": ref_bytes / 2**20 if mode == "dpo_live_reference" else 0.0,
         "reference_work": {"dpo_precompute": "one pass over all pairs at init", "dpo_live_reference":

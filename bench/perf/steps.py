@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.perf.memory import peak_bytes
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -154,16 +156,8 @@ def compare(model: str, batch: int, pairs_per_block: int, blocks: int, warmup: i
 
 # ------------------------------------------------------------------------------------------------ memory
 def _peak_gib(reset: bool = False) -> float:
-    """This process's peak RSS so far (VmHWM), in GiB; ``reset``: then start a new peak from the current RSS
-    (Linux's ``clear_refs`` 5), so that training's peak is not hidden under loading's. Without /proc, ru_maxrss."""
-    try:
-        status = Path("/proc/self/status").read_text()
-        peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 2**20
-        if reset:
-            Path("/proc/self/clear_refs").write_text("5")
-        return peak
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """This process's peak RSS since the last reset, in GiB (``bench.perf.memory``); ``reset``: start a new one."""
+    return peak_bytes(reset) / 2**30
 
 
 def memory_child(kind: str, model: str, batch: int, steps: int) -> dict:

@@ -14,6 +14,8 @@ import pandas as pd
 from scipy import stats
 
 from bench.core.records import iter_records, rows_of
+from bench.tune.apply import is_current
+from bench.tune.selection import read, tuning_dir
 
 # noise names that mean "no noise": their rate-0 cells serve as the rate-0 point of every noise type's curve
 CLEAN_NOISE = {"none", "clean", "null", ""}
@@ -95,6 +97,31 @@ def per_protocol(records: list[dict]) -> list[dict]:
     return out
 
 
+def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str]]:
+    """(the per-protocol records whose tuned values are still their rule's selection, the ids of those that are
+    not): a final cell run on an earlier selection of a tuning sweep that has been re-run since is stale."""
+    selections: dict[str, list[dict] | None] = {}
+
+    def rows_of(sweep):
+        if sweep not in selections:
+            try:
+                selections[sweep] = read(tuning_dir(results_dir, sweep))
+            except FileNotFoundError:
+                selections[sweep] = None  # nothing to check against
+        return selections[sweep]
+
+    keep, stale = [], []
+    for r in records:
+        s = r.get("hp_source") or {}
+        if s.get("source") != "tuning" or not s.get("sweep"):
+            keep.append(r)
+        elif is_current(s, rows_of(s["sweep"]), r.get("loss"), r.get("noise"), _norm_rate(r.get("rate"), r.get("noise"))):
+            keep.append(r)
+        else:
+            stale.append(str(r.get("cell_id")))
+    return keep, stale
+
+
 def _unique(sources: list[dict]) -> list[dict]:
     seen, out = set(), []
     for s in sources:
@@ -162,9 +189,13 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     tuning = [r for r in every if is_tuning_cell(r)]  # one loss at many settings: the tuning section's, not ours
     records = [r for r in per_protocol([r for r in every if not is_tuning_cell(r)])
                if (sweep is None or r.get("sweep") == sweep) and matches(r, where)]
+    records, stale = current_only(records, results_dir)
     cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))
     notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
                         "the tuning section reads them."] if tuning else []
+    if stale:
+        notes.append(f"{len(stale)} tuned cell(s) ran on values their rule no longer selects (the tuning sweep was "
+                     f"re-run since) and are left out: {', '.join(sorted(stale)[:5])}{' ...' if len(stale) > 5 else ''}.")
     # before de-duplication: a superseded record still means "not missing". With an explicit selection (where),
     # the selection is the grid: its cells are checked together, whatever sweep name each record carries.
     missing = missing_cells(cells.assign(sweep="selection") if where else cells)

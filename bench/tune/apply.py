@@ -40,8 +40,14 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     if int(cfg.seed) in [int(s) for s in plan["seeds"]]:
         raise ConfigError(f"seed={cfg.seed} was a tuning seed of sweep {sweep!r} (seeds {plan['seeds']}); valid: a "
                           "fresh seed, so that no test score is the selection's own.")
-    row = _row(read(folder), cfg, criterion, ref)
-    values = {k: _plain(v) for k, v in row.items() if k.startswith(TUNED_PREFIXES) and not _missing(v)}
+    loss, rows = cfg.loss.get("name") or str(cfg.loss.get("_target_")), read(folder)
+    row = find_row(rows, loss, cfg.noise.get("name"), float(cfg.noise.rate), criterion)
+    if row is None:
+        have = sorted({(r["loss"], r["noise"], float(r["rate"])) for r in rows if r["criterion"] == criterion})
+        raise ConfigError(f"tuning={ref!r} has no row for loss={loss} noise={cfg.noise.get('name')} noise.rate="
+                          f"{float(cfg.noise.rate):g}; valid: one of {', '.join(f'{a} {b}@{c:g}' for a, b, c in have[:12])}"
+                          f"{' ...' if len(have) > 12 else ''}.")
+    values = tuned_values(row)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     with open_dict(out):
         for key, value in values.items():
@@ -52,16 +58,36 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     return out, source
 
 
-def _row(rows: list[dict], cfg: DictConfig, criterion: str, ref: str) -> dict:
-    loss = cfg.loss.get("name") or str(cfg.loss.get("_target_"))
-    noise, rate = cfg.noise.get("name"), float(cfg.noise.rate)
+def find_row(rows: list[dict], loss: str, noise: str, rate: float, criterion: str) -> dict | None:
+    """The selection row of (loss, noise, rate) under ``criterion``, or None."""
     for r in rows:
         if r["criterion"] == criterion and r["loss"] == loss and r["noise"] == noise and math.isclose(
-                float(r["rate"]), rate, abs_tol=1e-9):
+                float(r["rate"]), float(rate), abs_tol=1e-9):
             return r
-    have = sorted({(r["loss"], r["noise"], float(r["rate"])) for r in rows if r["criterion"] == criterion})
-    raise ConfigError(f"tuning={ref!r} has no row for loss={loss} noise={noise} noise.rate={rate:g}; valid: one of "
-                      f"{', '.join(f'{a} {b}@{c:g}' for a, b, c in have[:12])}{' ...' if len(have) > 12 else ''}.")
+    return None
+
+
+def tuned_values(row: dict) -> dict[str, Any]:
+    """The tuned keys of a selection row with a value (a knob another loss tunes is NaN in this row)."""
+    return {k: _plain(v) for k, v in row.items() if k.startswith(TUNED_PREFIXES) and not _missing(v)}
+
+
+def is_current(source: dict, rows: list[dict] | None, loss: str, noise: str, rate: float) -> bool:
+    """Whether a final cell's tuned values are still its rule's selection: False once the tuning sweep was re-run
+    (a wider grid, more seeds) and picked other values. ``rows``: the sweep's selection (None: none to check)."""
+    if source.get("source") != "tuning" or rows is None or "values" not in source:
+        return True
+    row = find_row(rows, loss, noise, rate, source.get("criterion"))
+    if row is None:
+        return False
+    now, then = tuned_values(row), source["values"]
+    return set(now) == set(then) and all(_same(now[k], then[k]) for k in now)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return a == b
 
 
 def _missing(v) -> bool:
