@@ -357,8 +357,8 @@ def _tuned_results(root):
     for lo in ("dpo", "ipo"):
         for seed in (100, 101, 102):
             base = gold(lo, 0.4, seed % 3)
-            srcs = {"default": {"source": "default"}, "oracle": {"source": "tuning", "criterion": "oracle"},
-                    "val_acc": {"source": "tuning", "criterion": "val_acc"}}
+            srcs = {"default": {"source": "default"}, "oracle": {"source": "tuning", "criterion": "oracle", "sweep": "tz"},
+                    "val_acc": {"source": "tuning", "criterion": "val_acc", "sweep": "tz"}}
             for h, shift in (("default", 0.0), ("oracle", 0.3), ("val_acc", 0.1)):
                 m = {"gold_reward": base + shift, "gold_reward_ref": 0.5}
                 write_record(root, {**record(lo, "random", 0.4, seed, metrics=m, sweep=f"final_{h}"),
@@ -385,6 +385,16 @@ def test_tuning_section_picks_regret_and_the_headline_side_by_side(tmp_path):
     assert "### The headline, side by side (gold_reward, final seeds)" in text
     assert "| loss | paper defaults | tuned, rule oracle | tuned, rule val_acc |" in text
     assert any(p.name.startswith("sensitivity_tz_random_0.4") for p in out["out"].iterdir())
+    # the picks' test gold on the tuning seed against their final seeds' mean: the oracle's dpo pick (lr 4e-4,
+    # beta 0.2) scored 0.4 + 0.2 + 0.01 on the tuning seed; its finals are DPO's gold + 0.3 on seeds 100-102
+    from bench.report.aggregate import load_results
+    from bench.report.tuning import transfer_table
+
+    moved = transfer_table(rows, load_results(tmp_path / "results"), "tz").set_index(["criterion", "loss"])
+    final = np.mean([gold("dpo", 0.4, s % 3) + 0.3 for s in (100, 101, 102)])
+    assert moved.loc[("oracle", "dpo"), "optimism"] == pytest.approx(0.61 - final)
+    assert moved.loc[("oracle", "dpo"), "n_final"] == 3 and len(moved) == 4  # 2 rules x 2 losses
+    assert "### Do the picks carry over?" in text
 
 
 def test_each_source_of_values_is_its_own_analysis_against_its_own_baseline(tmp_path):

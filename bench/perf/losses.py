@@ -19,8 +19,9 @@ policy as reference, then steps read the precomputed values), DPO as TRL runs it
 model, a second forward every step; plain ``trl.DPOTrainer``, ``loss_type="sigmoid"``), and SimPO (no reference
 at all). Each reports trainer init time (including any reference pass over all N pairs), median step time, the
 peak growth of the resident set from just before the reference model and trainer exist to the end of training
-(sampled from ``/proc/self/statm``; ``resource.getrusage``'s ``ru_maxrss`` is also recorded, but it is set by
-the imports and cannot resolve a few MB), and the reference model's weight bytes.
+(the kernel's high-water mark, reset at the phase's start: ``bench.perf.memory``; ``resource.getrusage``'s
+``ru_maxrss`` is also recorded, but it is set by the imports and cannot resolve a few MB), and the reference
+model's weight bytes.
 
 Times on a shared CPU are noisy: repeat, and compare ratios within one run.
 """

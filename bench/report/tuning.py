@@ -33,6 +33,9 @@ def tuning_blocks(results_dir, res: Results, out: Path, metric: str) -> tuple[li
         regret = regret_table(rows)
         best = best or best_realistic(regret)
         blocks += _plan_blocks(plan, rows, regret, best)
+        moved = transfer_table(rows, res, plan["sweep"])
+        if not moved.empty:
+            blocks += transfer_blocks(moved)
         for cond in plan["conditions"]:
             curves = sensitivity(plan, scores, rows, cond)
             if not curves.empty:
@@ -100,6 +103,37 @@ def _plan_blocks(plan: dict, rows: pd.DataFrame, regret: pd.DataFrame, best: str
                          f"**{best}** (mean regret closest to zero)."), ("table", summary),
                    ("table", table.reset_index())]
     return blocks
+
+
+def transfer_table(rows: pd.DataFrame, res: Results, sweep: str) -> pd.DataFrame:
+    """Per rule, loss and condition that final cells ran on: the pick's test gold on the tuning seeds (what the
+    selection saw, on its test split) against its mean on the fresh final seeds. A positive ``optimism`` is the
+    winner's curse of picking the best of many configurations on few seeds."""
+    sweep_of = {r.get("cell_id"): (r.get("hp_source") or {}).get("sweep") for r in res.records}
+    v = res.values[res.values["metric"] == selection.TEST_METRIC]
+    cells = res.cells[res.cells["cell_id"].map(sweep_of) == sweep][["cell_id", "hp", "loss", "noise", "rate"]]
+    finals = (v[["cell_id", "value"]].merge(cells, on="cell_id")
+              .groupby(["hp", "loss", "noise", "rate"])["value"].agg(["mean", "count"]))
+    out = []
+    for r in rows.to_dict("records"):
+        key = (r["criterion"], r["loss"], r["noise"], round(float(r["rate"]), 6))
+        hit = [k for k in finals.index if (k[0], k[1], k[2], round(float(k[3]), 6)) == key]
+        if hit and pd.notna(r.get("test_gold_reward")):
+            f = finals.loc[hit[0]]
+            out.append({"criterion": r["criterion"], "loss": r["loss"], "cond": f"{r['noise']} @ {r['rate']:g}",
+                        "tuning_seed": r["test_gold_reward"], "final_seeds": f["mean"], "n_final": int(f["count"]),
+                        "optimism": r["test_gold_reward"] - f["mean"]})
+    return pd.DataFrame(out)
+
+
+def transfer_blocks(moved: pd.DataFrame) -> list:
+    summary = moved.groupby("criterion").agg(mean_optimism=("optimism", "mean"), worst=("optimism", "max"),
+                                             n=("optimism", "size")).reset_index()
+    return [("h", 3, "Do the picks carry over? (test gold on the tuning seeds vs on the final seeds)"),
+            ("p", "Each pick's test gold reward on the tuning seed(s), where it won its selection, against its mean "
+                  "on the fresh final seeds. Optimism = tuning minus final: positive when the pick was partly luck "
+                  "of the tuning seed (more tuning seeds shrink it)."),
+            ("table", summary), ("table", moved.sort_values(["criterion", "optimism"], ascending=[True, False]))]
 
 
 def sensitivity(plan: dict, scores: dict, rows: pd.DataFrame, cond: dict) -> pd.DataFrame:
