@@ -477,3 +477,17 @@ def test_a_final_cell_on_values_its_rule_no_longer_selects_is_left_out(tmp_path)
     assert not is_current({"source": "tuning", "criterion": "oracle", "values": {"train.learning_rate": 4e-4}},
                           rows, "dpo", "random", 0.4)
     assert not is_current({"source": "tuning", "criterion": "val_acc", "values": {}}, rows, "dpo", "random", 0.4)
+
+
+def test_regret_skips_picks_whose_cells_have_not_run():
+    """A tuning sweep still running has rows without a test score: they are no pick, not a same-pick tie."""
+    from bench.report.tuning import regret_table
+
+    nan = float("nan")
+    rows = pd.DataFrame([
+        {"loss": "dpo", "noise": "random", "rate": 0.4, "criterion": c, "train.learning_rate": lr,
+         "test_gold_reward": t} for c, lr, t in (("oracle", 4e-4, 0.3), ("val_acc", 1e-4, 0.1))] + [
+        {"loss": "ipo", "noise": "random", "rate": 0.4, "criterion": c, "train.learning_rate": nan,
+         "test_gold_reward": nan} for c in ("oracle", "val_acc")])
+    reg = regret_table(rows)
+    assert list(reg["loss"]) == ["dpo"] and reg["regret"].iloc[0] == pytest.approx(-0.2)

@@ -60,6 +60,8 @@ def regret_table(rows: pd.DataFrame) -> pd.DataFrame:
         if name == "oracle" or ("oracle", *k) not in picks:
             continue
         o_test, o_values = picks[("oracle", *k)]
+        if pd.isna(test) or pd.isna(o_test):  # a sweep still running: a pick without its cells is no pick
+            continue
         same = all(a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(values, o_values))
         out.append({"criterion": name, **dict(zip(key, k)), "regret": test - o_test, "same_pick": same})
     return pd.DataFrame(out)
