@@ -102,7 +102,7 @@ def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str
     not): a final cell run on an earlier selection of a tuning sweep that has been re-run since is stale."""
     selections: dict[str, list[dict] | None] = {}
 
-    def rows_of(sweep):
+    def selection_of(sweep):
         if sweep not in selections:
             try:
                 selections[sweep] = read(tuning_dir(results_dir, sweep))
@@ -115,7 +115,7 @@ def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str
         s = r.get("hp_source") or {}
         if s.get("source") != "tuning" or not s.get("sweep"):
             keep.append(r)
-        elif is_current(s, rows_of(s["sweep"]), r.get("loss"), r.get("noise"), _norm_rate(r.get("rate"), r.get("noise"))):
+        elif is_current(s, selection_of(s["sweep"]), r.get("loss"), r.get("noise"), _norm_rate(r.get("rate"), r.get("noise"))):
             keep.append(r)
         else:
             stale.append(str(r.get("cell_id")))
