@@ -113,9 +113,8 @@ def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str
     keep, stale = [], []
     for r in records:
         s = r.get("hp_source") or {}
-        if s.get("source") != "tuning" or not s.get("sweep"):
-            keep.append(r)
-        elif is_current(s, selection_of(s["sweep"]), r.get("loss"), r.get("noise"), _norm_rate(r.get("rate"), r.get("noise"))):
+        rows = selection_of(s["sweep"]) if s.get("sweep") else None  # is_current: no selection, nothing to check
+        if is_current(s, rows, r.get("loss"), r.get("noise"), _norm_rate(r.get("rate"), r.get("noise"))):
             keep.append(r)
         else:
             stale.append(str(r.get("cell_id")))

@@ -114,14 +114,13 @@ def transfer_table(rows: pd.DataFrame, res: Results, sweep: str) -> pd.DataFrame
     sweep_of = {r.get("cell_id"): (r.get("hp_source") or {}).get("sweep") for r in res.records}
     v = res.values[res.values["metric"] == selection.TEST_METRIC]
     cells = res.cells[res.cells["cell_id"].map(sweep_of) == sweep][["cell_id", "hp", "loss", "noise", "rate"]]
-    finals = (v[["cell_id", "value"]].merge(cells, on="cell_id")
-              .groupby(["hp", "loss", "noise", "rate"])["value"].agg(["mean", "count"]))
+    grouped = (v[["cell_id", "value"]].merge(cells, on="cell_id")
+               .groupby(["hp", "loss", "noise", "rate"])["value"].agg(["mean", "count"]))
+    finals = {(h, lo, n, round(float(x), 6)): f for (h, lo, n, x), f in grouped.iterrows()}
     out = []
     for r in rows.to_dict("records"):
-        key = (r["criterion"], r["loss"], r["noise"], round(float(r["rate"]), 6))
-        hit = [k for k in finals.index if (k[0], k[1], k[2], round(float(k[3]), 6)) == key]
-        if hit and pd.notna(r.get("test_gold_reward")):
-            f = finals.loc[hit[0]]
+        f = finals.get((r["criterion"], r["loss"], r["noise"], round(float(r["rate"]), 6)))
+        if f is not None and pd.notna(r.get("test_gold_reward")):
             out.append({"criterion": r["criterion"], "loss": r["loss"], "cond": f"{r['noise']} @ {r['rate']:g}",
                         "tuning_seed": r["test_gold_reward"], "final_seeds": f["mean"], "n_final": int(f["count"]),
                         "optimism": r["test_gold_reward"] - f["mean"]})
