@@ -491,3 +491,20 @@ def test_regret_skips_picks_whose_cells_have_not_run():
          "test_gold_reward": nan} for c in ("oracle", "val_acc")])
     reg = regret_table(rows)
     assert list(reg["loss"]) == ["dpo"] and reg["regret"].iloc[0] == pytest.approx(-0.2)
+
+
+def test_cost_table_is_the_median_per_cell_over_the_baseline_without_one_off_steps(tmp_path):
+    """Per loss: median of timings.total less the cached scorer step, over DPO's median; the longest one-off step."""
+    totals = {"dpo": (10.0, 12.0, 20.0), "ropo": (30.0, 36.0, 90.0)}
+    for loss, ts in totals.items():
+        for seed, total in enumerate(ts):
+            scores = 50.0 if (loss, seed) == ("ropo", 0) else 2.0 if loss == "ropo" else 0.0
+            write_record(tmp_path, record(loss, "random", 0.2, seed, timings={"total": total + scores, "scores": scores}))
+    write_record(tmp_path, record("ipo", "random", 0.2, 0, timings={"train": 5.0}))  # no total: not counted
+    out = build_report(tmp_path, tmp_path / "rep")
+    cost = pd.read_csv(out["out"] / "cost.csv").set_index("loss")
+    assert cost.loc["dpo", "median s per cell"] == 12.0 and cost.loc["dpo", "x baseline"] == 1.0
+    assert cost.loc["ropo", "median s per cell"] == 36.0 and cost.loc["ropo", "x baseline"] == 3.0
+    assert cost.loc["ropo", "one-off s (most)"] == 50.0 and cost.loc["ropo", "cells"] == 3
+    assert "ipo" not in cost.index
+    assert "Compute per cell" in (out["out"] / "report.md").read_text()

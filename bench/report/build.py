@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.aggregate import Results, load_results, robustness_table
-from bench.report.document import analysis_blocks, cells_blocks, config_blocks, protocol_title
+from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, protocol_title
 from bench.report.render import to_html, to_markdown
 from bench.report.stats import paired_vs_baseline, reference_curve, resolve_baseline, summary_table
 
@@ -35,11 +35,12 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
                 for hp in res.protocols]
     slug = baseline_slug(baseline)
     tables = {name: pd.concat([a[name].assign(hp=a["hp"]) for a in analyses], ignore_index=True)
-              for name in ("table", "summary", "paired")}
+              for name in ("table", "summary", "paired", "cost")}
     tables["table"].to_csv(out / "robustness.csv", index=False)
     tables["table"].to_parquet(out / "robustness.parquet", index=False)
     tables["summary"].to_csv(out / "summary.csv", index=False)
     tables["paired"].to_csv(out / f"paired_vs_{slug}.csv", index=False)
+    tables["cost"].to_csv(out / "cost.csv", index=False)
     res.failed.to_csv(out / "failed_cells.csv", index=False)
     res.missing.to_csv(out / "missing_cells.csv", index=False)
 
@@ -71,7 +72,7 @@ def _analyse(res: Results, hp: str, baseline: str, metric: str, notes: list[str]
     table = robustness_table(res)
     return {"hp": hp, "tag": f"_{hp}" if several and hp != "default" else "", "res": res, "baseline": base,
             "headline": headline, "table": table, "summary": summary_table(res, table, base),
-            "paired": paired_vs_baseline(res, base)}
+            "paired": paired_vs_baseline(res, base), "cost": cost_table(res, base)}
 
 
 def baseline_slug(name: str) -> str:
@@ -126,4 +127,5 @@ def _files(figures: dict, slug: str) -> list:
     return [("h", 2, "Files"), ("list", ["`robustness.csv` / `.parquet`: one row per (source of values, loss, noise, "
                                          "rate, metric)", "`summary.csv`: per (source, loss, noise, metric)",
                                          f"`paired_vs_{slug}.csv`: paired tests, all compared metrics",
+                                         "`cost.csv`: wall time per cell and loss (per source)",
                                          "`failed_cells.csv`, `missing_cells.csv`"] + [f"`{f}`" for f in figures.values()])]

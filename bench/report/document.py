@@ -74,6 +74,34 @@ def _paired_view(paired: pd.DataFrame, metric: str) -> pd.DataFrame:
                                                  "p_wilcoxon_holm": "p (Wilcoxon, Holm)"})
 
 
+ONE_OFF_TIMINGS = ("scores",)  # a cell's steps whose work is cached and shared (the scorer's reward model)
+
+
+def cost_table(res: Results, base: str | None) -> pd.DataFrame:
+    """Wall time per complete cell and loss: the median of ``timings.total`` less its one-off cached steps (a
+    scorer's reward model is trained once per data set and noise mask, by whichever cell needs it first), as a
+    multiple of the baseline's median; and the longest one-off step seen (that first training)."""
+    label = dict(zip(res.cells["cell_id"], res.cells["label"]))
+    rows = []
+    for r in res.records:
+        t = r.get("timings") or {}
+        if r.get("status") != "ok" or not isinstance(t.get("total"), (int, float)):
+            continue
+        one_off = sum(float(t.get(k) or 0.0) for k in ONE_OFF_TIMINGS)
+        rows.append({"label": label.get(r.get("cell_id")), "per_cell": float(t["total"]) - one_off, "one_off": one_off})
+    cols = ["loss", "cells", "median s per cell", "x baseline", "one-off s (most)", "baseline"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    g = pd.DataFrame(rows).groupby("label").agg(cells=("per_cell", "size"), median=("per_cell", "median"),
+                                                one_off=("one_off", "max"))
+    ref = g.loc[base, "median"] if base in g.index else np.nan
+    order = plots.loss_order(g.index, base)
+    return pd.DataFrame([{"loss": lab, "cells": int(g.loc[lab, "cells"]), "median s per cell": g.loc[lab, "median"],
+                          "x baseline": g.loc[lab, "median"] / ref, "one-off s (most)": g.loc[lab, "one_off"],
+                          "baseline": base}
+                         for lab in order], columns=cols)
+
+
 def _flatten(d, prefix=""):
     for k, v in (d or {}).items():
         if isinstance(v, dict) and v:
@@ -138,7 +166,13 @@ def analysis_blocks(a: dict, figures: dict, slug: str, several: bool) -> list:
                 "smallest true difference this many seeds with this spread would detect with 80% power (two-sided "
                 f"t-test at 0.05, before Holm): a difference below it is not evidence either way. All compared "
                 f"metrics: `paired_vs_{slug}.csv`."),
-          ("table", _paired_view(a["paired"], headline))]
+          ("table", _paired_view(a["paired"], headline)),
+          ("h", 3, "Compute per cell"),
+          ("p", f"Median wall time of a complete cell, and as a multiple of {base}'s, without the one-off steps whose "
+                "work is cached and shared (a scorer's reward model, trained by the first cell that needs it: its "
+                "longest time is the last column). Cells that ran side by side share the cores: compare within one "
+                "run."),
+          ("table", a["cost"].drop(columns="baseline"))]
     if f"curves:length{tag}" in figures:
         b += [("h", 3, "Response length (length exploitation)"), ("img", figures[f"curves:length{tag}"], "length"),
               ("table", wide_table(res, table, "length", base))]
