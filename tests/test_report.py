@@ -508,3 +508,22 @@ def test_cost_table_is_the_median_per_cell_over_the_baseline_without_one_off_ste
     assert cost.loc["ropo", "one-off s (most)"] == 50.0 and cost.loc["ropo", "cells"] == 3
     assert "ipo" not in cost.index
     assert "Compute per cell" in (out["out"] / "report.md").read_text()
+
+
+def test_side_by_side_headline_keeps_a_method_apart_from_its_loss_and_shows_every_rule(tmp_path):
+    """A method wrapping DPO (same loss key, its own label) gets its own row; a second realistic rule its column."""
+    root = _tuned_results(tmp_path / "results")
+    srcs = {"oracle": {"source": "tuning", "criterion": "oracle", "sweep": "tz"},
+            "val_rm": {"source": "tuning", "criterion": "val_rm", "sweep": "tz"}}
+    for seed in (100, 101, 102):
+        for h, src in srcs.items():
+            m = {"gold_reward": 5.0 + seed, "gold_reward_ref": 0.5}
+            write_record(root, {**record("dpo", "random", 0.4, seed, metrics=m, sweep=f"m_{h}"), "method": "curriculum",
+                                "loss_label": "DPO + curriculum", "cell_id": f"m-{seed}-{h}", "hp_source": src})
+    text = (build_report(root)["out"] / "report.md").read_text()
+    side = text[text.index("### The headline, side by side"):]
+    assert "| loss | paper defaults | tuned, rule oracle | tuned, rule val_acc | tuned, rule val_rm |" in side
+    row = next(line for line in side.splitlines() if line.startswith("| DPO + curriculum |"))
+    assert "106 ± " in row and "(n=3)" in row  # mean of 5 + 100..102, not pooled with DPO's cells
+    dpo = next(line for line in side.splitlines() if line.startswith("| dpo |"))
+    assert "106" not in dpo

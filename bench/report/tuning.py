@@ -154,20 +154,24 @@ def sensitivity(plan: dict, scores: dict, rows: pd.DataFrame, cond: dict) -> pd.
 
 
 def headline_blocks(res: Results, metric: str, best: str | None) -> list:
-    """The headline metric per loss and condition at the paper defaults, under the oracle rule and the best
-    realistic rule (final sweeps on fresh seeds), side by side."""
-    hps = [h for h in ("default", "oracle", best) if h and h in res.protocols]
+    """The headline metric per loss (or method) and condition at the paper defaults, under the oracle rule and each
+    realistic rule with final cells, the best realistic one first (final sweeps on fresh seeds), side by side."""
+    rules = sorted(h for h in res.protocols if h not in ("default", "oracle", best))
+    hps = [h for h in ("default", "oracle", best, *rules) if h and h in res.protocols]
     if len(hps) < 2:
         return []
     v = res.values[res.values["metric"] == metric]
-    hp_of = dict(zip(res.cells["cell_id"], res.cells["hp"]))
-    v = v.assign(hp=v["cell_id"].map(hp_of))
+    cells = res.cells.set_index("cell_id")
+    # one row per curve without its source: a method wrapping DPO is its own row, not DPO's
+    name = {cid: lab.removesuffix(f" [{hp}]") for cid, lab, hp in zip(cells.index, cells["label"], cells["hp"])}
+    v = v.assign(hp=v["cell_id"].map(cells["hp"]), name=v["cell_id"].map(name))
     blocks = [("h", 3, f"The headline, side by side ({metric}, final seeds)"),
               ("p", "Mean ± 95% half-width (n seeds) at " + ", ".join(protocol_title(h) for h in hps) + ".")]
     for (noise, rate), g in v.groupby(["noise", "rate"]):
         rows = []
-        for loss, gl in g.groupby("loss"):
-            row = {"loss": loss}
+        for lab in sorted(g["name"].unique()):
+            gl = g[g["name"] == lab]
+            row = {"loss": lab}
             for h in hps:
                 x = gl.loc[gl["hp"] == h, "value"]
                 m, lo, hi = t_interval(x)
