@@ -501,12 +501,17 @@ def test_cost_table_is_the_median_per_cell_over_the_baseline_without_one_off_ste
             scores = 50.0 if (loss, seed) == ("ropo", 0) else 2.0 if loss == "ropo" else 0.0
             write_record(tmp_path, record(loss, "random", 0.2, seed, timings={"total": total + scores, "scores": scores}))
     write_record(tmp_path, record("ipo", "random", 0.2, 0, timings={"train": 5.0}))  # no total: not counted
+    ens = {"total": 140.0, "train": 130.0, "train_parts": {"ensemble": 100.0}}  # a cached ensemble built in this cell
+    write_record(tmp_path, record("dpo", "length", 0.2, 0, method="rm_ensemble", loss_label="DPO + ensemble", timings=ens))
     out = build_report(tmp_path, tmp_path / "rep")
     cost = pd.read_csv(out["out"] / "cost.csv").set_index("loss")
     assert cost.loc["dpo", "median s per cell"] == 12.0 and cost.loc["dpo", "x baseline"] == 1.0
     assert cost.loc["ropo", "median s per cell"] == 36.0 and cost.loc["ropo", "x baseline"] == 3.0
     assert cost.loc["ropo", "one-off s (most)"] == 50.0 and cost.loc["ropo", "cells"] == 3
     assert "ipo" not in cost.index
+    assert cost.loc["DPO + ensemble", "median s per cell"] == 40.0 and cost.loc["DPO + ensemble", "one-off s (most)"] == 100.0
+    text = (out["out"] / "report.md").read_text()
+    assert "Recorded compute: 0.11 h over 8 records" in text  # each cell's total once (its parts are in it)
     assert "Compute per cell" in (out["out"] / "report.md").read_text()
 
 

@@ -440,6 +440,10 @@ def test_rm_ensemble_cell_end_to_end(smoke_root, tmp_path):
         assert (cache / m["key"] / "meta.json").exists() and (cache / m["key"] / "model").is_dir()
     _check_one_schedule(cfg, cell, [STEPS])
     built = {m["key"]: (cache / m["key"] / "meta.json").stat().st_mtime_ns for m in members}
+    # the ensemble's time is part of train, and named apart (the report counts it as a one-off: it is cached)
+    t = rec["timings"]
+    assert 0 < t["train_parts"]["ensemble"] < t["train"] and t["total"] == pytest.approx(
+        sum(v for k, v in t.items() if k not in ("total", "train_parts")))
 
     # action=weight on the same noisy data: the same (cached) ensemble judges the same pairs, and every pair trains
     cfg_w, rec_w, cell_w = _cell(smoke_root, tmp_path / "results", *small, "method.action=weight")

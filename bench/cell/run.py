@@ -153,6 +153,8 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(samples))
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
+    if result.timings.get("parts"):  # inside train already: named apart (rm_ensemble's cached ensemble, ...)
+        t["train_parts"] = dict(result.timings["parts"])
     gpu = _gpu_memory()
     metrics["train_loss"] = float(result.training_loss)  # each loss's own scale: shown, never compared
     info.update(infos({"train_loss": COUNTER}, "train"))

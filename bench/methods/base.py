@@ -72,7 +72,8 @@ class TrainResult:
     record: dict = field(default_factory=dict)  # extra record fields (the method's own summary)
     metrics: dict[str, float] = field(default_factory=dict)
     directions: dict[str, Any] = field(default_factory=dict)  # {metric: direction} (bench.core.metrics)
-    timings: dict[str, float] = field(default_factory=dict)  # must hold "trainer_init" and "train"
+    # must hold "trainer_init" and "train" (all of the method's training time); "parts": {name: seconds} of train
+    timings: dict[str, Any] = field(default_factory=dict)
 
 
 class Method:

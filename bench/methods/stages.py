@@ -110,5 +110,6 @@ class Staged:
             training_loss=self.loss_sum / self.global_step if self.global_step else float("nan"),
             global_step=self.global_step, log_history=self.history, record=record, metrics=metrics or {},
             directions=directions or {},
-            timings={"trainer_init": self.timings["trainer_init"], "train": self.timings["train"] + sum(extra.values())},
+            timings={"trainer_init": self.timings["trainer_init"], "train": self.timings["train"] + sum(extra.values()),
+                     **({"parts": extra} if extra else {})},  # train includes the method's own parts, named here
         )

@@ -74,7 +74,8 @@ def _paired_view(paired: pd.DataFrame, metric: str) -> pd.DataFrame:
                                                  "p_wilcoxon_holm": "p (Wilcoxon, Holm)"})
 
 
-ONE_OFF_TIMINGS = ("scores",)  # a cell's steps whose work is cached and shared (the scorer's reward model)
+# a cell's steps whose work is cached and shared with later cells: the scorer's reward model, rm_ensemble's members
+ONE_OFF_TIMINGS = (("scores",), ("train_parts", "ensemble"))
 
 
 def cost_table(res: Results, base: str | None) -> pd.DataFrame:
@@ -87,7 +88,7 @@ def cost_table(res: Results, base: str | None) -> pd.DataFrame:
         t = r.get("timings") or {}
         if r.get("status") != "ok" or not isinstance(t.get("total"), (int, float)):
             continue
-        one_off = sum(float(t.get(k) or 0.0) for k in ONE_OFF_TIMINGS)
+        one_off = sum(float(_dig(t, path) or 0.0) for path in ONE_OFF_TIMINGS)
         rows.append({"label": label.get(r.get("cell_id")), "per_cell": float(t["total"]) - one_off, "one_off": one_off})
     cols = ["loss", "cells", "median s per cell", "x baseline", "one-off s (most)", "baseline"]
     if not rows:
@@ -100,6 +101,12 @@ def cost_table(res: Results, base: str | None) -> pd.DataFrame:
                           "x baseline": g.loc[lab, "median"] / ref, "one-off s (most)": g.loc[lab, "one_off"],
                           "baseline": base}
                          for lab in order], columns=cols)
+
+
+def _dig(d: dict, path: tuple[str, ...]):
+    for k in path:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
 
 
 def _flatten(d, prefix=""):
@@ -199,8 +206,9 @@ def config_blocks(res: Results) -> list:
     grid = pd.DataFrame([{"dimension": k, "values": ", ".join(fmt(v) for v in sorted(c[k].dropna().unique(), key=str))}
                          for k in ("sweep", "label", "noise", "rate", "seed", "data", "model")])
     swept, shared = config_tables(res.records)
-    secs = [t.get("timings") or {} for t in res.records]
-    total = sum(float(v) for s in secs for v in s.values() if isinstance(v, (int, float)))
+    secs = [t.get("timings") or {} for t in res.records]  # total: the sum of a cell's steps (when recorded)
+    total = sum(float(s["total"]) if isinstance(s.get("total"), (int, float)) else
+                sum(float(v) for v in s.values() if isinstance(v, (int, float))) for s in secs)
     return [("h", 2, "Sweep configuration"), ("table", grid),
             ("p", f"Recorded compute: {total / 3600:.2f} h over {len(res.records)} records (sum of `timings`)."),
             ("h", 3, "Config keys that vary between records"), ("table", swept),
