@@ -532,3 +532,29 @@ def test_side_by_side_headline_keeps_a_method_apart_from_its_loss_and_shows_ever
     assert "106 ± " in row and "(n=3)" in row  # mean of 5 + 100..102, not pooled with DPO's cells
     dpo = next(line for line in side.splitlines() if line.startswith("| dpo |"))
     assert "106" not in dpo
+
+
+def test_a_tuned_baseline_is_the_loss_itself_not_a_method_wrapping_it():
+    from bench.report.stats import resolve_baseline
+
+    cells = pd.DataFrame({"loss": ["dpo", "dpo", "ipo"], "hp": ["oracle"] * 3,
+                          "label": ["DPO + curriculum [oracle]", "DPO [oracle]", "IPO [oracle]"]})
+    base, note = resolve_baseline(cells, "dpo")
+    assert base == "DPO [oracle]" and "DPO + curriculum [oracle]" in note
+    assert resolve_baseline(cells.iloc[[0, 2]], "dpo")[0] == "DPO + curriculum [oracle]"  # the only dpo curve left
+
+
+def test_a_tuned_variant_that_differs_between_conditions_stays_one_curve(tmp_path):
+    """f-DPO's divergence picked per condition: one curve "f-DPO [oracle]", no missing cells; defaults keep the name."""
+    for rate, div in ((0.0, "js"), (0.4, "alpha")):
+        for seed in SEEDS:
+            src = {"source": "tuning", "criterion": "oracle", "values": {"loss.divergence": div, "loss.beta": 0.1}}
+            for loss, label in (("fdpo", f"f-DPO ({div})"), ("dpo", "DPO")):
+                write_record(tmp_path, {**record(loss, "random", rate, seed, metrics={"gold_reward": 0.1 * seed}),
+                                        "loss_label": label, "hp_source": src,
+                                        "cell_id": f"{loss}-{rate}-{seed}"})
+    write_record(tmp_path, {**record("fdpo", "random", 0.0, 0, metrics={"gold_reward": 0.0}, sweep="alone"), "loss_label": "f-DPO (js)",
+                            "cell_id": "d"})
+    res = load_results(tmp_path)
+    assert set(res.cells["label"]) == {"f-DPO [oracle]", "DPO [oracle]", "f-DPO (js)"}
+    assert res.missing.empty

@@ -135,7 +135,12 @@ def label_of(rec: dict) -> str:
     """A cell's curve: its loss's display label, and its tuning rule when not at the defaults (``DPO [oracle]``)."""
     label = rec.get("loss_label") or rec.get("loss")
     hp = hp_of(rec)
-    return label if hp == "default" else f"{label} [{hp}]"
+    if hp == "default":
+        return label
+    # a variant the rule picked (f-DPO's divergence) may differ between conditions: it names no curve of its own
+    for v in ((rec.get("hp_source") or {}).get("values") or {}).values():
+        label = label.replace(f" ({v})", "") if isinstance(v, str) else label
+    return f"{label} [{hp}]"
 
 
 def _cell_row(rec: dict) -> dict:

@@ -218,14 +218,18 @@ def _better(mean_diff: float, dirn: str) -> str:
 
 
 def resolve_baseline(cells: pd.DataFrame, name: str = "dpo") -> tuple[str | None, str]:
-    """The display label of the baseline loss (``loss`` or label matching ``name``), and a note if ambiguous."""
+    """The display label of the baseline loss (``loss`` or label matching ``name``), and a note if ambiguous. A label
+    that is ``name`` itself, once its source of values (`` [oracle]``) is set aside, wins over the other curves of
+    the same loss (a method wrapping it: ``DPO + curriculum [oracle]``)."""
     if cells.empty:
         return None, ""
     cand = cells[(cells["loss"].astype(str).str.lower() == name.lower()) | (cells["label"].astype(str).str.lower() == name.lower())]
     labels = sorted(cand["label"].astype(str).unique())
     if not labels:
         return None, f"baseline {name!r} not found among the losses: no paired comparisons."
-    exact = [lab for lab in labels if lab.lower() == name.lower()]
-    chosen = exact[0] if exact else labels[0]
+    hps = cand.groupby("label")["hp"].first() if "hp" in cand else {}
+    bare = {lab: lab.removesuffix(f" [{hps.get(lab)}]").lower() for lab in labels}
+    exact = [lab for lab in labels if lab.lower() == name.lower()] or [lab for lab in labels if bare[lab] == name.lower()]
+    chosen = (exact or labels)[0]
     note = f"several {name!r} variants ({', '.join(labels)}); baseline is {chosen!r}." if len(labels) > 1 else ""
     return chosen, note
