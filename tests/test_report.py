@@ -538,7 +538,8 @@ def test_a_tuned_baseline_is_the_loss_itself_not_a_method_wrapping_it():
     from bench.report.stats import resolve_baseline
 
     cells = pd.DataFrame({"loss": ["dpo", "dpo", "ipo"], "hp": ["oracle"] * 3,
-                          "label": ["DPO + curriculum [oracle]", "DPO [oracle]", "IPO [oracle]"]})
+                          "label": ["DPO + curriculum [oracle]", "DPO [oracle]", "IPO [oracle]"],
+                          "curve": ["DPO + curriculum", "DPO", "IPO"]})
     base, note = resolve_baseline(cells, "dpo")
     assert base == "DPO [oracle]" and "DPO + curriculum [oracle]" in note
     assert resolve_baseline(cells.iloc[[0, 2]], "dpo")[0] == "DPO + curriculum [oracle]"  # the only dpo curve left

@@ -131,16 +131,20 @@ def _unique(sources: list[dict]) -> list[dict]:
     return out
 
 
-def label_of(rec: dict) -> str:
-    """A cell's curve: its loss's display label, and its tuning rule when not at the defaults (``DPO [oracle]``)."""
+def curve_of(rec: dict) -> str:
+    """A cell's loss (or method) as a curve, whatever the source of its values: its display label, less a variant
+    a tuning rule picked (f-DPO's divergence may differ between conditions: it names no curve of its own)."""
     label = rec.get("loss_label") or rec.get("loss")
+    if hp_of(rec) != "default":
+        for v in ((rec.get("hp_source") or {}).get("values") or {}).values():
+            label = label.replace(f" ({v})", "") if isinstance(v, str) else label
+    return label
+
+
+def label_of(rec: dict) -> str:
+    """A cell's curve and its tuning rule when not at the defaults (``DPO [oracle]``)."""
     hp = hp_of(rec)
-    if hp == "default":
-        return label
-    # a variant the rule picked (f-DPO's divergence) may differ between conditions: it names no curve of its own
-    for v in ((rec.get("hp_source") or {}).get("values") or {}).values():
-        label = label.replace(f" ({v})", "") if isinstance(v, str) else label
-    return f"{label} [{hp}]"
+    return curve_of(rec) if hp == "default" else f"{curve_of(rec)} [{hp}]"
 
 
 def _cell_row(rec: dict) -> dict:
@@ -151,6 +155,7 @@ def _cell_row(rec: dict) -> dict:
         "status": rec.get("status"),
         "loss": rec.get("loss"),
         "label": label_of(rec),
+        "curve": curve_of(rec),
         "hp": hp_of(rec),
         "noise": rec.get("noise"),
         "rate": _norm_rate(rec.get("rate"), rec.get("noise")),

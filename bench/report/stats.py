@@ -227,9 +227,9 @@ def resolve_baseline(cells: pd.DataFrame, name: str = "dpo") -> tuple[str | None
     labels = sorted(cand["label"].astype(str).unique())
     if not labels:
         return None, f"baseline {name!r} not found among the losses: no paired comparisons."
-    hps = cand.groupby("label")["hp"].first() if "hp" in cand else {}
-    bare = {lab: lab.removesuffix(f" [{hps.get(lab)}]").lower() for lab in labels}
-    exact = [lab for lab in labels if lab.lower() == name.lower()] or [lab for lab in labels if bare[lab] == name.lower()]
+    curve = dict(zip(cand["label"].astype(str), cand["curve"].astype(str))) if "curve" in cand else {}
+    exact = [lab for lab in labels if lab.lower() == name.lower()] or [
+        lab for lab in labels if curve.get(lab, "").lower() == name.lower()]
     chosen = (exact or labels)[0]
     note = f"several {name!r} variants ({', '.join(labels)}); baseline is {chosen!r}." if len(labels) > 1 else ""
     return chosen, note

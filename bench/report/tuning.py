@@ -161,10 +161,8 @@ def headline_blocks(res: Results, metric: str, best: str | None) -> list:
     if len(hps) < 2:
         return []
     v = res.values[res.values["metric"] == metric]
-    cells = res.cells.set_index("cell_id")
-    # one row per curve without its source: a method wrapping DPO is its own row, not DPO's
-    name = {cid: lab.removesuffix(f" [{hp}]") for cid, lab, hp in zip(cells.index, cells["label"], cells["hp"])}
-    v = v.assign(hp=v["cell_id"].map(cells["hp"]), name=v["cell_id"].map(name))
+    cells = res.cells.set_index("cell_id")  # one row per curve: a method wrapping DPO is its own row, not DPO's
+    v = v.assign(hp=v["cell_id"].map(cells["hp"]), name=v["cell_id"].map(cells["curve"]))
     blocks = [("h", 3, f"The headline, side by side ({metric}, final seeds)"),
               ("p", "Mean ± 95% half-width (n seeds) at " + ", ".join(protocol_title(h) for h in hps) + ".")]
     for (noise, rate), g in v.groupby(["noise", "rate"]):
