@@ -293,6 +293,15 @@ def test_where_filter_keeps_only_matching_records():
     assert not matches(rec, {"rate": ["0.4"]})
     assert not matches(rec, {"noise": ["length_biased"]})
     assert matches(rec, None)
+    # tuning: the <sweep>/<rule> behind the record's source of values; a cell reused by two sweeps answers to both
+    a = {"source": "tuning", "criterion": "oracle", "sweep": "tune", "tuning": "tune/oracle"}
+    b = {"source": "tuning", "criterion": "oracle", "sweep": "tune_seed", "tuning": "tune_seed/oracle"}
+    v = {"source": "tuning", "criterion": "val_acc", "sweep": "tune"}
+    tuned = {**rec, "hp_source": a, "hp_sources": [a, b, v], "hp": "oracle"}
+    assert matches(tuned, {"tuning": ["tune_seed/oracle"]}) and matches(tuned, {"tuning": ["tune/oracle"]})
+    assert not matches(tuned, {"tuning": ["tune/val_acc", "default"]})
+    assert matches(rec, {"tuning": ["default"]}) and not matches(rec, {"tuning": ["tune/oracle"]})
+    assert matches({**rec, "hp_source": v, "hp_sources": [a, v], "hp": "val_acc"}, {"tuning": ["tune/val_acc"]})
 
 
 # ----------------------------------------------------------------------------------------- honest directions

@@ -19,8 +19,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--baseline", default="dpo", help="loss the paired tests compare against")
     ap.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
-                    help="keep only records whose FIELD (loss, noise, rate, seed, method, ...) is one of the values; "
-                         "repeatable, e.g. --where noise=random_flip --where rate=0,0.2,0.4")
+                    help="keep only records whose FIELD (loss, noise, rate, seed, method, hp, tuning: <sweep>/<rule> "
+                         "or default, ...) is one of the values; repeatable, e.g. --where noise=random_flip "
+                         "--where rate=0,0.2,0.4")
     args = ap.parse_args(argv)
     where = {}
     for item in args.where:

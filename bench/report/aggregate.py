@@ -170,14 +170,26 @@ def _cell_row(rec: dict) -> dict:
 
 
 FIELD_DEFAULTS = {"method": "standard"}  # records written before a field existed carry its default
-DERIVED = {"hp": lambda r: r.get("hp") or hp_of(r)}  # fields computed from a record
+def tunings_of(rec: dict) -> list[str]:
+    """Every ``<tuning sweep>/<rule>`` (or ``default``) that gave a cell its values for its source: a cell two tuning
+    sweeps picked for the same rule (DPO's cells, reused by ``tune_seed``) answers to both."""
+    hp = rec.get("hp") or hp_of(rec)
+    sources = [s for s in (rec.get("hp_sources") or [rec.get("hp_source") or {}]) if hp_of({"hp_source": s}) == hp]
+    return ["default"] if hp == "default" else [str(s.get("tuning") or f"{s.get('sweep')}/{hp}") for s in sources]
+
+
+DERIVED = {"hp": lambda r: r.get("hp") or hp_of(r), "tuning": tunings_of}  # fields computed from a record
 
 
 def matches(record: dict, where: dict[str, list[str]] | None) -> bool:
-    """``where`` maps a record field (loss, noise, rate, seed, method, hp, ...) to the values to keep."""
+    """``where`` maps a record field (loss, noise, rate, seed, method, hp, tuning, ...) to the values to keep; a
+    derived field with several values (``tuning``) matches when any of them is kept."""
     for key, allowed in (where or {}).items():
         value = DERIVED[key](record) if key in DERIVED else record.get(key, FIELD_DEFAULTS.get(key))
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, list):
+            if not any(str(v) in allowed for v in value):
+                return False
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if not any(_num(a) == float(value) for a in allowed):
                 return False
         elif str(value) not in allowed:
