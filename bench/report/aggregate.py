@@ -143,8 +143,8 @@ def curve_of(rec: dict) -> str:
 
 def label_of(rec: dict) -> str:
     """A cell's curve and its tuning rule when not at the defaults (``DPO [oracle]``)."""
-    hp = hp_of(rec)
-    return curve_of(rec) if hp == "default" else f"{curve_of(rec)} [{hp}]"
+    hp, curve = hp_of(rec), curve_of(rec)
+    return curve if hp == "default" else f"{curve} [{hp}]"
 
 
 def _cell_row(rec: dict) -> dict:
