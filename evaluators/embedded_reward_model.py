@@ -218,6 +218,32 @@ def ensure_embedded(world_dir: str | Path, cache_root: str | Path, train: dict, 
     return get_or_build(cache_root, "reward_model", key, build)
 
 
+def ensure_heldout(train_rows: list[dict], test_rows: list[dict], cache_root: str | Path, train: dict,
+                   max_length: int, device: str) -> Path:
+    """Off the world: the embedded recipe trained on a data set's validation pairs as labelled (prompts disjoint
+    from training and test), measured on its test pairs as labelled; cached by the pairs and the settings. Its meta
+    says so (``trained_on``), so the record never passes it off as a gold-labelled model."""
+    if len(train_rows) < MIN_TRAIN_PAIRS:
+        raise ValueError(f"evaluator.reward_model.path=embedded: the validation split holds {len(train_rows)} pairs, "
+                         f"fewer than {MIN_TRAIN_PAIRS} to train a reward model on; raise data.val_fraction or give "
+                         "evaluator.reward_model.path a trained reward model")
+    key = stable_hash({"v": RM_CODE_VERSION, "base": f"{BASE_PACKAGE}=={_base_version()}", "rows": train_rows,
+                       "test": test_rows, "train": train, "max_length": max_length})
+
+    def build(tmp: Path) -> None:
+        t0 = time.time()
+        rm, fitted = fit(tmp, train_rows, train, max_length, device)
+        meta = {"base": f"{BASE_PACKAGE}=={_base_version()} (sentence-transformers/all-MiniLM-L6-v2)",
+                "trained_on": "the data's validation split, as labelled (prompts disjoint from training and test)",
+                "train": train, "max_length": max_length, "n_train_pairs": len(train_rows),
+                **{k: v for k, v in fitted.items() if k != "train_s"},
+                "heldout_accuracy": rm.pairwise_accuracy(test_rows) if test_rows else float("nan"),
+                "heldout_n": len(test_rows), "timings": {"train": fitted["train_s"], "total": time.time() - t0}}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+
+    return get_or_build(cache_root, "reward_model_heldout", key, build)
+
+
 def _swapped(row: dict) -> dict:
     out = dict(row)
     for a, b in (("chosen", "rejected"), ("gold_chosen", "gold_rejected")):

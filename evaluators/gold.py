@@ -16,6 +16,15 @@ class GoldEvaluator:
         "gold_win_rate": HIGHER,
     }
 
+    def check_data(self, data) -> None:
+        """At start-up, before any data or model is loaded: only the embedded world knows the gold reward."""
+        if data.kind != "world":
+            from bench.core.spec import ConfigError
+
+            raise ConfigError(f"evaluator=gold with data={data.name}: the gold reward exists only on data=world; valid "
+                              "here: evaluator=[reward_model] (the default off the world), [llm_judge], or [] (the "
+                              "core metrics only).")
+
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:
         if batch.gold_reward is None:
             raise ValueError(

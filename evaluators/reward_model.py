@@ -58,6 +58,11 @@ METRICS = {
     "rm_win_rate": HIGHER,
     "rm_gold_accuracy": COUNTER,  # world only: the proxy's own accuracy vs gold on clean held-out pairs
     "rm_gold_n": COUNTER,  # pairs behind rm_gold_accuracy
+    # other data, path embedded: the model is trained on the data's validation split (as labelled) and measured on
+    # its test pairs (as labelled): facts about the instrument, never compared
+    "rm_heldout_accuracy": COUNTER,
+    "rm_heldout_n": COUNTER,
+    "rm_train_n": COUNTER,
 }
 
 # the embedded reward model's training settings (values: conf/evaluator/reward_model.yaml `train:`)
@@ -101,23 +106,36 @@ class RewardModelEvaluator:
         if self.path != EMBEDDED:
             self.last_info = {"path": self.path}
             return RewardModel.load(self.path, device, **kw), None
-        world_dir = batch.extra.get("world_dir")
-        if not world_dir:
-            raise ValueError(
-                "evaluator.reward_model.path=embedded trains its reward model on the embedded world's clean pairs, "
-                "so it needs data=world (this batch has no world_dir); on other data set evaluator.reward_model.path "
-                "to a reward-model folder or hub name")
         cache_root = batch.extra.get("cache_root")
         if cache_root is None:
             from bench.core.cache import user_cache_dir
 
             cache_root = user_cache_dir()
-        from evaluators.embedded_reward_model import ensure_embedded
+        from evaluators.embedded_reward_model import ensure_embedded, ensure_heldout
 
-        folder = ensure_embedded(world_dir, cache_root, self.train, self.max_length, device)
+        world_dir = batch.extra.get("world_dir")
+        if world_dir:
+            folder = ensure_embedded(world_dir, cache_root, self.train, self.max_length, device)
+        elif batch.extra.get("rm_pairs"):  # other data: trained on its validation split as labelled
+            folder = ensure_heldout(batch.extra["rm_pairs"], batch.extra.get("test_pairs") or [], cache_root,
+                                    self.train, self.max_length, device)
+        else:
+            raise ValueError(
+                "evaluator.reward_model.path=embedded trains its reward model on the embedded world's clean pairs or, "
+                "on other data, on the data's validation split, and this batch has neither (data.val_fraction=0?); "
+                "set evaluator.reward_model.path to a reward-model folder or hub name")
         meta = json.loads((folder / "meta.json").read_text())
         self.last_info = {"path": str(folder / "model"), "cache_folder": str(folder), "meta": meta}
         return RewardModel.load(str(folder / "model"), device, **kw), meta
+
+    def check_data(self, data) -> None:
+        """At start-up: the embedded model needs the world's pairs or, off the world, a validation split."""
+        if self.path == EMBEDDED and data.kind != "world" and not float(getattr(data, "val_fraction", 0) or 0) > 0:
+            from bench.core.spec import ConfigError
+
+            raise ConfigError(f"evaluator.reward_model.path=embedded with data={data.name} trains on the data's "
+                              f"validation split, and data.val_fraction={data.val_fraction} leaves none; valid: "
+                              "data.val_fraction > 0, or evaluator.reward_model.path=<a reward-model folder or hub name>.")
 
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:
         n = len(batch.prompts)
@@ -134,9 +152,13 @@ class RewardModelEvaluator:
             "rm_gain": float(pol.mean() - ref.mean()) if n else nan,
             "rm_win_rate": float(np.mean((pol > ref) + 0.5 * (pol == ref))) if n else nan,
         }
-        if meta is not None:  # the embedded model: measured once, at build time
+        if meta is not None and "gold_accuracy" in meta:  # the embedded model: measured once, at build time
             out["rm_gold_accuracy"] = float(meta["gold_accuracy"])
             out["rm_gold_n"] = float(meta["gold_n"])
+        elif meta is not None:  # trained on another data set's validation split: its accuracy on the test pairs
+            out["rm_heldout_accuracy"] = float(meta["heldout_accuracy"])
+            out["rm_heldout_n"] = float(meta["heldout_n"])
+            out["rm_train_n"] = float(meta["n_train_pairs"])
         elif self.gold_accuracy and batch.extra.get("world_dir"):
             pairs_file = Path(batch.extra["world_dir"]) / "eval_pairs.jsonl"
             rows = read_jsonl(pairs_file) if pairs_file.exists() else []

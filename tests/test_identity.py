@@ -170,3 +170,36 @@ def test_the_oracle_scorer_is_said_in_the_label():
     assert build_parts(_cfg("loss=madpo")).label == "MADPO"
     assert build_parts(_cfg("loss=madpo", "scorer=oracle")).label == "MADPO [oracle scorer]"
     assert build_parts(_cfg("loss=dpo", "scorer=oracle")).label == "DPO"  # unread: no tag, not used
+
+
+def test_the_ids_of_the_studies_configs_do_not_move():
+    """Pinned when recorded (tests/data/cell_ids.json): a change that moves them makes every study on disk stale."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "data"))
+    from pin_cell_ids import ids
+
+    pinned = json.loads((ROOT / "tests" / "data" / "cell_ids.json").read_text())
+    moved = {name: (entry["cell_id"], got) for name, got in ids().items()
+             for entry in [pinned[name]] if entry["cell_id"] != got}
+    assert len(pinned) >= 100 and not moved, moved
+
+
+def test_a_methods_non_identity_options_come_from_its_schema_alone():
+    """One source: the fields a method's config marks ``identity=False`` (and a mapping field's ``not_in_identity``
+    keys) are the options a cell id leaves out; changing one keeps the id, changing any other moves it."""
+    from bench import methods
+    from bench.config.fields import not_in_identity
+
+    derived = {}
+    for name in methods.names():
+        cls = methods.REGISTRY.lookup(name)
+        if getattr(cls, "config_class", None) is not None:
+            derived[name] = not_in_identity(cls.config_class)
+            assert cls.not_in_identity == derived[name], name
+    assert derived["ropo_full"] == ("score_batch_size",) and "rm.device" in derived["rm_ensemble"]
+    base = cid("method=curriculum")
+    assert cid("method=curriculum", "method.score_batch_size=7") == base
+    assert cid("method=curriculum", "method.stages=4") != base
+    assert cid("method=rm_ensemble", "method.rm.device=cpu") == cid("method=rm_ensemble")

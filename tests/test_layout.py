@@ -50,3 +50,20 @@ def test_the_readme_map_of_modules_matches_the_tree():
     packages = {f"{p.parent.relative_to(ROOT)}/" for p in (ROOT / "bench").glob("*/__init__.py")}
     packages |= {"noise/", "evaluators/"}
     assert {x.rstrip("/") for x in listed} == {x.rstrip("/") for x in packages}, (listed, packages)
+
+
+def test_every_package_exports_what_its_all_names():
+    """``from <package> import *`` works for every package of the project (each name in ``__all__`` exists)."""
+    import pkgutil
+
+    packages = list(LIBRARY)
+    for base in LIBRARY:
+        packages += [m.name for m in pkgutil.walk_packages([str(ROOT / base)], f"{base}.") if m.ispkg]
+    missing = []
+    for name in packages:
+        namespace: dict = {}
+        try:
+            exec(f"from {name} import *", namespace)  # noqa: S102 - the very statement a user would write
+        except AttributeError as e:
+            missing.append(f"{name}: {e}")
+    assert len(packages) > 10 and not missing, missing

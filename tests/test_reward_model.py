@@ -5,7 +5,6 @@ clear errors. About a minute on one CPU thread, most of it the embedded model's 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +42,11 @@ def test_config_and_registry():
     assert ev.path == "embedded" and ev.device_setting == "auto"
     yaml_train = group_node("evaluator", "reward_model")["train"]
     assert ev.train == yaml_train and set(yaml_train) == set(R.TRAIN_SPEC)  # the YAML is the only source of values
-    assert set(ev.metrics) == KEYS | {"rm_gold_accuracy", "rm_gold_n"}
+    facts = {"rm_gold_accuracy", "rm_gold_n", "rm_heldout_accuracy", "rm_heldout_n", "rm_train_n"}
+    assert set(ev.metrics) == KEYS | facts
     # the policy's scores have a direction; the reference's own score and facts about the proxy are counters
     assert all(ev.metrics[k] is True for k in ("rm_reward", "rm_gain", "rm_win_rate"))
-    assert all(ev.metrics[k] == "counter" for k in ("rm_reward_ref", "rm_gold_accuracy", "rm_gold_n"))
+    assert all(ev.metrics[k] == "counter" for k in ("rm_reward_ref", *facts))
     # a partial train override keeps the other values
     assert evaluators.get("reward_model", train={"max_steps": 3}).train == {**yaml_train, "max_steps": 3}
 
@@ -119,9 +119,7 @@ def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     ev = evaluators.get("reward_model", train=TEST_TRAIN, max_length=96, device="cpu")
     batch = _batch(n=16, world_dir=str(world_dir), cache_root=str(tmp_path / "cache"))
 
-    t0 = time.time()
     out = ev.evaluate(batch)
-    first_s = time.time() - t0
     assert builds == [1]
     folder = Path(ev.last_info["cache_folder"])
     assert folder.parent == tmp_path / "cache" / "reward_model" and (folder / ".complete").exists()
@@ -139,22 +137,19 @@ def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     assert 0.0 <= out["rm_win_rate"] <= 1.0
 
     # cached: a second evaluator (another cell) reuses it, no retraining, same scores
-    t0 = time.time()
     again = evaluators.get("reward_model", train=TEST_TRAIN, max_length=96, device="cpu").evaluate(batch)
-    second_s = time.time() - t0
-    assert builds == [1] and again == out
-    assert second_s < first_s / 3, (first_s, second_s)
+    assert builds == [1] and again == out  # no second build (how long either took is not asserted: shared machines)
     # other training settings are another model
     other = evaluators.get("reward_model", train={**TEST_TRAIN, "seed": 1}).train
     assert E.embedded_key(world_dir, other, 96) != folder.name
 
 
 # ---------------------------------------------------------------- errors
-def test_embedded_needs_a_world():
+def test_embedded_needs_a_world_or_a_validation_split():
     ev = evaluators.get("reward_model")
-    with pytest.raises(ValueError, match=r"path=embedded.*data=world"):
+    with pytest.raises(ValueError, match=r"path=embedded.*embedded world.*validation split"):
         ev.evaluate(_batch(n=3))
-    with pytest.raises(ValueError, match=r"path=embedded.*data=world"):
+    with pytest.raises(ValueError, match=r"path=embedded.*embedded world.*validation split"):
         ev.evaluate(_batch(n=3, world_dir=None, cache_root="/nonexistent"))
 
 

@@ -273,6 +273,45 @@ def test_multi_gpu_cell_builds_its_own_accelerate_launch(tmp_path, monkeypatch):
     assert rec["status"] == "failed" and rec["error"]["where"] == "launch"
 
 
+def test_a_tuned_multi_gpu_cell_records_its_tuned_source_on_rank_0(tmp_path, monkeypatch):
+    """The launch carries the cell's hp_source to the ranks, and rank 0 records it (a tuned cell is never recorded
+    as paper defaults)."""
+    import json
+
+    from bench import data as data_mod
+    from bench.cell import cell_id, distributed, rank
+
+    cfg = _compose("experiment=smoke", f"paths.root={tmp_path}", "train.num_gpus=2")
+    with open_dict(cfg):
+        del cfg["hydra"]
+    cid = cell_id(cfg)
+    tuned = {"source": "tuning", "tuning": "tune/oracle", "values": {"train.learning_rate": 1e-4}}
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.delenv(distributed.CHILD_ENV, raising=False)
+    monkeypatch.setattr(distributed, "visible_devices", lambda: ["0", "1"])
+    monkeypatch.setattr(data_mod, "load", lambda *a, **k: None)  # the shared artifacts: not needed here
+    launched = []
+
+    class Done:
+        returncode = 0
+
+    def fake_run(cmd, env=None):  # stands in for `accelerate launch`: runs rank 0's entry point in this process
+        launched.append(cmd)
+        argv = cmd[cmd.index("bench.cell.rank") + 1:]
+        seen = {}
+        monkeypatch.setattr(rank, "run_cell", lambda c, hp_source=None: seen.update(hp_source=hp_source) or
+                            records.write_record(c.paths.results, {"cell_id": cid, "status": "ok",
+                                                                   "hp_source": hp_source}))
+        assert rank.child_main(argv) == 0 and seen["hp_source"] == tuned
+        return Done()
+
+    monkeypatch.setattr(distributed.subprocess, "run", fake_run)
+    rec = distributed.launch_cell(cfg, cid, tmp_path / "results", {"cell_id": cid, "hp_source": tuned})
+    assert rec["hp_source"] == tuned
+    hp_file = Path(launched[0][launched[0].index("--hp-source") + 1])
+    assert json.loads(hp_file.read_text()) == tuned
+
+
 def test_cell_id_ignores_progress_bars_and_keys_gpus_per_cell():
     from bench.cell import cell_id
 

@@ -127,7 +127,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_command(config_path: str | os.PathLike, n: int, cell_id: str, port: int | None = None) -> list[str]:
+def launch_command(config_path: str | os.PathLike, n: int, cell_id: str, port: int | None = None,
+                   hp_source_path: str | os.PathLike | None = None) -> list[str]:
     """The argv of a multi-GPU cell's launch (pure, tested)."""
     return [
         sys.executable, "-m", "accelerate.commands.launch",
@@ -136,13 +137,13 @@ def launch_command(config_path: str | os.PathLike, n: int, cell_id: str, port: i
         "--dynamo_backend", "no",
         "--main_process_port", str(port if port is not None else free_port()),
         "-m", "bench.cell.rank", "--config", str(config_path), "--cell-id", cell_id,
-    ]
+    ] + (["--hp-source", str(hp_source_path)] if hp_source_path is not None else [])
 
 
 def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dict) -> dict:
     """Run a multi-GPU cell as its own distributed launch; returns rank 0's record. A failure is recorded."""
     from bench.core import records
-    from bench.core.files import atomic_write_text
+    from bench.core.files import atomic_write_json, atomic_write_text
 
     results = Path(results)
     n = num_gpus(cfg)
@@ -164,7 +165,9 @@ def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dic
     data_mod.load(parts.data, parts.model, cfg.paths.cache)
     config_path = records.cell_dir(results, cid) / "launch_config.yaml"
     atomic_write_text(config_path, OmegaConf.to_yaml(cfg, resolve=True))
-    cmd = launch_command(config_path, n, cid)
+    hp_path = records.cell_dir(results, cid) / "launch_hp_source.json"  # rank 0 records where the values came from
+    atomic_write_json(hp_path, base.get("hp_source") or {"source": "default"})
+    cmd = launch_command(config_path, n, cid, hp_source_path=hp_path)
     env = {**os.environ, CHILD_ENV: "1", "CUDA_VISIBLE_DEVICES": ",".join(devices[:n])}
     log.info("multi-GPU cell %s: %s", cid, " ".join(cmd))
     rc = subprocess.run(cmd, env=env).returncode
@@ -176,4 +179,3 @@ def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dic
         e = rec["error"]
         raise RuntimeError(f"{e['type']}: {e['message']} ({e['where']})")
     fail("LaunchError", f"accelerate launch exited with {rc} and no record from rank 0", "launch: see this job's log")
-    return {}  # unreachable

@@ -57,6 +57,9 @@ def build_parts(cfg) -> Parts:
     evalc = typed(EvalConfig, c["eval"], "eval")
     loss, injector = _loss_and_noise(c["loss"], c["noise"], run.seed)
     evaluator_list = _evaluators(c.get("evaluator") or {})
+    for ev in evaluator_list:  # what an evaluator needs of the data, before any of it is loaded
+        if callable(getattr(ev, "check_data", None)):
+            ev.check_data(data)
     method = _method(c["method"])
     label = method.check(loss) if callable(getattr(method, "check", None)) else None
     label = label or getattr(loss, "label", loss.name)

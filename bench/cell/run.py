@@ -28,6 +28,7 @@ from bench.cell.parts import Parts, build_parts
 from bench.core import progress, records
 from bench.core.files import atomic_write_text, jsonl_text
 from bench.core.metrics import COUNTER, infos
+from bench.core.spec import ConfigError
 from bench.evaluation import scorer as scoring
 
 log = logging.getLogger("prefnoise")
@@ -98,7 +99,11 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> d
         where = f"{phase['name']}: {tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else phase["name"]
         rec = {**base, "status": "failed", "error": {"type": type(e).__name__, "message": str(e), "where": where}}
         records.write_record(results, rec)
-        log.error("cell %s failed in %s: %s: %s", cid, where, type(e).__name__, e)
+        if isinstance(e, ConfigError):  # a bad value or unreadable data: one line (the job's), the traceback in run.log
+            log.info("cell %s failed in %s: %s: %s", cid, where, type(e).__name__, e, exc_info=True)
+        else:
+            log.error("cell %s failed in %s: %s: %s", cid, where, type(e).__name__, e)
+            log.info("traceback of cell %s", cid, exc_info=True)
         raise
     records.write_record(results, rec)
     log.info("cell %s done: %s", cid, {k: round(v, 4) for k, v in rec["metrics"].items() if isinstance(v, float)})
@@ -183,6 +188,7 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=No
     time it took to load the model."""
     import torch
 
+    from bench.data import text_rows
     from bench.methods import TrainContext
     from bench.models import load_causal_lm
     from bench.models.devices import pick_device
@@ -204,7 +210,7 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=No
         gold_reward=data.gold_reward, max_new_tokens=int(getattr(parts.data, "max_new_tokens", 0) or
                                                          parts.eval.max_new_tokens),
         log=log.info, scorer=scorer, extra_columns=extras.columns(parts.loss, parts.method),
-        cache_root=cfg.paths.cache, data_key=data.fingerprint, heldout_pairs=_text_rows(data.eval_pairs),
+        cache_root=cfg.paths.cache, data_key=data.fingerprint, heldout_pairs=text_rows(data.eval_pairs) or None,
     )
     return policy, tokenizer, parts.method.train(ctx), t_load
 
@@ -219,15 +225,6 @@ def _gpu_memory(reset: bool = False) -> dict | None:
         torch.cuda.reset_peak_memory_stats()
         return None
     return {"name": torch.cuda.get_device_name(), "peak_memory_bytes": int(torch.cuda.max_memory_allocated())}
-
-
-def _text_rows(pairs) -> list[dict] | None:
-    from bench.core.text import completion_text, prompt_text
-
-    if pairs is None or len(pairs) == 0:
-        return None
-    return [{"prompt": prompt_text(p), "chosen": completion_text(c), "rejected": completion_text(r)}
-            for p, c, r in zip(pairs["prompt"], pairs["chosen"], pairs["rejected"])]
 
 
 def _evaluate(cfg: DictConfig, parts: Parts, data, policy, tokenizer, cell_dir: Path):

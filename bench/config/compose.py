@@ -28,6 +28,17 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
+def group_options(group: str) -> list[str]:
+    """The options of config group ``group`` on the search path (``loss`` -> ``["anchored", ..., "udpo"]``)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+
+
 @lru_cache(maxsize=256)
 def _composed_with(group: str, name: str) -> str:
     override = f"{group}=[{name}]" if group == "evaluator" else f"{group}={name}"

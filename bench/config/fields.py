@@ -42,3 +42,16 @@ def is_neutral(m: dict, value: Any) -> bool:
         except Exception:  # noqa: BLE001 - a value the predicate cannot read is not neutral
             return False
     return value == neutral
+
+
+def not_in_identity(schema) -> tuple[str, ...]:
+    """The option names of a plug-in's config dataclass that never change its result: fields declared
+    ``spec(identity=False)``, and ``<field>.<key>`` for a mapping field's ``not_in_identity`` keys. A plug-in class
+    derives its ``not_in_identity`` from its schema with this, so the rule is written once, beside the field."""
+    out: list[str] = []
+    for f in dataclasses.fields(schema):
+        m = meta(f)
+        if not m["identity"]:
+            out.append(f.name)
+        out += [f"{f.name}.{key}" for key in m["not_in_identity"]]
+    return tuple(out)

@@ -6,10 +6,10 @@ any dataset by hub name or local path, plain or conversational, columns mapped i
 from __future__ import annotations
 
 from bench.core.text import prompt_text
-from bench.data.base import REQUIRED, PreferenceData, validate
+from bench.data.base import REQUIRED, DataError, PreferenceData, text_rows, validate
 from bench.data.hf import to_preference_form
 
-__all__ = ["PreferenceData", "REQUIRED", "load", "prompt_text", "validate", "to_preference_form"]
+__all__ = ["DataError", "PreferenceData", "REQUIRED", "load", "prompt_text", "text_rows", "validate", "to_preference_form"]
 
 
 def load(data, model, cache_root: str) -> PreferenceData:

@@ -7,9 +7,15 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 
-from bench.core.text import text_of
+from bench.core.spec import ConfigError
+from bench.core.text import completion_text, prompt_text, text_of
 
 REQUIRED = ("prompt", "chosen", "rejected")
+
+
+class DataError(ConfigError):
+    """The data a config points at cannot be read or has the wrong shape: one line naming the field (and the file
+    and line, or the column and row) and what is valid. A single run ends with it like a config error (exit 2)."""
 
 
 @dataclass
@@ -33,13 +39,21 @@ def validate(ds: Dataset, where: str) -> None:
     """Clear errors for missing columns and empty responses, naming the field and the row."""
     missing = [c for c in REQUIRED if c not in ds.column_names]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"{where}: missing column(s) {missing}; have {ds.column_names}. Map names with data.columns "
             "(e.g. data.columns.chosen=response_a)."
         )
     if len(ds) == 0:
-        raise ValueError(f"{where}: no preference pairs")
+        raise DataError(f"{where}: no preference pairs")
     for col in ("chosen", "rejected"):
         for i, v in enumerate(ds[col]):
             if not text_of(v or []).strip():
-                raise ValueError(f"{where}: empty response in column {col!r} at row {i}")
+                raise DataError(f"{where}: empty response in column {col!r} at row {i}")
+
+
+def text_rows(pairs: Dataset | None) -> list[dict]:
+    """``[{prompt, chosen, rejected}]`` as plain text (conversations rendered as text), for reward models."""
+    if pairs is None or len(pairs) == 0:
+        return []
+    return [{"prompt": prompt_text(p), "chosen": completion_text(c), "rejected": completion_text(r)}
+            for p, c, r in zip(pairs["prompt"], pairs["chosen"], pairs["rejected"])]

@@ -13,7 +13,7 @@ import torch
 import evaluators
 from bench.core.metrics import COUNTER, HIGHER, LOWER, NO_DIRECTION, infos
 from bench.core.text import completion_text, prompt_text
-from bench.data import PreferenceData
+from bench.data import PreferenceData, text_rows
 from bench.models import sampling
 
 CORE_METRICS = {"length": NO_DIRECTION, "length_ref": COUNTER, "kl": LOWER, "implicit_acc": HIGHER}
@@ -119,7 +119,9 @@ def evaluate_policy(
         reference=reference_out,
         task=data.task,
         gold_reward=data.gold_reward,
-        extra={"world_dir": data.meta.get("world_dir"), "cache_root": cache_root},
+        extra={"world_dir": data.meta.get("world_dir"), "cache_root": cache_root,
+               **({} if data.meta.get("world_dir") else  # off the world: what a reward model may train and be measured on
+                  {"rm_pairs": text_rows(data.val_pairs), "test_pairs": text_rows(data.eval_pairs)})},
     )
     for ev in evaluator_list:  # built and checked at the cell's start (bench.cell.parts)
         metrics.update(ev.evaluate(batch))

@@ -23,6 +23,8 @@ from bench.losses.base import (
 )
 from bench.losses.classic import DPO, IPO, Hinge, SimPO
 from bench.losses.robust import CDPO, RDPO, ROPO, UDPO, DrDPO, SymPO
+from bench.losses.scored import DADPO, MADPO, SPPO, SmDPO
+from bench.losses.seed import ASFT, FDPO, NCDPO, Anchored
 
 __all__ = [
     "BETA", "REGISTRY", "HyperparameterError", "LossContractError", "PairLoss", "Param", "UnknownNameError",

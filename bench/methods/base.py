@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.config.fields import not_in_identity as fields_not_in_identity
 from bench.core.spec import ConfigError
 
 
@@ -80,7 +81,15 @@ class Method:
     """Base class of the built-in methods (a user's method needs only ``name`` and ``train``)."""
 
     name: str = ""
+    # the method's typed options (a dataclass of ``bench.config.fields.spec`` fields): its ``not_in_identity`` is
+    # derived from their ``identity=False`` marks, never written twice
+    config_class: type | None = None
     not_in_identity: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("config_class") is not None:
+            cls.not_in_identity = fields_not_in_identity(cls.config_class)
 
     def check(self, loss) -> str | None:
         """Start-up checks against the cell's loss; the label of the cell's results (None: the loss's own)."""

@@ -38,7 +38,7 @@ class CurriculumConfig:
 
 class Curriculum(Method):
     name = "curriculum"
-    not_in_identity = ("score_batch_size",)
+    config_class = CurriculumConfig
 
     def __init__(self, **options):
         from bench.config.typed import typed

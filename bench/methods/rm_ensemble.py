@@ -48,12 +48,13 @@ class RMEnsembleConfig:
                        Param(choices=("drop", "relabel", "weight")))
     threshold: float = spec("a pair is disputed when its combined margin is below this", Param())
     temperature: float = spec("action=weight: each pair weighs sigmoid(margin / temperature)", POSITIVE)
-    rm: dict = spec("each member's recipe (evaluator/reward_model's keys; method.rm.train.max_steps, ...)")
+    rm: dict = spec("each member's recipe (evaluator/reward_model's keys; method.rm.train.max_steps, ...)",
+                    not_in_identity=("batch_size", "device", "gold_accuracy"))
 
 
 class RMEnsemble(Method):
     name = "rm_ensemble"
-    not_in_identity = ("rm.batch_size", "rm.device", "rm.gold_accuracy")
+    config_class = RMEnsembleConfig
 
     def __init__(self, **options):
         from bench.config.typed import typed

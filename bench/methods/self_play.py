@@ -49,7 +49,7 @@ class SelfPlayConfig:
 class SelfPlay(Method):
     name = "self_play"
     needs_scores = True
-    not_in_identity = ("score_batch_size",)
+    config_class = SelfPlayConfig
 
     def __init__(self, **options):
         from bench.config.typed import typed

@@ -219,7 +219,7 @@ def reference_run(mode: str, world: str, batch_size: int, steps: int, n_pairs: i
         "trainer_init_cpu_s": init_cpu_s,
         "median_s_per_step": statistics.median(timer.times[2:] or timer.times),
         "median_cpu_s_per_step": statistics.median(timer.cpu[2:] or timer.cpu),
-        "peak_rss_growth_mb": rss.growth / 2**20, "peak_exact": rss.exact,
+        "peak_rss_growth_mb": rss.growth / 2**20, "peak_exact": rss.exact, "peak_method": rss.method,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "reference_weights_mb": ref_bytes / 2**20 if mode == "dpo_live_reference" else 0.0,
         "reference_work": {"dpo_precompute": "one pass over all pairs at init", "dpo_live_reference":
@@ -238,7 +238,7 @@ def reference_savings(world: Path, batch_size: int, steps: int, n_pairs: int | N
             raise RuntimeError(f"{mode} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
         rows.append(json.loads(line[-1][len("RESULT "):]))
         print(f"  {mode}: init {rows[-1]['trainer_init_s']:.2f} s, step {rows[-1]['median_s_per_step']:.4f} s, "
-              f"peak RSS growth {rows[-1]['peak_rss_growth_mb']:.1f} MB", flush=True)
+              f"peak RSS growth {rows[-1]['peak_rss_growth_mb']:.1f} MB ({rows[-1]['peak_method']})", flush=True)
     return rows
 
 

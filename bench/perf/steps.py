@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.perf.memory import peak_bytes
+from bench.perf.memory import Phase
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -155,28 +155,25 @@ def compare(model: str, batch: int, pairs_per_block: int, blocks: int, warmup: i
 
 
 # ------------------------------------------------------------------------------------------------ memory
-def _peak_gib(reset: bool = False) -> float:
-    """This process's peak RSS since the last reset, in GiB (``bench.perf.memory``); ``reset``: start a new one."""
-    return peak_bytes(reset) / 2**30
-
-
 def memory_child(kind: str, model: str, batch: int, steps: int) -> dict:
-    """One configuration in this process: its reference pass (if any), ``steps`` steps, and two peaks: while setting
-    up (loading the world, the model(s), the reference pass) and while training (from the RSS training starts at)."""
+    """One configuration in this process: its reference pass (if any), ``steps`` steps, and two peaks, each with
+    the way it was measured (``bench.perf.memory``): while setting up (the model(s), the reference pass) and while
+    training (from the RSS training starts at). Loading the world's data, the same for all, is before both."""
     data, parts = _world(model)
     pairs = data.train.select(range(min(batch * steps, len(data.train))))
     gc.collect()
-    _peak_gib(reset=True)  # loading the world's data is the same for all; its peak is not the configuration's
-    t0 = time.perf_counter()
-    t = trainer(kind, data.model_path, pairs, batch, 10**6, int(parts.train.max_length or 128))
-    init = time.perf_counter() - t0  # model load(s) + tokenization + the reference pass where precomputed
-    feed = batches(t, steps + 1)
+    with Phase() as setup:
+        t0 = time.perf_counter()
+        t = trainer(kind, data.model_path, pairs, batch, 10**6, int(parts.train.max_length or 128))
+        init = time.perf_counter() - t0  # model load(s) + tokenization + the reference pass where precomputed
+        feed = batches(t, steps + 1)
     gc.collect()
-    peak_setup = _peak_gib(reset=True)
-    one_step(t, feed[0])
-    times = [one_step(t, b) for b in feed[1:]]
+    with Phase() as train:
+        one_step(t, feed[0])
+        times = [one_step(t, b) for b in feed[1:]]
     return {"kind": kind, "init_s": init, "n_pairs": len(pairs), "median_step_s": statistics.median(times),
-            "peak_setup_gib": peak_setup, "peak_train_gib": _peak_gib(),
+            "peak_setup_gib": setup.peak / 2**30, "peak_train_gib": train.peak / 2**30,
+            "peak_method": f"{setup.method}/{train.method}",
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -248,11 +245,11 @@ def main() -> None:
         out["reference_pass"] = reference_pass(a.model, batch * 8, batch)
         out["memory"] = memory(a.model, batch, a.steps, a.rounds)
         print(f"reference pass: {out['reference_pass']['s_per_pair']:.3f} s per pair")
-        print("| configuration | round | peak RSS GiB: process / setup / training | median step s | init s |")
+        print("| configuration | round | peak RSS GiB: process / setup / training (measured by) | median step s | init s |")
         print("|---|---|---|---|---|")
         for r in out["memory"]:
             print(f"| {r['kind']} | {r['round']} | {r['peak_rss_gib']:.2f} / {r['peak_setup_gib']:.2f} / "
-                  f"{r['peak_train_gib']:.2f} | {r['median_step_s']:.3f} | {r['init_s']:.1f} |")
+                  f"{r['peak_train_gib']:.2f} ({r['peak_method']}) | {r['median_step_s']:.3f} | {r['init_s']:.1f} |")
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
 

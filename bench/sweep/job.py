@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from bench.core import records
 from bench.core.files import atomic_write_json
+from bench.core.spec import ConfigError
 from bench.sweep.status import STATUS_FILE, progress_line, read_plan, summarize
 
 log = logging.getLogger("prefnoise")
@@ -83,6 +84,8 @@ def run_job(cfg: DictConfig) -> dict:
     except Exception as e:
         error = _error_of(results, cid, e)
         status.write(state="failed", error=error, **status.ended())
+        if not multirun and isinstance(e, ConfigError) and os.environ.get("HYDRA_FULL_ERROR") != "1":
+            _one_line_exit(e, cid, hc)  # a bad value or unreadable data in a single run: as the precheck ends
         _report(cfg, "failed", status.state, sweep_dir, error=error)
         if not multirun:
             raise
@@ -96,6 +99,21 @@ def run_job(cfg: DictConfig) -> dict:
     _report(cfg, state, status.state, sweep_dir, record=rec)
     metrics = {k: v for k, v in (rec.get("metrics") or {}).items() if isinstance(v, (int, float))}
     return {"cell_id": cid, "status": state, "metrics": metrics}
+
+
+def _one_line_exit(e: ConfigError, cid: str | None, hc) -> None:
+    """``prefnoise: data error: <what is wrong, what is valid>`` on stderr and exit code 2, as the precheck ends a
+    bad command line; the failed record stays, the traceback is in the job's run.log (or: HYDRA_FULL_ERROR=1)."""
+    from bench.data import DataError
+    from bench.sweep.precheck import EXIT_CONFIG, one_line
+
+    kind = "data" if isinstance(e, DataError) else "config"
+    where = [f"cell {cid}: failed record kept"] if cid else []
+    if hc is not None:
+        where.append(f"traceback in {Path(hc.runtime.output_dir) / 'run.log'}")
+    print(f"prefnoise: {kind} error: {one_line(str(e))}" + (f" ({'; '.join(where)})" if where else ""),
+          file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_CONFIG)
 
 
 def _slot(hc) -> int:

@@ -43,7 +43,7 @@ def precheck(argv: list[str]) -> int:
     except (ConfigError, ValueError, TypeError, FileNotFoundError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"prefnoise: config error: {_one_line(str(e))}", file=sys.stderr)
+        print(f"prefnoise: config error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_CONFIG
     return 0
 
@@ -67,17 +67,18 @@ def _compose(overrides: list[str]):
     """The composed config, or a ``ConfigError`` saying in one line which override is wrong and what is valid."""
     from hydra.errors import HydraException, MissingConfigException
 
-    from bench.config.compose import compose
+    from bench.config.compose import compose, group_options
 
     try:
         return compose(overrides)
     except MissingConfigException as e:
-        found = re.search(r"Could not find '([^']+)'", str(e))
+        found = re.search(r"Could not (?:find|load) '([^']+)'", str(e))
         where = found.group(1) if found else "?"
         group, _, option = where.rpartition("/")
-        if e.options:
-            hint = did_you_mean(f"{group} option", option, e.options).replace(".", f" (no {where}.yaml on the "
-                                                                               "config search path).", 1)
+        options = e.options or (group_options(group) if group else None)
+        if options:
+            hint = did_you_mean(f"{group} option", option, options).replace(".", f" (no {where}.yaml on the "
+                                                                             "config search path).", 1)
             raise ConfigError(f"{group}={option}: {hint}") from e
         raise ConfigError(f"{where}: no such config (looked in the config search path)") from e
     except HydraException as e:
@@ -104,5 +105,5 @@ def _unknown_key(dotted: str, overrides: list[str]) -> str:
     return f"{dotted}: {hint} (to add a new key on purpose, write +{dotted}=...)"
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())

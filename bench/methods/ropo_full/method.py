@@ -24,7 +24,7 @@ from bench.methods.stages import Staged
 
 class RopoFull(Method):
     name = "ropo_full"
-    not_in_identity = ("score_batch_size",)
+    config_class = RopoFullConfig
 
     def __init__(self, **options):
         from bench.config.typed import typed
