@@ -18,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, str(ROOT / "bench" / "run.py")]
 
 
-def run_bench(*overrides: str, root: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``bench/run.py`` with overrides, writing under ``root``; returns the completed process."""
+def run_bench(*overrides: str, root: Path, results: Path | None = None, check: bool = True,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``bench/run.py`` with overrides, with its cache (and results) under ``root``; returns the completed
+    process. ``results``: records go there instead (a test that shares the session's smoke world writes its own
+    records, so no test reads another's leftovers)."""
+    if results is not None:
+        overrides = (*overrides, f"paths.results={results}")
     env = {**os.environ, "PREFNOISE_ROOT": str(root), "TQDM_DISABLE": "1"}
     proc = subprocess.run([*RUN, *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:

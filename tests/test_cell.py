@@ -11,15 +11,17 @@ CORE = ("length", "length_ref", "kl", "implicit_acc")
 GOLD = ("gold_reward", "gold_reward_ref", "gold_gain", "gold_win_rate")
 
 
-def _records(root):
-    return {r["cell_id"]: r for r in records.iter_records(root / "results")}
+def _records(results):
+    return {r["cell_id"]: r for r in records.iter_records(results)}
 
 
 @pytest.mark.slow
 def test_smoke_cell_writes_a_complete_record(smoke_root):
-    recs = [r for r in _records(smoke_root).values() if r["status"] == "ok"]
-    assert len(recs) == 1
-    rec = recs[0]
+    from bench.cell import cell_id
+    from bench.config.compose import compose
+
+    rec = _records(smoke_root / "results")[cell_id(compose(["experiment=smoke"]))]  # the fixture's own cell
+    assert rec["status"] == "ok"
     assert (rec["loss"], rec["noise"], rec["rate"], rec["data"], rec["model"]) == ("dpo", "random_flip", 0.2, "world", "tiny")
     for m in CORE + GOLD:
         assert math.isfinite(rec["metrics"][m]), m
@@ -38,29 +40,31 @@ def test_smoke_cell_writes_a_complete_record(smoke_root):
 
 
 @pytest.mark.slow
-def test_basic_multirun_sweep_then_rerun_skips(smoke_root):
-    before = _records(smoke_root)
-    run_bench("-m", "experiment=smoke", "noise.rate=0,0.5", root=smoke_root)
-    after = _records(smoke_root)
-    new = [r for cid, r in after.items() if cid not in before]
-    assert sorted(r["rate"] for r in new) == [0.0, 0.5] and all(r["status"] == "ok" for r in new)
+def test_basic_multirun_sweep_then_rerun_skips(smoke_root, tmp_path):
+    results = tmp_path / "results"
+    run_bench("-m", "experiment=smoke", "noise.rate=0,0.5", root=smoke_root, results=results)
+    after = _records(results)
+    assert sorted(r["rate"] for r in after.values()) == [0.0, 0.5] and all(r["status"] == "ok" for r in after.values())
     stamps = {cid: r["finished_at"] for cid, r in after.items()}
-    proc = run_bench("-m", "experiment=smoke", "noise.rate=0,0.5", root=smoke_root)
+    proc = run_bench("-m", "experiment=smoke", "noise.rate=0,0.5", root=smoke_root, results=results)
     assert "already complete: skipped" in proc.stdout + proc.stderr
-    assert {cid: r["finished_at"] for cid, r in _records(smoke_root).items()} == stamps
+    assert {cid: r["finished_at"] for cid, r in _records(results).items()} == stamps
 
 
 @pytest.mark.slow
-def test_failing_cell_records_its_error_and_loses_nothing(smoke_root):
-    before = _records(smoke_root)
+def test_failing_cell_records_its_error_and_loses_nothing(smoke_root, tmp_path):
+    results = tmp_path / "results"
+    run_bench("experiment=smoke", "train.max_steps=1", root=smoke_root, results=results)  # a complete one first
+    before = _records(results)
     # a single run with a bad value stops before Hydra starts: one line, nothing written
-    proc = run_bench("experiment=smoke", "loss=rdpo", "loss.eps=0.7", root=smoke_root, check=False)
+    proc = run_bench("experiment=smoke", "loss=rdpo", "loss.eps=0.7", root=smoke_root, results=results, check=False)
     assert proc.returncode == 2 and "loss 'rdpo': eps=0.7 is out of range" in proc.stderr
-    assert "Traceback" not in proc.stderr and _records(smoke_root) == before
+    assert "Traceback" not in proc.stderr and _records(results) == before
     # in a sweep the cell itself checks, fails, and records why; the sweep exits non-zero
-    proc = run_bench("-m", "experiment=smoke", "loss=rdpo", "loss.eps=0.7", root=smoke_root, check=False)
+    proc = run_bench("-m", "experiment=smoke", "loss=rdpo", "loss.eps=0.7", root=smoke_root, results=results,
+                     check=False)
     assert proc.returncode != 0
-    after = _records(smoke_root)
+    after = _records(results)
     failed = [r for cid, r in after.items() if cid not in before]
     assert len(failed) == 1 and failed[0]["status"] == "failed"
     assert failed[0]["error"]["type"] == "HyperparameterError" and "eps" in failed[0]["error"]["message"]

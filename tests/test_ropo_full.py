@@ -163,10 +163,10 @@ def test_reference_logps_of_new_pairs_match_trls_precompute(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
-def test_ropo_full_cell_end_to_end(smoke_root):
+def test_ropo_full_cell_end_to_end(smoke_root, tmp_path):
     run_bench("experiment=smoke", "method=ropo_full", "loss=ropo", "noise.rate=0.4", "method.rounds=2",
-              "method.drop_fraction=0.25", "train.max_steps=2", root=smoke_root)
-    recs = [json.loads(p.read_text()) for p in (smoke_root / "results" / "cells").glob("*/record.json")]
+              "method.drop_fraction=0.25", "train.max_steps=2", root=smoke_root, results=tmp_path / "results")
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "cells").glob("*/record.json")]
     rec = next(r for r in recs if r.get("method") == "ropo_full")
     assert rec["status"] == "ok" and rec["loss"] == "ropo" and rec["loss_label"] == "ROPO (full method)"
     assert rec["train_steps"] == 2
@@ -178,7 +178,7 @@ def test_ropo_full_cell_end_to_end(smoke_root):
     assert r1["n_flipped"] == rec["noise_stats"]["n_flipped"]
 
     # precision and recall recomputed from the cell's files: the filter's per-pair log against the saved mask
-    cell = smoke_root / "results" / "cells" / rec["cell_id"]
+    cell = tmp_path / "results" / "cells" / rec["cell_id"]
     mask = json.loads((cell / "flip_mask.json").read_text())["is_flipped"]
     rows = [json.loads(line) for line in (cell / "ropo_filter.jsonl").read_text().splitlines()]
     dropped = [r for r in rows if r["dropped"]]

@@ -53,10 +53,10 @@ def test_agreement_with_labels_after_the_flips():
 
 
 @pytest.mark.slow
-def test_an_oracle_scored_cell_records_its_scorer(smoke_root):
-    proc = run_bench("experiment=smoke", "loss=madpo", "scorer=oracle", root=smoke_root)
+def test_an_oracle_scored_cell_records_its_scorer(smoke_root, tmp_path):
+    proc = run_bench("experiment=smoke", "loss=madpo", "scorer=oracle", root=smoke_root, results=tmp_path / "results")
     assert "madpo" in proc.stdout
-    recs = [json.loads(p.read_text()) for p in (smoke_root / "results" / "cells").glob("*/record.json")]
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "cells").glob("*/record.json")]
     rec = next(r for r in recs if r.get("loss") == "madpo" and (r.get("scorer") or {}).get("name") == "oracle")
     s = rec["scorer"]
     assert rec["status"] == "ok" and rec["loss_label"] == "MADPO [oracle scorer]"
@@ -66,10 +66,10 @@ def test_an_oracle_scored_cell_records_its_scorer(smoke_root):
 
 
 @pytest.mark.slow
-def test_a_learned_flip_rate_per_annotator_is_recorded_against_the_injected_ones(smoke_root):
+def test_a_learned_flip_rate_per_annotator_is_recorded_against_the_injected_ones(smoke_root, tmp_path):
     run_bench("experiment=smoke", "loss=ncdpo", "loss.per_annotator=true", "noise=annotator_biased",
-              "train.max_steps=4", "loss.eps_lr=0.05", root=smoke_root)
-    recs = [json.loads(p.read_text()) for p in (smoke_root / "results" / "cells").glob("*/record.json")]
+              "train.max_steps=4", "loss.eps_lr=0.05", root=smoke_root, results=tmp_path / "results")
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "cells").glob("*/record.json")]
     rec = next(r for r in recs if r.get("loss") == "ncdpo" and r.get("noise") == "annotator_biased")
     got = rec["loss_learned"]
     names = set(got["learned"]["eps"])

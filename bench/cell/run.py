@@ -23,10 +23,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench.cell import distributed, extras
+from bench.cell.checkpoints import CellCheckpoints
 from bench.cell.identity import cell_id
 from bench.cell.parts import Parts, build_parts
 from bench.core import progress, records
-from bench.core.files import atomic_write_text, jsonl_text
+from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text
 from bench.core.metrics import COUNTER, infos
 from bench.core.spec import ConfigError
 from bench.evaluation import scorer as scoring
@@ -146,16 +147,24 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     t["noise"] = time.time() - t0
 
     phase["name"] = "train"
-    policy, tokenizer, result, t_load = _train(cfg, parts, data, noisy, cell_dir, scorer)
-    t.update(load_model=t_load, trainer_init=result.timings["trainer_init"], train=result.timings["train"])
+    policy, result, t_load, checkpoints = _train(cfg, parts, data, noisy, cell_dir, scorer)
+    t.update(load_model=t_load, trainer_init=result.timings["trainer_init"],
+             train=result.timings["train"] - checkpoints.seconds)
+    if checkpoints.points:
+        t["checkpoints"] = checkpoints.seconds  # scoring within the run, apart from its training steps
     if not result.is_main_process:  # multi-GPU cell (bench.cell.distributed): rank 0 goes on alone
         return None
     atomic_write_text(cell_dir / "train_log.jsonl", jsonl_text(result.log_history))
 
     phase["name"] = "evaluate"
     t0 = time.time()
-    metrics, info, samples = _evaluate(cfg, parts, data, policy, tokenizer, cell_dir)
-    atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(samples))
+    final = checkpoints.evaluate(policy, final=True)
+    metrics, info = final.metrics, final.info
+    atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(final.samples))
+    if final.val_samples:
+        atomic_write_text(cell_dir / "val_samples.jsonl", jsonl_text(final.val_samples))
+    curve = checkpoints.curve(int(result.global_step), final)
+    atomic_write_json(cell_dir / "margins.json", checkpoints.margins(curve, final))
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
     if result.timings.get("parts"):  # inside train already: named apart (rm_ensemble's cached ensemble, ...)
@@ -177,6 +186,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
         "train_steps": int(result.global_step),
         "timings": t,
         **({"gpu": gpu} if gpu else {}),
+        **({"curve": curve} if len(curve) > 1 else {}),  # the policy at each checkpoint; the last one is the end
         "scorer": None if scorer is None else {**scorer.info, **scoring.agreement(noisy)},
         "loss_learned": extras.learned_vs_injected(parts.loss, noise_stats) or None,
         **result.record,  # what the method adds (ropo_full: its per-round filter stats)
@@ -184,11 +194,14 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
 
 def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=None):
-    """The cell's method trains a fresh copy of the reference policy; returns it, its tokenizer, the result and the
-    time it took to load the model."""
+    """The cell's method trains a fresh copy of the reference policy; returns it, the method's result, the time it
+    took to load the model, and the cell's checkpoint scorer (``bench.evaluation.checkpoints``: it scored the
+    policy within the run where ``eval.checkpoints.every`` says, and scores the end)."""
     import torch
 
     from bench.data import text_rows
+    from bench.evaluation.checkpoints import PolicyEvaluation
+    from bench.evaluation.validation import proxy_reward_model
     from bench.methods import TrainContext
     from bench.models import load_causal_lm
     from bench.models.devices import pick_device
@@ -203,6 +216,9 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=No
     if parts.run.shared_ref_cache:
         key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length}
         ref_cache = ReferenceLogpCache(cfg.paths.cache, key)
+    noise_node = OmegaConf.to_container(cfg.noise, resolve=True)
+    evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, noise_node, cfg.paths.cache)
+    checkpoints = CellCheckpoints(evaluation, parts.eval.checkpoints)
     ctx = TrainContext(
         policy=policy, tokenizer=tokenizer, train_dataset=noisy, loss=parts.loss, train=parts.train,
         out_dir=cell_dir, seed=parts.run.seed, reference_path=data.model_path, ref_cache=ref_cache,
@@ -211,8 +227,11 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=No
                                                          parts.eval.max_new_tokens),
         log=log.info, scorer=scorer, extra_columns=extras.columns(parts.loss, parts.method),
         cache_root=cfg.paths.cache, data_key=data.fingerprint, heldout_pairs=text_rows(data.eval_pairs) or None,
+        callbacks=checkpoints.callbacks, noise_rate=parts.injector.target_rate,
+        proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, noise_node, parts.run.seed,
+                                                      cfg.paths.cache),
     )
-    return policy, tokenizer, parts.method.train(ctx), t_load
+    return policy, parts.method.train(ctx), t_load, checkpoints
 
 
 def _gpu_memory(reset: bool = False) -> dict | None:
@@ -225,23 +244,3 @@ def _gpu_memory(reset: bool = False) -> dict | None:
         torch.cuda.reset_peak_memory_stats()
         return None
     return {"name": torch.cuda.get_device_name(), "peak_memory_bytes": int(torch.cuda.max_memory_allocated())}
-
-
-def _evaluate(cfg: DictConfig, parts: Parts, data, policy, tokenizer, cell_dir: Path):
-    """Test metrics on the held-out (evaluation) split; on a tuning cell also the validation split's."""
-    from bench.evaluation import evaluate_policy
-    from bench.models import load_causal_lm
-
-    ref_model, _ = load_causal_lm(data.model_path, str(next(policy.parameters()).device))
-    metrics, info, samples = evaluate_policy(policy, ref_model, tokenizer, data, parts.loss, parts.eval,
-                                             parts.evaluators, parts.run.seed, cache_root=cfg.paths.cache)
-    if parts.eval.validation.enabled:
-        from bench.evaluation import validation
-
-        noise_node = OmegaConf.to_container(cfg.noise, resolve=True)
-        val, val_samples = validation.score_validation(policy, ref_model, tokenizer, data, parts.loss, parts.eval,
-                                                       noise_node, parts.run.seed, cfg.paths.cache)
-        metrics.update(val)
-        info.update(infos({k: validation.METRICS[k] for k in val}, "validation"))
-        atomic_write_text(cell_dir / "val_samples.jsonl", jsonl_text(val_samples))
-    return metrics, info, samples

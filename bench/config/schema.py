@@ -73,6 +73,18 @@ class ValidationConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """``eval.checkpoints``: the policy scored at checkpoints within one training run (bench.evaluation.checkpoints)."""
+
+    every: Optional[float] = spec("score the policy every this many epochs (or steps, see unit) of its training run; "
+                                  "null: only at the end", Param(low=0.0, low_open=True, nullable=True))
+    unit: str = spec("what `every` counts: epochs (passes over the pairs the cell trains on) or steps (optimizer "
+                     "steps)", Param(choices=("epochs", "steps")))
+    diagnostic_pairs: int = spec("training pairs (as labelled; up to half of them flipped) whose margins z are "
+                                 "measured at each checkpoint and at the end", COUNT)
+
+
+@dataclass
 class EvalConfig:
     """``eval``: sampling the trained policy on held-out prompts."""
 
@@ -83,6 +95,9 @@ class EvalConfig:
                            COUNT)
     validation: ValidationConfig = spec("scoring the validation split (off: leaves no trace in a cell's id)",
                                         neutral=lambda v: not v["enabled"])
+    checkpoints: CheckpointConfig = spec("scoring at checkpoints within the run (off: leaves no trace in a cell's id; "
+                                         "on, it changes no training step: the same policy at the end)",
+                                         neutral=lambda v: v["every"] is None)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.core.cache import get_or_build, stable_hash
+from bench.core.detection import auroc
 from bench.core.registry import did_you_mean
 from bench.core.spec import ConfigError
 from bench.core.text import completion_text, prompt_text
@@ -187,9 +188,7 @@ def agreement(noisy) -> dict[str, Any]:
     if "is_flipped" in noisy.column_names:
         flipped = np.asarray(noisy["is_flipped"], dtype=bool)
         out["agrees_clean"] = float(np.mean(np.where(flipped, m < 0, m > 0)))
-        if 0 < flipped.sum() < len(flipped):
-            from scipy.stats import mannwhitneyu
-
-            u = mannwhitneyu(-m[flipped], -m[~flipped]).statistic
-            out["flip_auroc"] = float(u / (flipped.sum() * (~flipped).sum()))
+        a = auroc(-m, flipped)  # the scorer as a flip detector (bench.core.detection)
+        if a is not None:
+            out["flip_auroc"] = a
     return out

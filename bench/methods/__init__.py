@@ -2,7 +2,10 @@
 
 Registered: ``standard`` (one TRL run), ``ropo_full`` (ROPO's rounds, loss-based filter and rejection
 sampling), ``curriculum`` (Curry-DPO's easy-to-hard stages), ``rm_ensemble`` (a reward-model ensemble on bootstraps
-of the noisy pairs drops, relabels or weights them) and ``self_play`` (SPPO's rounds on the policy's own samples); lazy entries, so listing them imports nothing. ``from_config(cfg.method)`` builds a registered method
+of the noisy pairs drops, relabels or weights them), ``self_play`` (SPPO's rounds on the policy's own samples),
+``clean`` (a detector names suspect pairs, an action removes, flips or down-weights them: the oracle and random
+cleaners are the controls) and ``subset`` (a random share of the pairs: the clean learning curve); lazy entries, so
+listing them imports nothing. ``from_config(cfg.method)`` builds a registered method
 or a user's own (``_target_``) and checks it against the contract.
 """
 from __future__ import annotations
@@ -22,6 +25,8 @@ REGISTRY: Registry = Registry("method", {
     "curriculum": "bench.methods.curriculum:Curriculum",
     "rm_ensemble": "bench.methods.rm_ensemble:RMEnsemble",
     "self_play": "bench.methods.self_play:SelfPlay",
+    "clean": "bench.methods.clean:Clean",
+    "subset": "bench.methods.clean:Subset",
 })
 
 

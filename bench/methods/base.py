@@ -44,6 +44,9 @@ class TrainContext:
     cache_root: str | None = None  # the shared artifact cache (a method's own cached models: rm_ensemble)
     data_key: str = ""  # what determines the clean training pairs (the data's fingerprint), for such cache keys
     heldout_pairs: list | None = None  # clean held-out pairs {prompt, chosen, rejected} (text), for diagnostics only
+    callbacks: list = field(default_factory=list)  # every trainer of the run carries them (checkpoint scoring)
+    noise_rate: float | None = None  # the injector's stated rate (a cleaner's default fraction), None if it states none
+    proxy_reward_model: Callable | None = None  # () -> (RewardModel, meta) | None: the proxy trained on noisy labels
 
     def args(self, out: str = "trainer", **changes: Any):
         """TRL's DPOConfig for this cell, with ``train`` fields changed (``max_steps=...``)."""
@@ -52,14 +55,18 @@ class TrainContext:
         return dpo_config(dataclasses.replace(self.train, **changes), self.out_dir / out, self.seed,
                           report_to=self.report_to)
 
-    def trainer(self, dataset, args=None, **kwargs):
-        """The one trainer path (bench.training.PreferenceTrainer) on ``dataset`` with the cell's loss."""
+    def trainer(self, dataset, args=None, model=None, with_callbacks: bool = True, **kwargs):
+        """The one trainer path (bench.training.PreferenceTrainer) on ``dataset`` with the cell's loss; it trains
+        the cell's policy and carries the cell's callbacks unless told otherwise (a detector's warm-up copy)."""
         from bench.training import PreferenceTrainer
 
-        return PreferenceTrainer(model=self.policy, args=args if args is not None else self.args(),
-                                 train_dataset=dataset, processing_class=self.tokenizer, pref_loss=self.loss,
+        callbacks = [*kwargs.pop("callbacks", []), *(self.callbacks if with_callbacks else [])]
+        return PreferenceTrainer(model=self.policy if model is None else model,
+                                 args=args if args is not None else self.args(), train_dataset=dataset,
+                                 processing_class=self.tokenizer, pref_loss=self.loss,
                                  print_logs=self.train.print_logs,
-                                 extra_columns=kwargs.pop("extra_columns", self.extra_columns), **kwargs)
+                                 extra_columns=kwargs.pop("extra_columns", self.extra_columns), callbacks=callbacks,
+                                 **kwargs)
 
 
 @dataclass

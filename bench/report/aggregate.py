@@ -92,9 +92,25 @@ def per_protocol(records: list[dict]) -> list[dict]:
     for r in records:
         for s in _unique(r.get("hp_sources") or [r.get("hp_source") or {"source": "default"}]):
             hp = hp_of({"hp_source": s})
-            out.append({**r, "hp_source": s, "hp": hp,
+            out.append({**r, "hp_source": s, "hp": hp, **at_checkpoint(r, s.get("checkpoint")),
                         "cell_id": r.get("cell_id") if hp == "default" else f"{r.get('cell_id')}@{hp}"})
     return out
+
+
+def at_checkpoint(rec: dict, epoch) -> dict:
+    """A record's ``metrics`` at the checkpoint a tuning rule picked (``{}``: none picked, the end's stand)."""
+    if epoch is None or not rec.get("curve"):
+        return {}
+    from bench.tune.selection import checkpoint_key
+
+    for p in rec["curve"]:
+        if checkpoint_key(p["epoch"]) == checkpoint_key(epoch):
+            info = rec.get("metric_info") or {}
+            keep = {k: v for k, v in rec.get("metrics", {}).items()  # the method's own figures (about its data)
+                    if k not in p and (info.get(k) or {}).get("evaluator") == rec.get("method")}
+            return {"metrics": {**keep, **{k: v for k, v in p.items() if k not in ("step", "epoch")}},
+                    "checkpoint": float(p["epoch"])}
+    return {"metrics": {}, "checkpoint_missing": float(epoch)}
 
 
 def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str]]:

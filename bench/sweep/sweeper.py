@@ -135,11 +135,12 @@ class TuneSweeper(CellsSweeper):
 
         from bench.tune import criteria as crit
         from bench.tune import protocol
-        from bench.tune.selection import mean_score
+        from bench.tune.selection import score_at
 
         for (lo, ck, k), p in paths.items():
             if p.stage < len(spaces[lo].stages):
-                score = partial(mean_score, scores, lo, ck, seeds=plan["seeds"], metric=crit.get(k).metric)
+                score = partial(score_at, scores, lo, ck, seeds=plan["seeds"], metric=crit.get(k).metric,
+                                checkpoints=bool(plan.get("checkpoints")))
                 paths[(lo, ck, k)] = protocol.advance(spaces[lo], p, lambda pt, f=score: f(pt)[0])
 
     def plan(self, fixed: list[str], losses: list[str], seeds: list[int]) -> dict:
@@ -157,7 +158,9 @@ class TuneSweeper(CellsSweeper):
         budgets = {lo: s.budget for lo, s in spaces.items()}
         if len(set(budgets.values())) > 1:
             log.warning("tuning budgets differ between losses: %s", budgets)
+        every = compose(list(fixed)).eval.checkpoints.every
         return {"sweep": str(self.config.sweep), "created": time.time(), "fixed": fixed, "seeds": seeds,
+                "checkpoints": every is not None,  # the checkpoint is a knob: every rule picks one per point
                 "criteria": self.criteria, "lr": self.lr, "conditions": conditions, "budgets": budgets,
                 "losses": {lo: {"stages": [{"key": k.key, "values": list(k.values), "default": k.default}
                                            for k in s.stages], "budget": s.budget} for lo, s in spaces.items()}}

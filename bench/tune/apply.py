@@ -5,6 +5,8 @@
 The cell's (loss, noise, rate) picks the row of ``results/tuning/<sweep>/selection.csv``; its tuned keys
 (``train.learning_rate``, ``loss.beta``, ...) replace the config's values before the cell's identity is taken, so
 two rules that pick the same values share one cell. The record says where the values came from (``hp_source``).
+A rule's picked checkpoint (a sweep that scored checkpoints) is not a config value: the cell trains the same run,
+``hp_source.checkpoint`` says which point of its curve is the rule's result, and the report reads it there.
 Final seeds must be fresh: a seed the sweep tuned on is an error (its test score would be the selection's own).
 """
 from __future__ import annotations
@@ -55,6 +57,13 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     source = {"source": "tuning", "tuning": str(ref), "sweep": sweep, "criterion": criterion, "values": values,
               "val_score": _plain(row.get("val_score")), "at_edge": bool(row.get("at_edge")),
               "edge_keys": row.get("edge_keys") if isinstance(row.get("edge_keys"), str) else ""}
+    checkpoint = _plain(row.get("checkpoint"))
+    if not _missing(checkpoint):  # the rule also picked when to stop: the run is the same, its curve is read there
+        if cfg.eval.checkpoints.every is None:
+            raise ConfigError(f"tuning={ref!r} picked a checkpoint (epoch {checkpoint:g}) for loss={loss}, and "
+                              "eval.checkpoints.every is null here; valid: the tuning sweep's eval.checkpoints "
+                              "settings, so the final cell's curve has that checkpoint.")
+        source["checkpoint"] = float(checkpoint)
     return out, source
 
 
@@ -81,7 +90,10 @@ def is_current(source: dict, rows: list[dict] | None, loss: str, noise: str, rat
     if row is None:
         return False
     now, then = tuned_values(row), source["values"]
-    return set(now) == set(then) and all(_same(now[k], then[k]) for k in now)
+    picked = _plain(row.get("checkpoint"))
+    same_checkpoint = _missing(picked) == ("checkpoint" not in source) and (
+        _missing(picked) or _same(float(picked), float(source["checkpoint"])))
+    return set(now) == set(then) and all(_same(now[k], then[k]) for k in now) and same_checkpoint
 
 
 def _same(a, b) -> bool:

@@ -3,7 +3,8 @@
     results/tuning/<sweep>/plan.json       the spaces, conditions, tuning seeds and criteria (the sweep writes it)
     results/tuning/<sweep>/jobs.jsonl      every job the sweep launched: loss, condition, point, seed, cell id
     results/tuning/<sweep>/selection.csv   loss, noise, rate, criterion, one column per tuned key
-                                           (train.learning_rate, loss.beta, ...), val_score, n_configs, at_edge,
+                                           (train.learning_rate, loss.beta, ...), checkpoint (the epoch picked,
+                                           when the sweep's cells scored checkpoints), val_score, n_configs, at_edge,
                                            edge_keys, budget, n_seeds, and test_gold_reward: the test score of the
                                            pick on the tuning seeds (for the report's regret; never used to select)
 
@@ -30,6 +31,7 @@ from bench.tune.space import Knob, Space
 
 PLAN, JOBS, SELECTION = "plan.json", "jobs.jsonl", "selection.csv"
 TEST_METRIC = "gold_reward"
+CURVE = "@curve"  # a scored point's checkpoint curve, beside its metrics
 
 
 def tuning_dir(results: str | Path, sweep: str) -> Path:
@@ -50,14 +52,42 @@ def spaces_of(plan: dict) -> dict[str, Space]:
 
 
 def scores_from(folder: Path, results: str | Path) -> dict[tuple, dict]:
-    """{(loss, condition, point, seed): metrics} of the sweep's jobs with a complete record."""
+    """{(loss, condition, point, seed): metrics} of the sweep's jobs with a complete record; a record with a
+    checkpoint curve also gives ``metrics[CURVE]``: {epoch: that checkpoint's metrics}."""
     out = {}
     jobs = read_jsonl(Path(folder) / JOBS) if (Path(folder) / JOBS).exists() else []
     for job in jobs:
         rec = records.read_record(results, job["cell_id"]) if job.get("cell_id") else None
         if rec is not None and rec.get("status") == "ok":
-            out[(job["loss"], job["condition"], point(job["point"]), job["seed"])] = rec.get("metrics") or {}
+            metrics = dict(rec.get("metrics") or {})
+            if rec.get("curve"):
+                metrics[CURVE] = {checkpoint_key(p["epoch"]): p for p in rec["curve"]}
+            out[(job["loss"], job["condition"], point(job["point"]), job["seed"])] = metrics
     return out
+
+
+def checkpoint_key(epoch) -> float:
+    return round(float(epoch), 4)
+
+
+def score_at(scores: dict, loss: str, cond: str, p, seeds, metric: str, checkpoints: bool) -> tuple[float, Any]:
+    """(the point's score under ``metric``, the checkpoint it was reached at). Without checkpoints: the mean over
+    the tuning seeds of the end's value (checkpoint None). With them the checkpoint is a knob: every checkpoint the
+    seeds' curves share, the best mean wins (ties: the later checkpoint, the end first of all)."""
+    if not checkpoints:
+        return mean_score(scores, loss, cond, p, seeds, metric)[0], None
+    curves = [scores[(loss, cond, p, s)].get(CURVE) for s in seeds if (loss, cond, p, s) in scores]
+    curves = [c for c in curves if c]
+    if not curves:
+        return mean_score(scores, loss, cond, p, seeds, metric)[0], None
+    shared = sorted(set.intersection(*(set(c) for c in curves)), reverse=True)
+    best, at = math.nan, None
+    for e in shared:
+        vals = [c[e].get(metric) for c in curves]
+        vals = [float(v) for v in vals if isinstance(v, (int, float)) and not math.isnan(float(v))]
+        if len(vals) == len(curves) and (math.isnan(best) or np.mean(vals) > best):
+            best, at = float(np.mean(vals)), e
+    return best, at
 
 
 def select(plan: dict, scores: dict[tuple, dict], criterion_names: list[str] | None = None) -> list[dict]:
@@ -72,19 +102,25 @@ def select(plan: dict, scores: dict[tuple, dict], criterion_names: list[str] | N
     return rows
 
 
-def mean_score(scores: dict, loss: str, cond: str, p, seeds, metric: str) -> tuple[float, int]:
-    """(mean of ``metric`` over the tuning seeds at point ``p``, how many seeds had it)."""
-    vals = [scores[(loss, cond, p, s)].get(metric) for s in seeds if (loss, cond, p, s) in scores]
+def mean_score(scores: dict, loss: str, cond: str, p, seeds, metric: str, checkpoint=None) -> tuple[float, int]:
+    """(mean of ``metric`` over the tuning seeds at point ``p``, how many seeds had it): the end's value, or the
+    value at ``checkpoint`` (an epoch of the records' curves)."""
+    def value(m: dict):
+        return m.get(metric) if checkpoint is None else ((m.get(CURVE) or {}).get(checkpoint) or {}).get(metric)
+
+    vals = [value(scores[(loss, cond, p, s)]) for s in seeds if (loss, cond, p, s) in scores]
     vals = [float(v) for v in vals if isinstance(v, (int, float)) and not math.isnan(float(v))]
     return (float(np.mean(vals)) if vals else math.nan), len(vals)
 
 
 def _row(plan: dict, space: Space, cond: dict, c, scores: dict) -> dict:
-    seeds = plan["seeds"]
-    path = replay(space, lambda p: mean_score(scores, space.loss, cond["key"], p, seeds, c.metric)[0])
-    test, n = mean_score(scores, space.loss, cond["key"], point(path.point), seeds, TEST_METRIC)
+    seeds, ckpt = plan["seeds"], bool(plan.get("checkpoints"))
+    path = replay(space, lambda p: score_at(scores, space.loss, cond["key"], p, seeds, c.metric, ckpt)[0])
+    _, at = score_at(scores, space.loss, cond["key"], point(path.point), seeds, c.metric, ckpt)
+    test, n = mean_score(scores, space.loss, cond["key"], point(path.point), seeds, TEST_METRIC, checkpoint=at)
     edge = edges(space, path.point)
     return {"loss": space.loss, "noise": cond["noise"], "rate": cond["rate"], "criterion": c.name, **path.point,
+            **({"checkpoint": math.nan if at is None else at} if ckpt else {}),
             "val_score": path.score, "n_configs": len(path.visited), "at_edge": bool(edge),
             "edge_keys": ",".join(edge), "budget": space.budget, "n_seeds": n, "test_gold_reward": test,
             "note": path.note}

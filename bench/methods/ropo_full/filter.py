@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from bench.core.counting import exact_count
+from bench.core.detection import detection_stats
 
 
 def highest_loss(losses, k: int) -> np.ndarray:
@@ -21,46 +22,20 @@ def highest_loss(losses, k: int) -> np.ndarray:
     return mask
 
 
-def auroc(scores, positive) -> float | None:
-    """P(score of a random positive > score of a random negative), ties half: the loss as a flip detector."""
-    from scipy.stats import rankdata
-
-    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(scores)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def filter_stats(dropped, flipped, losses=None) -> dict[str, Any]:
-    """Precision and recall of one filter against the injected noise mask (``flipped``; None if unknown).
-
-    precision = |dropped & flipped| / |dropped| (None if nothing dropped); recall = |dropped & flipped| / |flipped|
-    (None if nothing is flipped); chance_precision = |flipped| / n, the expected precision of a random filter.
-    """
-    dropped = np.asarray(dropped, dtype=bool)
-    n, k = len(dropped), int(dropped.sum())
-    out: dict[str, Any] = {"n_scored": n, "n_dropped": k}
-    if flipped is None:
-        return {**out, "n_flipped": None, "n_dropped_flipped": None, "precision": None, "recall": None,
-                "chance_precision": None}
-    flipped = np.asarray(flipped, dtype=bool)
-    if flipped.shape != dropped.shape:
-        raise ValueError(f"flip mask has {flipped.shape[0]} entries, the filter {n}")
-    tp, nf = int((dropped & flipped).sum()), int(flipped.sum())
-    out.update(
-        n_flipped=nf,
-        n_dropped_flipped=tp,
-        precision=tp / k if k else None,
-        recall=tp / nf if nf else None,
-        chance_precision=nf / n if n else None,
-    )
-    if losses is not None:
-        losses = np.asarray(losses, dtype=float)
-        out["auroc"] = auroc(losses, flipped)
-        out["mean_loss_flipped"] = float(losses[flipped].mean()) if nf else None
-        out["mean_loss_clean"] = float(losses[~flipped].mean()) if nf < n else None
+    """Precision and recall of one filter against the injected noise mask (``flipped``; None if unknown), in the
+    record's words (``bench.core.detection`` computes them): precision = |dropped & flipped| / |dropped|, recall =
+    |dropped & flipped| / |flipped|, chance_precision = |flipped| / n; with ``losses``, their AUROC as a detector and
+    the mean loss of flipped and clean pairs."""
+    d = detection_stats(dropped, flipped, losses)
+    out: dict[str, Any] = {"n_scored": d["n"], "n_dropped": d["n_named"], "n_flipped": d["n_flipped"],
+                           "n_dropped_flipped": d["n_hit"], "precision": d["precision"], "recall": d["recall"],
+                           "chance_precision": d["chance_precision"]}
+    if flipped is not None and losses is not None:
+        losses, flipped = np.asarray(losses, dtype=float), np.asarray(flipped, dtype=bool)
+        out["auroc"] = d["auroc"]
+        out["mean_loss_flipped"] = float(losses[flipped].mean()) if flipped.any() else None
+        out["mean_loss_clean"] = float(losses[~flipped].mean()) if (~flipped).any() else None
     return out
 
 

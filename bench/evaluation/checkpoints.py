@@ -1,0 +1,129 @@
+"""One cell's policy scored at checkpoints within its training run, and at the end, by one function.
+
+``PolicyEvaluation`` scores a policy: the test split (the core metrics and every evaluator; at intermediate
+checkpoints the evaluators that opt out, ``per_checkpoint = False`` like the LLM judge, are skipped), the
+validation split in tuning cells, and the margin diagnostics of ``bench.evaluation.margins``. ``Checkpoints`` is a
+``transformers.TrainerCallback`` that calls it every ``eval.checkpoints.every`` epochs (passes over the pairs the
+run trains on, counted from its first trainer's data loader) or steps, with the random-number state saved and
+restored around it: training takes exactly the same steps with or without checkpoints. The end of training is
+always scored (the cell's final evaluation); a checkpoint that falls on a trainer's last step is left to it.
+
+The record carries the whole curve (``curve``: one point per checkpoint, the last one the end) and the headline
+``metrics`` are the end's, unless a tuning selection picked a checkpoint (``hp_source.checkpoint``: the report then
+reads that point of the curve).
+"""
+from __future__ import annotations
+
+import math
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from bench.core.metrics import infos
+from bench.evaluation import margins as margin_diag
+from bench.evaluation import validation as val
+from bench.evaluation.core import CORE_METRICS, evaluate_policy
+
+
+@dataclass
+class Scored:
+    """What one evaluation gives: metrics, their directions (``metric_info``), the test samples, the margins."""
+
+    metrics: dict[str, float]
+    info: dict[str, dict]
+    samples: list[dict] = field(default_factory=list)
+    val_samples: list[dict] = field(default_factory=list)
+    z: np.ndarray | None = None
+
+
+class PolicyEvaluation:
+    """Scores a policy of one cell (see the module docstring); the reference model is loaded once."""
+
+    def __init__(self, data, parts, noisy, tokenizer, noise_node: dict, cache_root: str | None):
+        from bench.models import load_causal_lm
+
+        self.data, self.parts, self.tokenizer = data, parts, tokenizer
+        self.noise_node, self.cache_root = noise_node, cache_root
+        self.ref_model, _ = load_causal_lm(data.model_path, "cpu")
+        key = {"data": data.fingerprint, "model": data.model_path}
+        self.probe = margin_diag.MarginProbe(noisy, parts.eval.checkpoints.diagnostic_pairs, parts.run.seed,
+                                             parts.loss, tokenizer, key, cache_root)
+
+    def __call__(self, policy, final: bool = True) -> Scored:
+        device = str(next(policy.parameters()).device)
+        if str(next(self.ref_model.parameters()).device) != device:
+            self.ref_model.to(device)
+        p = self.parts
+        evaluators = p.evaluators if final else [e for e in p.evaluators if getattr(e, "per_checkpoint", True)]
+        metrics, info, samples = evaluate_policy(policy, self.ref_model, self.tokenizer, self.data, p.loss, p.eval,
+                                                 evaluators, p.run.seed, cache_root=self.cache_root)
+        val_samples = []
+        if p.eval.validation.enabled:
+            v, val_samples = val.score_validation(policy, self.ref_model, self.tokenizer, self.data, p.loss, p.eval,
+                                                  self.noise_node, p.run.seed, self.cache_root)
+            metrics.update(v)
+            info.update(infos({k: val.METRICS[k] for k in v}, "validation"))
+        diag, z = self.probe(policy, self.ref_model)
+        metrics.update(diag)
+        info.update(infos({k: margin_diag.METRICS[k] for k in diag}, "diagnostics"))
+        return Scored(metrics, info, samples, val_samples, z)
+
+
+@contextmanager
+def preserved_rng():
+    """Whatever the evaluation draws, the training's random streams continue as if it had not run."""
+    state = (torch.get_rng_state(), np.random.get_state(), random.getstate(),
+             torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state[0])
+        np.random.set_state(state[1])
+        random.setstate(state[2])
+        if state[3] is not None:
+            torch.cuda.set_rng_state_all(state[3])
+
+
+class Checkpoints(TrainerCallback):
+    """Scores the policy every ``every`` epochs or steps of its run (``points``: one dict per checkpoint)."""
+
+    def __init__(self, evaluate: PolicyEvaluation, every: float, unit: str = "epochs"):
+        self.evaluate, self.every, self.unit = evaluate, float(every), unit
+        self.points: list[dict] = []
+        self.z: list[np.ndarray] = []
+        self.step = 0  # optimizer steps across every trainer of the run (a staged method has several)
+        self.steps_per_epoch: int | None = None
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        if self.steps_per_epoch is None and train_dataloader is not None:
+            self.steps_per_epoch = max(1, math.ceil(len(train_dataloader) / args.gradient_accumulation_steps))
+
+    def interval(self) -> float:
+        return self.every if self.unit == "steps" else self.every * float(self.steps_per_epoch or 1)
+
+    def epoch(self, step: int) -> float:
+        return step / float(self.steps_per_epoch or 1)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.step += 1
+        due = math.floor(self.step / self.interval() + 1e-9) > math.floor((self.step - 1) / self.interval() + 1e-9)
+        if not due or state.global_step >= state.max_steps or model is None:
+            return  # the run's (or this trainer's) last step: scored after training
+        with preserved_rng():
+            scored = self.evaluate(model, final=False)
+        model.train()
+        self.points.append(point(self.step, self.epoch(self.step), scored.metrics))
+        self.z.append(scored.z)
+
+
+def point(step: int, epoch: float, metrics: dict) -> dict:
+    return {"step": int(step), "epoch": round(float(epoch), 6), **metrics}
+
+
+def curve_metrics() -> dict:
+    """The directions of the metrics a curve point may carry beyond the evaluators' own."""
+    return {**CORE_METRICS, **val.METRICS, **margin_diag.METRICS}

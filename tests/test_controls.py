@@ -1,0 +1,206 @@
+"""The controls of a test bed that can show a robustness gain: cleaning as a method (detectors, actions, the oracle
+and random cleaners), the clean learning curve (``subset``), margin diagnostics, and the policy scored at
+checkpoints within one run, with the checkpoint as a tuning knob. End-to-end cells run in this process on the
+session's smoke world (``conftest.smoke_root``)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+from bench.config.compose import compose
+from bench.core.detection import detection_stats
+from bench.evaluation.margins import sample_pairs, summarize
+from bench.methods import cleaning, detectors
+
+STEPS = 4
+
+
+# ------------------------------------------------------------------------------------------------ detection figures
+def test_detection_stats_by_hand():
+    named = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
+    flipped = np.array([1, 1, 0, 1, 0, 0, 0, 0], bool)
+    s = detection_stats(named, flipped, scores=np.array([9, 8, 7, 6, 1, 1, 1, 1.0]))
+    assert (s["n"], s["n_named"], s["n_flipped"], s["n_hit"]) == (8, 3, 3, 2)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 3)
+    assert s["f1"] == pytest.approx(2 / 3) and s["chance_precision"] == pytest.approx(3 / 8)
+    assert s["auroc"] == pytest.approx(14 / 15)  # flipped scores 9, 8, 6 against clean 7, 1, 1, 1, 1
+    nothing = detection_stats(np.zeros(8, bool), flipped)
+    assert nothing["precision"] is None and nothing["recall"] == 0.0 and nothing["f1"] is None
+    unknown = detection_stats(named, None)
+    assert unknown["precision"] is None and unknown["n_named"] == 3
+
+
+# ------------------------------------------------------------------------------------------------ detectors
+def _noisy(n=200, rate=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    flipped = np.zeros(n, bool)
+    flipped[rng.choice(n, round(rate * n), replace=False)] = True
+    return Dataset.from_dict({"prompt": [f"p{i}" for i in range(n)], "chosen": [f"a{i}" for i in range(n)],
+                              "rejected": [f"b{i}" for i in range(n)], "is_flipped": flipped.tolist()})
+
+
+def test_the_oracle_names_exactly_the_flipped_pairs():
+    ds = _noisy()
+    ctx = SimpleNamespace(train_dataset=ds, seed=3)
+    scores, _ = detectors.oracle(ctx, None)
+    named = cleaning.top_k(scores, 60, seed=3)
+    s = detection_stats(named, np.asarray(ds["is_flipped"]))
+    assert s["precision"] == 1.0 and s["recall"] == 1.0 and s["f1"] == 1.0
+
+
+def test_the_random_detector_is_at_chance_over_seeds():
+    ds = _noisy(rate=0.3)
+    flipped = np.asarray(ds["is_flipped"])
+    precisions = []
+    for seed in range(60):
+        scores, _ = detectors.random_scores(SimpleNamespace(train_dataset=ds, seed=seed), None)
+        precisions.append(detection_stats(cleaning.top_k(scores, 60, seed), flipped)["precision"])
+    assert abs(np.mean(precisions) - 0.3) < 0.02  # chance: the flip rate (SE of the mean ~0.006)
+    assert np.std(precisions) > 0.02  # and it does vary from seed to seed
+
+
+# ------------------------------------------------------------------------------------------------ actions
+class _Run:
+    """Stands in for the TRL run: what dataset it would train on, and for how many steps."""
+
+    def __init__(self, ctx, steps, name):
+        self.steps, self.trained = steps, None
+
+    def prepare(self, ds):
+        return ds
+
+    def run(self, i, ds):
+        self.trained = ds
+
+
+@pytest.mark.parametrize("action", ["remove", "flip", "weight"])
+def test_each_action_changes_exactly_the_named_pairs(action, monkeypatch):
+    monkeypatch.setattr(cleaning, "Staged", _Run)
+    ds = _noisy(n=40, rate=0.25)
+    named = np.zeros(40, bool)
+    named[[1, 5, 6, 30]] = True
+    ctx = SimpleNamespace(train_dataset=ds, train=SimpleNamespace(max_steps=None, batch_size=4,
+                                                                  gradient_accumulation_steps=1, epochs=1.0))
+    weights = np.where(named, 0.25, 1.0) if action == "weight" else None
+    run, n = cleaning.train_cleaned(ctx, named, action, "epochs", "clean", weights=weights)
+    out = run.trained
+    if action == "remove":
+        assert n == 36 and len(out) == 36 and run.steps == [9]  # epochs: one pass over the 36 left
+        assert sorted(out["prompt"]) == sorted(p for i, p in enumerate(ds["prompt"]) if not named[i])
+    elif action == "flip":
+        assert len(out) == 40 and run.steps == [10]
+        for i in range(40):
+            swapped = out["chosen"][i] == ds["rejected"][i]
+            assert swapped == named[i] and (out["rejected"][i] == ds["chosen"][i]) == named[i]
+            assert out["is_flipped"][i] == (ds["is_flipped"][i] != named[i])  # orientation against the clean label
+    else:
+        assert len(out) == 40 and out["chosen"] == ds["chosen"]
+        assert np.allclose(out["pair_weight"], np.where(named, 0.25, 1.0))
+    run_steps, _ = cleaning.train_cleaned(ctx, named, "remove", "steps", "clean")
+    assert run_steps.steps == [10]  # budget=steps: the standard cell's steps on all 40 pairs
+
+
+# ------------------------------------------------------------------------------------------------ diagnostics
+def test_margin_diagnostics_on_a_hand_made_case():
+    z = np.array([2.0, -1.0, 0.5, -0.2, 3.0, 0.0])
+    flipped = np.array([1, 1, 0, 0, 0, 0], bool)
+    d = summarize(z, flipped)
+    assert d["diag_memorized"] == 0.5  # the flipped pair with z = 2 agrees with its wrong label: memorized
+    assert d["diag_fit"] == 0.5  # clean pairs with z > 0: 0.5 and 3.0 of four (z = 0 is not fitted)
+    assert d["diag_z_flipped_q50"] == pytest.approx(0.5) and d["diag_z_clean_q50"] == pytest.approx(0.25)
+    assert d["diag_n_flipped"] == 2 and d["diag_n_clean"] == 4 and d["diag_abs_z_median"] == pytest.approx(0.75)
+
+
+def test_the_diagnostic_sample_takes_up_to_half_flipped_pairs_the_same_each_time():
+    ds = _noisy(n=300, rate=0.1)
+    rows = sample_pairs(ds, 64, seed=1)
+    flipped = np.asarray(ds["is_flipped"])[rows]
+    assert len(rows) == 64 and flipped.sum() == 30  # all 30 flipped pairs (fewer than half of 64)
+    assert np.array_equal(rows, sample_pairs(ds, 64, seed=1)) and not np.array_equal(rows, sample_pairs(ds, 64, 2))
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def _cell(smoke_root: Path, results: Path, *overrides: str):
+    from bench.cell import run_cell
+
+    cfg = compose(["experiment=smoke", f"paths.root={smoke_root}", f"paths.results={results}",
+                   f"train.max_steps={STEPS}", "train.progress=false", *overrides])
+    rec = run_cell(cfg)
+    assert rec["status"] == "ok" and not rec.get("skipped")
+    return rec
+
+
+@pytest.mark.slow
+def test_oracle_and_random_cleaners_end_to_end(smoke_root, tmp_path):
+    oracle = _cell(smoke_root, tmp_path, "method=clean", "method.detector=oracle", "noise.rate=0.4")
+    assert oracle["loss_label"] == "DPO + oracle cleaner (remove)" and oracle["control"] == "positive"
+    block = oracle["clean"]
+    assert block["precision"] == 1.0 and block["recall"] == 1.0 and block["fraction"] == 0.4
+    assert block["n_named"] == oracle["noise_stats"]["n_flipped"]
+    assert oracle["metrics"]["clean_f1"] == 1.0 and oracle["metric_info"]["clean_f1"]["higher_is_better"] is True
+    rand = _cell(smoke_root, tmp_path, "method=clean", "method.detector=random", "noise.rate=0.4")
+    assert rand["control"] == "negative" and rand["clean"]["n_named"] == block["n_named"]
+    assert rand["clean"]["n_trained_pairs"] == oracle["clean"]["n_trained_pairs"]
+
+
+@pytest.mark.slow
+def test_a_realistic_detector_records_its_figures(smoke_root, tmp_path):
+    rec = _cell(smoke_root, tmp_path, "method=clean", "method.detector=rm_margin", "method.action=flip",
+                "noise.rate=0.4", "eval.validation.proxy_rm.train.max_steps=4")
+    block = rec["clean"]
+    assert rec["control"] is None and rec["loss_label"] == "DPO + rm_margin cleaner (flip)"
+    assert 0 <= block["precision"] <= 1 and 0 <= block["recall"] <= 1 and 0 <= block["auroc"] <= 1
+    assert rec["metrics"]["clean_precision"] == pytest.approx(block["precision"])
+
+
+@pytest.mark.slow
+def test_checkpoints_give_one_point_each_and_change_no_training_step(smoke_root, tmp_path):
+    plain = _cell(smoke_root, tmp_path / "plain")
+    curved = _cell(smoke_root, tmp_path / "curved", "eval.checkpoints.every=1", "eval.checkpoints.unit=steps")
+    assert "curve" not in plain and [p["step"] for p in curved["curve"]] == [1, 2, 3, 4]  # 3 checkpoints + the end
+    for key in ("gold_reward", "kl", "implicit_acc", "train_loss", "diag_memorized"):
+        assert curved["metrics"][key] == plain["metrics"][key] or (
+            math.isnan(curved["metrics"][key]) and math.isnan(plain["metrics"][key]))
+    end = curved["curve"][-1]
+    assert all(end[k] == curved["metrics"][k] for k in ("gold_reward", "kl", "diag_fit"))
+    assert len({round(p["gold_reward"], 6) for p in curved["curve"]}) > 1  # the policy moved between checkpoints
+    assert curved["timings"]["checkpoints"] > 0 and plain["cell_id"] != curved["cell_id"]
+    margins = __import__("json").loads((tmp_path / "curved" / "cells" / curved["cell_id"] / "margins.json").read_text())
+    assert len(margins["points"]) == 4 and all(len(p["z"]) == len(margins["rows"]) for p in margins["points"])
+
+
+# ------------------------------------------------------------------------------------------------ tuning
+def test_a_tuning_selection_can_pick_a_checkpoint_and_the_report_reads_it(tmp_path):
+    from bench.report.aggregate import per_protocol
+    from bench.tune import selection
+    from bench.tune.space import Knob, Space
+
+    lrs = (1e-4, 2e-4)
+    # epoch 1 is best for lr 1e-4 (0.30), the end (epoch 2) for 2e-4 (0.20): the rule picks lr 1e-4 at epoch 1
+    curves = {1e-4: {1.0: 0.30, 2.0: 0.10}, 2e-4: {1.0: 0.15, 2.0: 0.20}}
+    scores = {}
+    for lr, c in curves.items():
+        p = selection.point({"train.learning_rate": lr})
+        curve = {e: {"epoch": e, "val_gold_reward": v, "gold_reward": v - 0.05} for e, v in c.items()}
+        scores[("dpo", "c", p, 0)] = {"val_gold_reward": c[2.0], "gold_reward": c[2.0] - 0.05,
+                                      selection.CURVE: curve}
+    space = Space("dpo", (Knob("train.learning_rate", lrs, 2e-4),))
+    plan = {"seeds": [0], "checkpoints": True}
+    row = selection._row(plan, space, {"key": "c", "noise": "random_flip", "rate": 0.4},
+                         SimpleNamespace(name="oracle", metric="val_gold_reward"), scores)
+    assert row["train.learning_rate"] == 1e-4 and row["checkpoint"] == 1.0 and row["val_score"] == 0.30
+    assert row["test_gold_reward"] == pytest.approx(0.25)  # the test score at the picked checkpoint
+    no_ckpt = selection._row({**plan, "checkpoints": False}, space, {"key": "c", "noise": "random_flip", "rate": 0.4},
+                             SimpleNamespace(name="oracle", metric="val_gold_reward"), scores)
+    assert no_ckpt["train.learning_rate"] == 2e-4 and "checkpoint" not in no_ckpt
+    rec = {"cell_id": "x", "metrics": {"gold_reward": 0.05, "clean_f1": 1.0}, "method": "clean",
+           "metric_info": {"clean_f1": {"evaluator": "clean"}, "gold_reward": {"evaluator": "gold"}},
+           "curve": [{"step": 5, "epoch": 1.0, "gold_reward": 0.25}, {"step": 10, "epoch": 2.0, "gold_reward": 0.05}],
+           "hp_source": {"source": "tuning", "criterion": "oracle", "checkpoint": 1.0}}
+    (out,) = per_protocol([rec])
+    assert out["metrics"] == {"gold_reward": 0.25, "clean_f1": 1.0} and out["checkpoint"] == 1.0
