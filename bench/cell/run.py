@@ -214,7 +214,8 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=No
     t_load = time.time() - t0
     ref_cache = None
     if parts.run.shared_ref_cache:
-        key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length}
+        key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length,
+               **({"path": "packed"} if parts.train.packing else {})}  # the path computes them (float round-off)
         ref_cache = ReferenceLogpCache(cfg.paths.cache, key)
     noise_node = OmegaConf.to_container(cfg.noise, resolve=True)
     evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, noise_node, cfg.paths.cache)

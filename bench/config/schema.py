@@ -55,6 +55,9 @@ class TrainConfig:
                          neutral=1)
     bf16: Any = spec("bf16 on GPUs: auto (where supported, never on the CPU), true, false",
                      Param(choices=("auto", True, False)))
+    packing: bool = spec("train on the batch's sequences packed without padding (bench.training.packing: the same "
+                         "log-probs to float round-off, checked on the first batch; off: TRL's padded path)",
+                         identity=False)
     progress: bool = spec("one progress bar per cell", identity=False)
     print_logs: bool = spec("also print TRL's per-step logs (they always go to the cell's train_log.jsonl)",
                             identity=False)

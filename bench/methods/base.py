@@ -66,7 +66,7 @@ class TrainContext:
                                  processing_class=self.tokenizer, pref_loss=self.loss,
                                  print_logs=self.train.print_logs,
                                  extra_columns=kwargs.pop("extra_columns", self.extra_columns), callbacks=callbacks,
-                                 **kwargs)
+                                 packing=self.train.packing, **kwargs)
 
 
 @dataclass

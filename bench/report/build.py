@@ -16,6 +16,7 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.aggregate import Results, load_results, robustness_table
+from bench.report.controls import controls_of
 from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, protocol_title
 from bench.report.render import to_html, to_markdown
 from bench.report.stats import paired_vs_baseline, reference_curve, resolve_baseline, summary_table
@@ -35,12 +36,14 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
                 for hp in res.protocols]
     slug = baseline_slug(baseline)
     tables = {name: pd.concat([a[name].assign(hp=a["hp"]) for a in analyses], ignore_index=True)
-              for name in ("table", "summary", "paired", "cost")}
+              for name in ("table", "summary", "paired", "cost", "headroom", "share", "interaction")}
     tables["table"].to_csv(out / "robustness.csv", index=False)
     tables["table"].to_parquet(out / "robustness.parquet", index=False)
     tables["summary"].to_csv(out / "summary.csv", index=False)
     tables["paired"].to_csv(out / f"paired_vs_{slug}.csv", index=False)
     tables["cost"].to_csv(out / "cost.csv", index=False)
+    for name, file in (("headroom", "headroom.csv"), ("share", "headroom_share.csv"), ("interaction", "interaction.csv")):
+        tables[name].to_csv(out / file, index=False)
     res.failed.to_csv(out / "failed_cells.csv", index=False)
     res.missing.to_csv(out / "missing_cells.csv", index=False)
 
@@ -72,7 +75,7 @@ def _analyse(res: Results, hp: str, baseline: str, metric: str, notes: list[str]
     table = robustness_table(res)
     return {"hp": hp, "tag": f"_{hp}" if several and hp != "default" else "", "res": res, "baseline": base,
             "headline": headline, "table": table, "summary": summary_table(res, table, base),
-            "paired": paired_vs_baseline(res, base), "cost": cost_table(res, base)}
+            "paired": paired_vs_baseline(res, base), "cost": cost_table(res, base), **controls_of(res, base, headline)}
 
 
 def baseline_slug(name: str) -> str:
@@ -128,4 +131,8 @@ def _files(figures: dict, slug: str) -> list:
                                          "rate, metric)", "`summary.csv`: per (source, loss, noise, metric)",
                                          f"`paired_vs_{slug}.csv`: paired tests, all compared metrics",
                                          "`cost.csv`: wall time per cell and loss (per source)",
+                                         "`headroom.csv`: the oracle cleaner minus the baseline per condition (the "
+                                         "headroom); `headroom_share.csv`: each loss's share of it",
+                                         "`interaction.csv`: per loss and noise type, the slope of its gap to the "
+                                         "baseline over the noise rate, all compared metrics",
                                          "`failed_cells.csv`, `missing_cells.csv`"] + [f"`{f}`" for f in figures.values()])]

@@ -9,6 +9,7 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.aggregate import Results
+from bench.report.controls import headroom_blocks, interaction_blocks
 from bench.report.render import fmt, fmt_p
 
 MAX_LISTED = 60  # longer missing/failed lists are cut in the report; the CSVs hold all of them
@@ -167,6 +168,7 @@ def analysis_blocks(a: dict, figures: dict, slug: str, several: bool) -> list:
           ("table", _summary_view(a["summary"], headline, base))]
     if f"heatmap{tag}" in figures:
         b += [("h", 3, f"Gain over {base}"), ("img", figures[f"heatmap{tag}"], "gain over the baseline")]
+    b += headroom_blocks(a) + interaction_blocks(a)  # the primary questions, before the per-rate tests
     b += [("h", 3, f"Paired tests vs {base} ({headline})"),
           ("p", "Paired t-test on per-seed differences; Wilcoxon signed-rank when n ≥ 6; p-values Holm-corrected over "
                 "all comparisons of the metric. `d_z` = mean difference / sd of differences. `MDE (80%)`: the "

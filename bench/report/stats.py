@@ -159,6 +159,18 @@ def paired_test(diff) -> dict:
     return res
 
 
+PAIR_KEYS = ["metric", "noise", "rate", "seed"]
+
+
+def paired_differences(values: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Every other curve's value beside the baseline's on the same (metric, noise, rate, seed): ``value`` (the loss),
+    ``value_b`` (the baseline) and ``diff`` = loss minus baseline, the unit of every paired figure of the report. A
+    seed only one side has is not here."""
+    base = values[values["label"] == baseline][PAIR_KEYS + ["value"]]
+    pair = values[values["label"] != baseline].merge(base, on=PAIR_KEYS, suffixes=("", "_b"))
+    return pair.assign(diff=pair["value"] - pair["value_b"])
+
+
 def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA) -> pd.DataFrame:
     """Every loss against ``baseline`` at each (noise, rate), per metric; Holm over all comparisons of a metric."""
     cols = ["metric", "noise", "rate", "label", "baseline", "n_pairs", "mean_loss", "mean_baseline", "mean_diff",
@@ -167,28 +179,28 @@ def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA)
     v = res.values
     if baseline is None or v.empty or baseline not in set(v["label"]):
         return pd.DataFrame(columns=cols)
-    key = ["metric", "noise", "rate", "seed"]
-    base = v[v["label"] == baseline][key + ["value"]]
-    rows = []
+    group = ["metric", "noise", "rate", "label"]
     # only metrics that compare policies: not the reference policy's own scores, bookkeeping counters, or a training
     # loss whose scale differs from loss to loss (bench.core.metrics)
-    keep = {m for m in v["metric"].unique() if compared(res.metric_info.get(m), m)}
-    others = v[(v["label"] != baseline) & v["metric"].isin(keep)]
-    for (metric, noise, rate, label), g in others.groupby(["metric", "noise", "rate", "label"], sort=True):
-        b = base[(base["metric"] == metric) & (base["noise"] == noise) & (base["rate"] == rate)]
-        pair = g.merge(b, on=key, suffixes=("", "_b"))
-        r = paired_test(pair["value"] - pair["value_b"])
-        unpaired = len(g) + len(b) - 2 * len(pair)
+    v = v[v["metric"].isin({m for m in v["metric"].unique() if compared(res.metric_info.get(m), m)})]
+    pairs = dict(list(paired_differences(v, baseline).groupby(group, sort=False)))
+    n_base = v[v["label"] == baseline].groupby(group[:3]).size()
+    rows = []
+    for key, g in v[v["label"] != baseline].groupby(group, sort=True):
+        metric, noise, rate, label = key
+        pair = pairs.get(key, g.iloc[:0].assign(value_b=np.nan, diff=np.nan))
+        r = paired_test(pair["diff"])
+        unpaired = len(g) + int(n_base.get((metric, noise, rate), 0)) - 2 * len(pair)
         if unpaired:
             r["note"] = "; ".join(filter(None, [r["note"], f"{unpaired} unpaired seed value(s) left out"]))
         dirn = direction((res.metric_info.get(metric) or {}).get("higher_is_better"))
         rows.append(dict(metric=metric, noise=noise, rate=rate, label=label, baseline=baseline,
                          mean_loss=pair["value"].mean(), mean_baseline=pair["value_b"].mean(), test="paired t-test", **r,
-                         better=_better(r["mean_diff"], dirn)))
+                         better=better(r["mean_diff"], dirn)))
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=cols)
-    half, mde = zip(*(_interval_and_mde(sd, n) for sd, n in zip(out["sd_diff"], out["n_pairs"])))
+    half, mde = zip(*(interval_and_mde(sd, n) for sd, n in zip(out["sd_diff"], out["n_pairs"])))
     out["ci_low"], out["ci_high"] = out["mean_diff"] - np.array(half), out["mean_diff"] + np.array(half)
     out["mde_80"] = mde
     out["p_holm"] = out.groupby("metric")["p"].transform(holm)
@@ -197,7 +209,7 @@ def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA)
     return out[cols]
 
 
-def _interval_and_mde(sd: float, n: int, alpha: float = ALPHA, power: float = 0.8) -> tuple[float, float]:
+def interval_and_mde(sd: float, n: int, alpha: float = ALPHA, power: float = 0.8) -> tuple[float, float]:
     """Half-width of the 95% t-interval of a mean paired difference, and the smallest true difference a two-sided
     paired t-test at ``alpha`` detects with probability ``power`` given this spread: ``(t_{1-a/2} + t_power) sd /
     sqrt(n)`` with n - 1 degrees of freedom (the usual normal-approximation form, before any multiplicity
@@ -209,7 +221,8 @@ def _interval_and_mde(sd: float, n: int, alpha: float = ALPHA, power: float = 0.
     return float(t_a * se), float((t_a + stats.t.ppf(power, n - 1)) * se)
 
 
-def _better(mean_diff: float, dirn: str) -> str:
+def better(mean_diff: float, dirn: str) -> str:
+    """Whether a difference (loss minus baseline) favours the loss: yes, no, same, or n/a (no direction)."""
     if dirn == "none" or np.isnan(mean_diff):
         return "n/a"
     if mean_diff == 0:

@@ -3,8 +3,9 @@
 TRL keeps its losses in an if/elif chain inside ``DPOTrainer._compute_loss`` with no hook, and its maintainers
 point to subclassing. So this module overrides exactly these methods and nothing else:
 
-- ``_compute_loss``: the same policy forward as TRL (fused LM head, per-token log-probs over the completion), then
-  the registry loss over (policy, reference) summed log-probs and completion lengths, and the metrics;
+- ``_compute_loss``: the policy's summed completion log-probs (packed, without padding, ``bench.training.packing``;
+  TRL's own fused-LM-head forward where that path does not match it), then the registry loss over (policy,
+  reference) summed log-probs and completion lengths, and the metrics;
 - ``_precompute_ref_logps``: reference log-probs always come from the precompute path (TRL's own, or columns the
   cell already attached from the shared cache); reference-free losses skip the reference pass entirely;
 - ``_set_signature_columns_if_needed`` and the collator: the per-pair extras a loss or method asks for
@@ -21,6 +22,7 @@ import torch
 from trl import DPOTrainer
 
 from bench.models.callbacks import quiet
+from bench.training import packing
 
 # TRL 1.16's reference pass reads a property transformers 5.23 renamed (`is_gradient_checkpointing`), whatever the
 # settings: a warning per reference pass that says nothing about this project's configuration
@@ -47,9 +49,11 @@ class ExtrasCollator:
 
 
 class PreferenceTrainer(DPOTrainer):
-    def __init__(self, *args, pref_loss, ref_cache=None, print_logs: bool = False, extra_columns=(), **kwargs):
+    def __init__(self, *args, pref_loss, ref_cache=None, print_logs: bool = False, extra_columns=(), packing=True,
+                 **kwargs):
         # set before super().__init__, which runs the reference precompute
         self.pref_loss = pref_loss
+        self.packing = None if packing else False  # None: decided on the first training batch (matches_padded)
         self.ref_cache = ref_cache  # bench.training.ref_cache.ReferenceLogpCache or None (compute in this cell)
         self.extra_columns = tuple(c for c in extra_columns if c in EXTRA_COLUMNS)
         super().__init__(*args, **kwargs)
@@ -82,17 +86,46 @@ class PreferenceTrainer(DPOTrainer):
             return compute(dataset)
         return self.ref_cache(dataset, compute)
 
-    def _compute_loss(self, model, inputs, return_outputs):
-        mode = "train" if self.model.training else "eval"
-        model_kwargs = {k: v for k, v in inputs.items() if k not in ("completion_mask", *REF_COLUMNS, *EXTRA_COLUMNS)}
-        model_kwargs["use_cache"] = False
+    def compute_ref_log_probs(self, model, inputs):
+        """TRL's reference pass (the precompute, and the methods that score pairs through it), on the same path as
+        training: where the packed path serves, the policy at the reference gives z = 0 exactly at the first step."""
+        if self.packing is None:
+            self._decide_packing(model, inputs)
+        if not self.packing or self.ld_alpha is not None:
+            return super().compute_ref_log_probs(model, inputs)
+        with torch.no_grad():
+            logps, _, _ = packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
+                                                                     inputs["completion_mask"]))
+        return logps.chunk(2, dim=0)
+
+    def _decide_packing(self, model, inputs) -> None:
+        self.packing = self.accelerator.num_processes == 1 and packing.matches_padded(model, inputs)[0]
+
+    def _policy_logps(self, model, inputs, model_kwargs):
+        """(summed completion log-probs, completion lengths, mean entropy) of the batch's sequences: packed, without
+        padding (``bench.training.packing``), where that path gives the padded one's values; else TRL's."""
+        if self.packing is None:
+            self._decide_packing(model, inputs)
+        if self.packing:
+            return packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
+                                                              inputs["completion_mask"]))
         completion_mask = inputs["completion_mask"]
         shift_mask = completion_mask[..., 1:]
         labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
         outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
         per_token_logps = outputs.log_probs[:, -shift_mask.size(1) :]
-        chosen_logps, rejected_logps = per_token_logps.sum(dim=1).chunk(2, dim=0)  # batch is [chosen, rejected]
-        chosen_len, rejected_len = shift_mask.sum(dim=1).to(per_token_logps.dtype).chunk(2, dim=0)
+        entropy = outputs.entropy[:, -shift_mask.size(1) :]
+        with torch.no_grad():
+            mean_entropy = (entropy * shift_mask).sum() / shift_mask.sum().clamp(min=1)
+        return per_token_logps.sum(dim=1), shift_mask.sum(dim=1).to(per_token_logps.dtype), mean_entropy
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        mode = "train" if self.model.training else "eval"
+        model_kwargs = {k: v for k, v in inputs.items() if k not in ("completion_mask", *REF_COLUMNS, *EXTRA_COLUMNS)}
+        model_kwargs["use_cache"] = False
+        logps, lengths, entropy = self._policy_logps(model, inputs, model_kwargs)
+        chosen_logps, rejected_logps = logps.chunk(2, dim=0)  # the batch is [chosen, rejected]
+        chosen_len, rejected_len = lengths.chunk(2, dim=0)
 
         if self.pref_loss.needs_reference_model:
             ref_c, ref_r = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
@@ -109,14 +142,14 @@ class PreferenceTrainer(DPOTrainer):
             loss = (per_pair * w).sum() / w.sum().clamp(min=1e-12)
         else:
             loss = per_pair.mean()
-        self._log_metrics(mode, args, outputs, shift_mask, extras)
+        self._log_metrics(mode, args, entropy, extras)
         if return_outputs:
             with torch.no_grad():
                 outputs = model(**model_kwargs)
         return (loss, outputs) if return_outputs else loss
 
     @torch.no_grad()
-    def _log_metrics(self, mode, args, outputs, shift_mask, extras=None):
+    def _log_metrics(self, mode, args, entropy, extras=None):
         detached = tuple(a.detach() if a is not None else None for a in args)
         chosen_r, rejected_r = self.pref_loss.rewards(*detached)
         m = self._metrics[mode]
@@ -127,8 +160,7 @@ class PreferenceTrainer(DPOTrainer):
         m["rewards/accuracies"].append(gather((chosen_r > rejected_r).float()).mean().item())
         m["logps/chosen"].append(gather(detached[0]).mean().item())
         m["logps/rejected"].append(gather(detached[1]).mean().item())
-        entropy = outputs.entropy[:, -shift_mask.size(1) :]
-        m["entropy"].append(((entropy * shift_mask).sum() / shift_mask.sum().clamp(min=1)).item())
+        m["entropy"].append(float(entropy))
         kw = {"extras": extras} if getattr(self.pref_loss, "uses_extras", False) else {}
         for key, value in self.pref_loss.diagnostics(*detached, **kw).items():
             if key != "margin":  # already logged as rewards/margins

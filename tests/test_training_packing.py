@@ -1,0 +1,69 @@
+"""The packed training path (``bench.training.packing``) computes what TRL's padded path computes: the same
+per-sequence log-probs and the same loss values on the same batch, to float round-off (summed log-probs 1e-4
+absolute, loss 1e-5 relative), for a loss with a reference (DPO), a reference-free length-normalized one (SimPO)
+and a length-normalized one with a reference (IPO); and a model it cannot serve falls back to TRL's path."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tiny_models
+from bench import losses
+from bench import training as tr
+from bench.training import packing
+
+
+def _trainer(loss_name: str, tmp_path, pack: bool):
+    loss = losses.get(loss_name)
+    args = tr.dpo_config(tiny_models.TRAIN, tmp_path / f"{loss_name}-{pack}", 0)
+    return tr.PreferenceTrainer(model=tiny_models.model(), args=args, train_dataset=tiny_models.pairs_dataset(8),
+                                processing_class=tiny_models.tokenizer(), pref_loss=loss, packing=pack)
+
+
+def _batch(t):
+    return next(iter(t.get_train_dataloader()))
+
+
+def test_pack_keeps_every_token_its_position_and_its_label():
+    ids = torch.tensor([[5, 6, 7, 8, 0, 0], [9, 10, 11, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    attn = (ids != 0).long()
+    attn[2] = 1
+    comp = torch.tensor([[0, 0, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]])
+    p = packing.pack(ids, attn, comp, factor=1.5)  # width 9, first fit longest first: rows [6, 3] and [4]
+    assert p.input_ids.shape == (2, 9) and p.n == 3
+    assert p.input_ids[0].tolist() == [1, 2, 3, 4, 5, 6, 9, 10, 11]
+    assert p.position_ids[0].tolist() == [0, 1, 2, 3, 4, 5, 0, 1, 2]  # each sequence from 0
+    assert p.labels[0].tolist() == [-100, -100, -100, 4, 5, 6, -100, 10, 11]  # completion tokens only
+    assert p.sequence[0].tolist() == [2, 2, 2, 2, 2, 2, 1, 1, 1]
+    assert p.input_ids[1, :4].tolist() == [5, 6, 7, 8] and p.position_ids[1].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 4]
+    assert p.labels[1].tolist() == [-100, -100, 7, 8] + [-100] * 5 and p.sequence[1, 4:].tolist() == [-1] * 5
+
+
+@pytest.mark.parametrize("loss_name", ["dpo", "simpo", "ipo"])
+def test_the_packed_path_gives_the_padded_paths_log_probs_and_loss(loss_name, tmp_path):
+    padded, packed = _trainer(loss_name, tmp_path, False), _trainer(loss_name, tmp_path, True)
+    batch = _batch(padded)
+    assert packing.matches_padded(packed.model, batch)[0]
+    kw = {k: v for k, v in batch.items() if k not in ("completion_mask", *tr.REF_COLUMNS)}
+    a = padded._policy_logps(padded.model, batch, {**kw, "use_cache": False})
+    b = packed._policy_logps(packed.model, batch, {**kw, "use_cache": False})
+    assert packed.packing is True and padded.packing is False
+    torch.testing.assert_close(b[0], a[0], atol=1e-4, rtol=0)  # summed completion log-probs per sequence
+    torch.testing.assert_close(b[1], a[1])  # completion lengths, exactly
+    torch.testing.assert_close(b[2], a[2], atol=1e-5, rtol=1e-5)  # mean entropy
+    loss_a = padded._compute_loss(padded.model, dict(batch), False)
+    loss_b = packed._compute_loss(packed.model, dict(batch), False)
+    torch.testing.assert_close(loss_b, loss_a, atol=1e-6, rtol=1e-5)
+    loss_b.backward()
+    assert all(p.grad is not None for p in packed.model.parameters() if p.requires_grad)
+
+
+def test_a_model_the_packed_path_cannot_serve_keeps_trls_path(tmp_path):
+    model = tiny_models.model()
+    model.config.logit_scale = 2.0  # a model whose head scales its logits: TRL applies it, the packed path does not
+    args = tr.dpo_config(tiny_models.TRAIN, tmp_path / "scaled", 0)
+    t = tr.PreferenceTrainer(model=model, args=args, train_dataset=tiny_models.pairs_dataset(8),
+                             processing_class=tiny_models.tokenizer(), pref_loss=losses.get("dpo"), packing=True)
+    assert t.packing is False  # decided once, at the reference pass, against TRL's own forward
+    ok, gap = packing.matches_padded(t.model, _batch(t))
+    assert not ok and gap > 1e-3
