@@ -142,8 +142,8 @@ class SymPO(PairLoss):
             return torch.sigmoid(-z)
         return torch.clamp(0.5 - 0.5 * z, 0.0, 1.0)
 
-    def diagnostics(self, *args, **kwargs):
-        out = super().diagnostics(*args, **kwargs)
+    def diagnostics(self, *args, extras: dict | None = None, **kwargs):
+        out = super().diagnostics(*args, extras=extras, **kwargs)
         if self.clip is not None:
             chosen, rejected = self.rewards(*args, **kwargs)
             at_clip = (chosen.detach().abs() >= self.clip) | (rejected.detach().abs() >= self.clip)

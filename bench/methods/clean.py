@@ -25,7 +25,16 @@ from bench.config.fields import spec
 from bench.core.counting import exact_count
 from bench.core.spec import COUNT, NONNEGATIVE, POSITIVE, Param
 from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult
-from bench.methods.cleaning import ACTIONS, BUDGETS, flipped_of, result_of, stats_record, top_k, train_cleaned
+from bench.methods.cleaning import (
+    ACTIONS,
+    BUDGETS,
+    check_weights,
+    flipped_of,
+    result_of,
+    stats_record,
+    top_k,
+    train_cleaned,
+)
 from bench.methods.detectors import DETECTORS
 
 CONTROLS = {"oracle": "positive", "random": "negative"}
@@ -66,6 +75,7 @@ class Clean(Method):
         return ("pair_weight",) if self.cfg.action == "weight" else ()
 
     def check(self, loss) -> str:
+        check_weights(loss, self.cfg.action, self.name)
         return f"{getattr(loss, 'label', loss.name)} + {self.cfg.detector} cleaner ({self.cfg.action})"
 
     def train(self, ctx: TrainContext) -> TrainResult:

@@ -60,6 +60,15 @@ def train_cleaned(ctx: TrainContext, named: np.ndarray, action: str, budget: str
     return run, len(kept)
 
 
+def check_weights(loss, action: str, name: str) -> None:
+    """Per-pair weights are a weighted mean of per-pair losses: a batch-level loss (Dr. DPO: every per-pair value is
+    the batch's loss) would ignore them without a word."""
+    if action in ("weight",) and getattr(loss, "batch_level", False):
+        raise MethodConfigError(f"method={name} with action={action}: loss {loss.name!r} is batch-level (its per-pair "
+                                "values are the batch's loss), so pair weights would change nothing; valid: action "
+                                "remove or flip, or a per-pair loss")
+
+
 def flipped_of(ds) -> np.ndarray | None:
     return np.asarray(ds["is_flipped"], dtype=bool) if "is_flipped" in ds.column_names else None
 

@@ -33,7 +33,7 @@ from bench.core.detection import detection_stats
 from bench.core.metrics import COUNTER, HIGHER
 from bench.core.spec import NONNEGATIVE, POSITIVE, Param
 from bench.methods.base import Method, TrainContext, TrainResult
-from bench.methods.cleaning import flipped_of, relabel, train_cleaned  # noqa: F401  (relabel: part of this API)
+from bench.methods.cleaning import check_weights, flipped_of, relabel, train_cleaned  # noqa: F401  (relabel: API)
 from bench.methods.ensemble import combine, ensemble_margins  # noqa: F401  (combine: part of this API)
 
 ACTION = {"drop": "remove", "relabel": "flip", "weight": "weight"}  # this method's words for the cleaners' actions
@@ -71,6 +71,7 @@ class RMEnsemble(Method):
         return ("pair_weight",) if self.cfg.action == "weight" else ()
 
     def check(self, loss) -> str:
+        check_weights(loss, self.cfg.action, self.name)
         return f"{getattr(loss, 'label', loss.name)} + RM ensemble ({self.cfg.action}, {self.cfg.combine})"
 
     def train(self, ctx: TrainContext) -> TrainResult:
