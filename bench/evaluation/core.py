@@ -1,7 +1,8 @@
 """Evaluate a trained policy on held-out prompts.
 
 Core metrics, whatever the evaluators: mean response length (words), a KL estimate to the reference (mean over
-policy samples of log pi(y|x) - log pi_ref(y|x), the Monte-Carlo estimate of KL(pi || pi_ref)), and the
+policy samples of log pi(y|x) - log pi_ref(y|x) on the sampled token ids, the Monte-Carlo estimate of
+KL(pi || pi_ref); ``kl_estimate``), and the
 implicit-reward accuracy of the trained policy on clean held-out pairs (the loss's own implicit reward ranks the
 truly preferred response higher). Then each configured evaluator (gold, reward model, LLM judge) adds its own.
 """
@@ -68,6 +69,20 @@ def _reference_logps(ref_model, tokenizer, prompts, responses, key_parts: dict, 
     return torch.tensor(json.loads((get_or_build(cache_root, "ref_eval_logps", key, build) / "logps.json").read_text()))
 
 
+def kl_estimate(policy, ref_model, tokenizer, sampled, eval_cfg) -> float:
+    """Monte-Carlo KL(policy || reference): the mean over the policy's samples of log pi(y|x) - log pi_ref(y|x),
+    both on the sampled token ids. The policy's side was read off the logits while sampling (at temperature 1 and
+    top_p 1, where the sampling distribution is the policy's own); otherwise it is a forward pass."""
+    if not sampled.texts:
+        return float("nan")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    own = sampled.logps
+    if eval_cfg.temperature != 1.0 or eval_cfg.top_p != 1.0 or len(own) != len(sampled.texts):
+        own = sampling.token_logps(policy, sampled.prompt_ids, sampled.completion_ids, pad)
+    ref = sampling.token_logps(ref_model, sampled.prompt_ids, sampled.completion_ids, pad)
+    return float((own - ref).mean())
+
+
 def pair_rewards(policy, ref_model, tokenizer, pairs, loss, key: dict, cache_root: str | None = None):
     """The loss's own implicit rewards of each pair's chosen and rejected response (as labelled in ``pairs``)."""
     prompts = render_prompts(pairs["prompt"], tokenizer)
@@ -103,9 +118,10 @@ def evaluate_policy(
 ):
     """Returns (metrics, metric_info, samples) for one trained policy."""
     prompts = render_prompts(data.eval_prompts, tokenizer)
-    policy_out = sampling.generate(policy, tokenizer, prompts, seed=seed, desc="policy samples", **_gen(eval_cfg))
+    sampled = sampling.sample(policy, tokenizer, prompts, seed=seed, desc="policy samples", **_gen(eval_cfg))
+    policy_out = sampled.texts
     reference_out = reference_samples(ref_model, tokenizer, data, eval_cfg, cache_root)
-    kl = (sampling.sequence_logps(policy, tokenizer, prompts, policy_out) - sampling.sequence_logps(ref_model, tokenizer, prompts, policy_out)).mean()
+    kl = kl_estimate(policy, ref_model, tokenizer, sampled, eval_cfg)
     metrics = {
         "length": float(np.mean([len(r.split()) for r in policy_out])),
         "length_ref": float(np.mean([len(r.split()) for r in reference_out])),

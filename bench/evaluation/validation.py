@@ -34,7 +34,7 @@ METRICS = dict.fromkeys(("val_implicit_acc", "val_realized_rate", "val_kl", "val
 def score_validation(policy, ref_model, tokenizer, data: PreferenceData, loss, eval_cfg, noise_node: dict, seed: int,
                      cache_root: str | None) -> tuple[dict, list[dict]]:
     """(metrics, samples) of the validation split for one trained policy; see the module docstring."""
-    from bench.evaluation.core import _gen, pair_rewards, render_prompts
+    from bench.evaluation.core import _gen, kl_estimate, pair_rewards, render_prompts
 
     if data.val_pairs is None or len(data.val_pairs) == 0 or not data.val_prompts:
         raise ValueError(f"eval.validation.enabled=true but data={data.name!r} has no validation split "
@@ -51,10 +51,10 @@ def score_validation(policy, ref_model, tokenizer, data: PreferenceData, loss, e
 
     prompts = [p for p in data.val_prompts for _ in range(v.samples_per_prompt)]
     texts = render_prompts(prompts, tokenizer)
-    out = sampling.generate(policy, tokenizer, texts, seed=seed + SAMPLE_SEED, desc="validation samples",
-                            **_gen(eval_cfg))
-    kl = sampling.sequence_logps(policy, tokenizer, texts, out) - sampling.sequence_logps(ref_model, tokenizer, texts, out)
-    metrics["val_kl"] = float(kl.mean())
+    sampled = sampling.sample(policy, tokenizer, texts, seed=seed + SAMPLE_SEED, desc="validation samples",
+                              **_gen(eval_cfg))
+    out = sampled.texts
+    metrics["val_kl"] = kl_estimate(policy, ref_model, tokenizer, sampled, eval_cfg)
     plain = [prompt_text(p) for p in prompts]
     if data.gold_reward is not None:
         metrics["val_gold_reward"] = float(np.mean([data.gold_reward(p, r) for p, r in zip(plain, out)]))
