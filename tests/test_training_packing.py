@@ -39,8 +39,10 @@ def test_pack_keeps_every_token_its_position_and_its_label():
     assert p.labels[1].tolist() == [-100, -100, 7, 8] + [-100] * 5 and p.sequence[1, 4:].tolist() == [-1] * 5
 
 
-@pytest.mark.parametrize("loss_name", ["dpo", "simpo", "ipo"])
-def test_the_packed_path_gives_the_padded_paths_log_probs_and_loss(loss_name, tmp_path):
+@pytest.mark.parametrize("loss_name, head", [("dpo", "plain"), ("simpo", "plain"), ("ipo", "plain"), ("dpo", "tiled")])
+def test_the_packed_path_gives_the_padded_paths_log_probs_and_loss(loss_name, head, tmp_path, monkeypatch):
+    if head == "tiled":  # a large vocabulary's head: TRL's tiled kernel on the packed rows
+        monkeypatch.setattr(packing, "PLAIN_HEAD_MAX_VOCAB", 0)
     padded, packed = _trainer(loss_name, tmp_path, False), _trainer(loss_name, tmp_path, True)
     batch = _batch(padded)
     assert packing.matches_padded(packed.model, batch)[0]

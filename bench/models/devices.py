@@ -18,7 +18,9 @@ def pick_device(device: str = "auto", field: str = "train.device") -> str:
 
 
 def use_bf16(setting, device: str) -> bool:
-    """bf16 on GPUs that support it; never on the CPU (no bf16 instructions here: ~10x slower)."""
+    """``auto``: bf16 on GPUs that support it, never on the CPU. ``true`` on the CPU is a measured option: on a CPU
+    with AMX-BF16 a training step of SmolLM2-135M took 0.62x the fp32 time, one of the tiny world's model 1.54x
+    (its matrices are too small), and its summed log-probs moved by up to 0.1 nats (README: performance)."""
     import torch
 
     if setting == "auto":

@@ -7,8 +7,9 @@ sampler drew, so which pairs meet in a step is unchanged) are laid end to end, l
 ``factor`` x the longest sequence (first fit). Each sequence keeps its own positions (``position_ids`` restart at
 0), and transformers' packed-sequence masking (``masking_utils.find_packed_sequence_indices``: no attention across
 a restart) keeps the sequences apart, so every token sees exactly the tokens it sees in the padded batch. The LM
-head then runs on the hidden states of completion positions only, in plain fp32 (``log_softmax``: the vocabulary
-is small enough here to need no tiling), and each sequence's log-probs are summed.
+head then runs on the hidden states of completion positions only (a plain fp32 ``log_softmax`` for a small vocabulary
+like the tiny world's; TRL's own tiled head, the same one its padded path uses, for a large one such as
+SmolLM2's 49k tokens), and each sequence's log-probs are summed.
 
 Same math as TRL's padded, tiled path: the per-sequence log-probs agree to float round-off
 (``tests/test_training_packing.py``: 1e-4 absolute on summed log-probs, the loss to 1e-5). A model this cannot serve
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 FACTOR = 1.5  # row length as a multiple of the longest sequence: measured best of 1, 1.5, 2, 3 (bench/perf/steps.py)
+PLAIN_HEAD_MAX_VOCAB = 4096  # above this, TRL's tiled LM head (memory); below it, one log_softmax is faster
 
 
 @dataclass
@@ -78,18 +80,25 @@ def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask:
 def sequence_logps(model, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(summed log-prob of each sequence's completion, its completion length, the mean entropy of the next-token
     distribution over completion tokens, detached) through ``model``'s backbone and LM head."""
-    backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=packed.input_ids, position_ids=packed.position_ids, use_cache=False).last_hidden_state
     labels, seq = packed.labels[:, 1:], packed.sequence[:, 1:]
     scored = labels != -100
-    logits = model.get_output_embeddings()(hidden[:, :-1][scored]).float()
-    logp = torch.log_softmax(logits, dim=-1)
-    token = logp.gather(1, labels[scored][:, None]).squeeze(1)
+    if model.get_output_embeddings().weight.shape[0] > PLAIN_HEAD_MAX_VOCAB:  # TRL's tiled head: no (N, V) logits
+        out = model(input_ids=packed.input_ids, position_ids=packed.position_ids, labels=packed.labels,
+                    fused_lm_head=True, use_cache=False)
+        token, entropy_all = out.log_probs[scored].float(), out.entropy
+        with torch.no_grad():
+            entropy = entropy_all[scored].float().mean() if len(token) else torch.zeros((), device=token.device)
+    else:
+        backbone = getattr(model, model.base_model_prefix)
+        hidden = backbone(input_ids=packed.input_ids, position_ids=packed.position_ids,
+                          use_cache=False).last_hidden_state
+        logp = torch.log_softmax(model.get_output_embeddings()(hidden[:, :-1][scored]).float(), dim=-1)
+        token = logp.gather(1, labels[scored][:, None]).squeeze(1)
+        with torch.no_grad():
+            entropy = -(logp.exp() * logp).sum(-1).mean() if len(token) else torch.zeros((), device=token.device)
     owner = seq[scored]
     total = torch.zeros(packed.n, dtype=token.dtype, device=token.device).index_add(0, owner, token)
     length = torch.zeros(packed.n, dtype=token.dtype, device=token.device).index_add(0, owner, torch.ones_like(token))
-    with torch.no_grad():
-        entropy = -(logp.exp() * logp).sum(-1).mean() if len(token) else torch.zeros((), device=token.device)
     return total, length, entropy
 
 
