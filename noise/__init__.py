@@ -1,4 +1,4 @@
-"""Label-noise injectors: which training pairs get their chosen/rejected labels swapped, and how.
+"""Label-noise injectors: which training pairs get their chosen/rejected labels swapped (or skipped, or tied), and how.
 
 Contract (other code depends on it):
 
@@ -7,13 +7,22 @@ Contract (other code depends on it):
   only filled inside the full Hydra config). An unknown name raises ``bench.core.registry.UnknownNameError`` with a
   did-you-mean; ``noise.names()`` lists the names, ``noise.REGISTRY`` is the registry.
 - ``injector(train_dataset)`` takes a ``datasets.Dataset`` with string columns ``prompt``, ``chosen``,
-  ``rejected`` and returns the same rows in the same order, with exactly ``round(rate * n)`` pairs swapped (every
-  ``<x>_chosen``/``<x>_rejected`` column pair, e.g. ``gold_chosen``/``gold_rejected``, travels with its text),
-  plus a bool column ``is_flipped`` and, for annotator pools, a string column ``annotator``. Other columns are
-  untouched. Only ever pass the training split: evaluation data is never noised.
+  ``rejected`` and returns the same rows in the same order, with pairs swapped (every ``<x>_chosen``/
+  ``<x>_rejected`` column pair, e.g. ``gold_chosen``/``gold_rejected``, travels with its text), plus a bool column
+  ``is_flipped`` and, for annotator pools, a string column ``annotator``. Where ``rate`` is the parameter, exactly
+  ``round(rate * n)`` pairs are swapped (``skip``: skipped); where a scale or the data is (``gaussian_reward``,
+  ``tie``, ``myopic``, ``natural``: ``rate`` is ``None``), the summary states the realized rate. Two more label
+  columns extend the contract: ``keep`` (bool, ``skip``: False on a pair the teacher skipped) and
+  ``label_confidence`` (float, ``tie`` and ``natural``'s majority vote: 0.5 is a tie); ``training_rows`` says which
+  pairs a cell trains on. Other columns are untouched. Only ever pass the training split: evaluation data is never
+  noised.
 - ``injector.summary(noised_dataset)`` gives flat JSON-able stats for the cell record (``target_rate``,
-  ``realized_rate``, ``n_pairs``, ``n_flipped`` and injector-specific rates).
-- ``noise.save_mask(noised_dataset, path)`` writes the flip mask (and annotators) as JSON, atomically.
+  ``realized_rate``, ``n_pairs``, ``n_flipped``, ``n_skipped``/``n_tied`` where they apply, and injector-specific
+  rates).
+- ``noise.save_mask(noised_dataset, path)`` writes the flip mask (and annotators, keep mask and label
+  confidences where present) as JSON, atomically.
+- ``injector.flip_rate`` is the flip rate the configuration states (0 for ``skip`` and ``tie``, None where only
+  the data says); ``injector.data_columns`` the data file's columns it reads (``natural``: the votes).
 
 The mask depends only on the data, the injector's config and the seed (a private generator seeded from
 ``(seed, name)``), so every loss in a sweep sees the same noisy data. To add an injector: subclass
@@ -21,7 +30,10 @@ The mask depends only on the data, the injector's config and the seed (a private
 ``hydra.searchpath``) at it with ``_target_``; or register it with ``@REGISTRY.register("my_noise")``.
 ``noise.from_config(cfg.noise, seed=...)`` builds either kind and checks it against the contract.
 
-Built in: ``none``, ``random_flip``, ``length_biased``, ``annotator_biased``, ``bt_confidence`` (one module each).
+Built in (one module each): ``none``, ``random_flip``, ``length_biased``, ``annotator_biased``, ``bt_confidence``;
+B-Pref's other teachers ``skip``, ``tie`` (its "equal") and ``myopic``; ``gaussian_reward``, ``targeted``,
+``position_bias``; and ``natural`` (real annotators' votes from the data). The gold-reward helpers they share are in
+``noise.gold``.
 """
 from __future__ import annotations
 
@@ -30,11 +42,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from noise.base import REGISTRY, Injector, column
+from noise.base import CONFIDENCE, KEEP, REGISTRY, Injector, column, training_rows
 
-__all__ = ["REGISTRY", "Injector", "get", "names", "save_mask", "from_config", "check_contract"]
+__all__ = ["REGISTRY", "Injector", "get", "names", "save_mask", "from_config", "check_contract", "training_rows"]
 
-BUILTINS = ("none", "random_flip", "length_biased", "annotator_biased", "bt_confidence")
+BUILTINS = ("none", "random_flip", "length_biased", "annotator_biased", "bt_confidence", "skip", "tie", "myopic",
+            "gaussian_reward", "targeted", "position_bias", "natural")
 
 
 def defaults(name: str) -> dict[str, Any]:
@@ -91,7 +104,8 @@ def names() -> list[str]:
 
 
 def save_mask(noised_dataset, path: str | os.PathLike) -> None:
-    """Write ``{"is_flipped": [...], "annotator": [...]}`` (annotator only if present) to ``path`` atomically."""
+    """Write ``{"is_flipped": [...], "annotator": [...], "keep": [...], "label_confidence": [...]}`` (each but the
+    first only if present) to ``path`` atomically."""
     from bench.core.files import atomic_write_json
 
     if "is_flipped" not in noised_dataset.column_names:
@@ -99,6 +113,10 @@ def save_mask(noised_dataset, path: str | os.PathLike) -> None:
     obj: dict[str, list] = {"is_flipped": [bool(x) for x in column(noised_dataset, "is_flipped")]}
     if "annotator" in noised_dataset.column_names:
         obj["annotator"] = [str(a) for a in column(noised_dataset, "annotator")]
+    if KEEP in noised_dataset.column_names:
+        obj[KEEP] = [bool(x) for x in column(noised_dataset, KEEP)]
+    if CONFIDENCE in noised_dataset.column_names:
+        obj[CONFIDENCE] = [float(x) for x in column(noised_dataset, CONFIDENCE)]
     atomic_write_json(path, obj)
 
 

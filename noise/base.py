@@ -9,6 +9,20 @@ with chosen/rejected swapped on exactly ``round(rate * n)`` rows, plus ``is_flip
 - ``_choose(features, k, rng)``: the mask with exactly ``k`` flips (and annotator ids, and calibration scalars);
 - ``_summary(mask, annotator, features, calib)``: the injector-specific stats for the cell record.
 
+Two kinds of parameter. Where ``rate`` is the parameter (``RATE_IS_PARAMETER``, the default) the count is exact,
+as above. Where a scale is (``gaussian_reward``'s sigma, ``tie``'s threshold, ``myopic``'s read length) or the data
+is (``natural``), ``rate`` must be ``None``: the noise follows from the scale, ``_choose`` gets ``k = None``, and the
+summary states the realized rates. Two label columns go beyond swapping (the contract, extended):
+
+- ``keep`` (bool; ``skip``): False on a pair the teacher skipped. The row stays, so the reference log-probs and
+  every per-row mask still line up; the cell trains without it (``training_rows``).
+- ``label_confidence`` (float; ``tie``, ``natural``'s majority vote): the probability that the labelled chosen
+  response is the preferred one; 0.5 is a tie. A loss that reads per-pair label confidences (cDPO, as a per-pair
+  eps) trains on it; for the others the cell drops the ties (``training_rows``).
+
+``_choose`` asks for them through its calibration dict: ``_keep`` and ``_label_confidence`` (arrays), and ``_counted``
+(the boolean array whose sum is the exact count, where that is not the flip mask: the skipped pairs).
+
 Why exact counts: sweeps compare losses at a stated rate; flipping each pair independently would make the
 realized rate wander by ``sqrt(rate (1 - rate) / n)``, which at n = 500 is as large as the gap between adjacent
 sweep rates. Why a private generator seeded from ``(seed, name)``: the mask must depend only on the data, the
@@ -31,6 +45,10 @@ from bench.core.text import text_of
 REGISTRY: Registry = Registry("noise injector")
 
 REQUIRED_COLUMNS = ("prompt", "chosen", "rejected")
+# the label columns an injector may add beside ``is_flipped`` (see the module docstring); reserved in its input
+KEEP, CONFIDENCE = "keep", "label_confidence"
+LABEL_COLUMNS = ("is_flipped", KEEP, CONFIDENCE)
+TIE = 0.5  # the label confidence of a tie
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -95,9 +113,13 @@ def swap_pairs(columns: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_columns: bool = True):
-    """Swap every chosen/rejected column pair on flipped rows; optionally add ``is_flipped`` (and ``annotator``)."""
+def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_columns: bool = True,
+                extra: dict[str, np.ndarray] | None = None):
+    """Swap every chosen/rejected column pair on flipped rows; optionally add ``is_flipped`` (and ``annotator``, and
+    the ``extra`` label columns: ``keep`` (bool), ``label_confidence`` (float))."""
     from datasets import Value
+
+    extra = {k: np.asarray(v) for k, v in (extra or {}).items()} if add_columns else {}
 
     pairs = swap_pairs(ds.column_names)
     features = ds.features  # a fresh deep copy on every access: take it once
@@ -111,6 +133,8 @@ def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_c
         features["is_flipped"] = Value("bool")
         if annotator is not None:
             features["annotator"] = Value("string")
+        for name, values in extra.items():
+            features[name] = Value("bool" if values.dtype == bool else "float64")
     cols = [c for ab in pairs for c in ab]
 
     def fn(batch: dict, idx: list[int]) -> dict:
@@ -124,11 +148,15 @@ def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_c
             out["is_flipped"] = m.tolist()
             if annotator is not None:
                 out["annotator"] = [str(s) for s in annotator[idx]]
+            for name, values in extra.items():
+                out[name] = values[idx].tolist()
         return out
 
     h = hashlib.sha256(str(ds._fingerprint).encode() + np.packbits(mask).tobytes())
     if annotator is not None:
         h.update("\0".join(map(str, annotator)).encode())
+    for name, values in extra.items():
+        h.update(name.encode() + np.ascontiguousarray(values).tobytes())
     return ds.map(
         lambda batch, idx: fn({c: batch[c] for c in cols}, idx),
         batched=True,
@@ -158,6 +186,26 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def check_number(key: str, value: Any, low: float = 0.0, integer: bool = False, why: str = "") -> float | int:
+    """A scale option (``noise.<key>``): a finite number >= ``low`` (an integer where ``integer``), else a one-line
+    ``ConfigError`` naming the field and what is valid."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) and value >= low
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok:
+        from bench.core.spec import ConfigError
+
+        kind = "an integer" if integer else "a finite number"
+        raise ConfigError(f"noise.{key}={value!r}; valid: {kind} >= {low:g}{f' ({why})' if why else ''}")
+    return int(value) if integer else float(value)
+
+
+def seeded_order(values: np.ndarray, rng: np.random.Generator, descending: bool = False) -> np.ndarray:
+    """Indices sorted by ``values`` (ascending, or descending), equal values in a seeded random order."""
+    values = np.asarray(values, dtype=float)
+    return np.lexsort((rng.random(len(values)), -values if descending else values))
+
+
 def check_dataset(ds, kind: str) -> None:
     """Clear errors for data an injector cannot use; names the column (and row) at fault."""
     from datasets import Dataset
@@ -172,9 +220,10 @@ def check_dataset(ds, kind: str) -> None:
             f"noise injector {kind!r}: dataset is missing column(s) {', '.join(map(repr, missing))}; "
             f"it has {ds.column_names}"
         )
-    if "is_flipped" in ds.column_names:
+    noised = [c for c in LABEL_COLUMNS if c in ds.column_names]
+    if noised:
         raise ValueError(
-            f"noise injector {kind!r}: dataset already has an 'is_flipped' column, so it was noised already; "
+            f"noise injector {kind!r}: dataset already has a {noised[0]!r} column, so it was noised already; "
             "inject noise once, on the clean training split"
         )
     if len(ds) == 0:
@@ -196,17 +245,18 @@ class Injector:
 
     ``OPTIONS`` names a subclass's options. Built-in injectors take every value from ``conf/noise/<name>.yaml``
     (``noise.get`` composes it), so theirs is a tuple of names; a user's own injector may make it a dict of
-    defaults instead.
+    defaults instead. ``RATE_IS_PARAMETER = False`` marks an injector set by a scale or by the data (``rate`` must
+    then be ``None``); ``SCALE`` names that scale's option, for the error that says so.
     """
 
     name: ClassVar[str] = "?"
     OPTIONS: ClassVar[tuple[str, ...] | dict[str, Any]] = ()
+    RATE_IS_PARAMETER: ClassVar[bool] = True
+    SCALE: ClassVar[str | None] = None
     adds_annotator: bool = False  # whether __call__ adds an ``annotator`` column
 
     def __init__(self, rate: float | None = None, seed: int | None = None, **options: Any):
-        if rate is None:
-            raise ValueError("noise.rate is required: a number in [0, 1]")
-        self.rate = check_rate(rate)
+        self.rate = self._check_rate(rate)
         self.seed = check_seed(seed)
         unknown = [k for k in options if k not in self.OPTIONS]
         if unknown:
@@ -225,6 +275,19 @@ class Injector:
         self._validate_options()
         self._last: tuple[str, dict, dict] | None = None
 
+    def _check_rate(self, rate: Any) -> float | None:
+        if self.RATE_IS_PARAMETER:
+            if rate is None:
+                raise ValueError("noise.rate is required: a number in [0, 1]")
+            return check_rate(rate)
+        if rate is not None:
+            from bench.core.spec import ConfigError
+
+            by = f"its scale noise.{self.SCALE}" if self.SCALE else "the data"
+            raise ConfigError(f"noise.rate={rate!r}: noise={self.name} is set by {by}, not by a rate (the record "
+                              "states the rates it realized); valid: null")
+        return None
+
     # -- hooks -------------------------------------------------------------------------------------------------
     def _validate_options(self) -> None:
         pass
@@ -232,7 +295,7 @@ class Injector:
     def _features(self, ds) -> dict[str, np.ndarray]:
         return {}
 
-    def _choose(self, feats: dict, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    def _choose(self, feats: dict, k: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, dict]:
         raise NotImplementedError
 
     def _summary(self, mask: np.ndarray, annotator: np.ndarray | None, feats: dict, calib: dict) -> dict:
@@ -240,8 +303,21 @@ class Injector:
 
     # -- public ------------------------------------------------------------------------------------------------
     @property
-    def target_rate(self) -> float:
+    def target_rate(self) -> float | None:
+        """The stated rate of what the injector counts (flips; ``skip``: skipped pairs); None where a scale or the
+        data sets the noise."""
         return self.rate
+
+    @property
+    def flip_rate(self) -> float | None:
+        """The flip rate the configuration states (what ``eps: oracle`` and a cleaner's default fraction take): the
+        rate of a flipping injector, 0 for one that never flips (``skip``, ``tie``), None where only the data says."""
+        return self.target_rate
+
+    @property
+    def data_columns(self) -> tuple[str, ...]:
+        """Columns of the data file the injector reads beyond the pairs (``natural``: the annotators' votes)."""
+        return ()
 
     def config(self) -> dict[str, Any]:
         """The injector's settings as plain values, for records and hashing (callables by name only)."""
@@ -254,12 +330,14 @@ class Injector:
     def __call__(self, ds):
         check_dataset(ds, self.name)
         feats = self._features(ds)
-        k = exact_count(self.target_rate, len(ds))
+        k = None if self.target_rate is None else exact_count(self.target_rate, len(ds))
         mask, annotator, calib = self._choose(feats, k, self.rng())
         mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (len(ds),) or int(mask.sum()) != k:
-            raise RuntimeError(f"noise injector {self.name!r} broke the exact-count rule: {int(mask.sum())} != {k}")
-        out = apply_flips(ds, mask, annotator)
+        counted = int(np.sum(calib.get("_counted", mask)))
+        if mask.shape != (len(ds),) or (k is not None and counted != k):
+            raise RuntimeError(f"noise injector {self.name!r} broke the exact-count rule: {counted} != {k}")
+        extra = {c: calib[f"_{c}"] for c in (KEEP, CONFIDENCE) if f"_{c}" in calib}
+        out = apply_flips(ds, mask, annotator, extra=extra)
         self._last = (out._fingerprint, feats, calib)
         return out
 
@@ -274,13 +352,15 @@ class Injector:
             "realized_rate": k / n if n else 0.0,
             "n_pairs": n,
             "n_flipped": k,
+            **label_counts(noised),
         }
         if self._last is not None and self._last[0] == noised._fingerprint:
             feats, calib = self._last[1], self._last[2]
         else:  # a dataset from elsewhere (e.g. reloaded): undo the flips to recompute the per-pair features
-            added = ["is_flipped"] + (["annotator"] if self.adds_annotator else [])
+            added = [c for c in LABEL_COLUMNS if c in noised.column_names] + (["annotator"] if self.adds_annotator else [])
             clean = apply_flips(noised.remove_columns(added), mask, add_columns=False)
-            feats, calib = self._features(clean), {}
+            feats = self._features(clean)
+            calib = {f"_{c}": np.asarray(column(noised, c)) for c in (KEEP, CONFIDENCE) if c in noised.column_names}
         annotator = None
         if "annotator" in noised.column_names:
             annotator = np.asarray(column(noised, "annotator"), dtype=object)
@@ -289,6 +369,41 @@ class Injector:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+
+
+def label_counts(noised) -> dict[str, Any]:
+    """What the ``keep`` and ``label_confidence`` columns say, for the record (nothing when they are absent)."""
+    out: dict[str, Any] = {}
+    if KEEP in noised.column_names:
+        keep = np.asarray(column(noised, KEEP), dtype=bool)
+        out.update(n_skipped=int((~keep).sum()), skipped_rate=float((~keep).mean()))
+    if CONFIDENCE in noised.column_names:
+        conf = np.asarray(column(noised, CONFIDENCE), dtype=float)
+        out.update(n_tied=int((conf == TIE).sum()), tied_rate=float((conf == TIE).mean()),
+                   n_soft=int((conf < 1).sum()))
+    return out
+
+
+def training_rows(noised, soft_labels: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """Which pairs of a noised dataset a cell trains on, and what became of the others (for the record).
+
+    Skipped pairs (``keep`` False) never; tied pairs (``label_confidence`` 0.5) only with a loss that reads per-pair
+    label confidences (``soft_labels``: cDPO, whose per-pair eps makes a tie pull the margin to 0); any other
+    confidence is trained on, as a soft label by such a loss and as its hard label by the others.
+    """
+    n = len(noised)
+    rows = np.ones(n, dtype=bool)
+    info: dict[str, Any] = {}
+    if KEEP in noised.column_names:
+        rows &= np.asarray(column(noised, KEEP), dtype=bool)
+    if CONFIDENCE in noised.column_names:
+        tied = np.asarray(column(noised, CONFIDENCE), dtype=float) == TIE
+        info["tied_pairs"] = "soft labels (per-pair label confidence)" if soft_labels else "dropped"
+        if not soft_labels:
+            rows &= ~tied
+        info["n_tied_trained"] = int((tied & rows).sum())
+    info["n_trained_pairs"] = int(rows.sum())
+    return rows, info
 
 
 def rates_where(mask: np.ndarray, groups: dict[str, np.ndarray]) -> dict[str, float | None]:

@@ -15,9 +15,10 @@ n/2 flips) the draw is uniform, the ``T = inf`` limit (the summary's ``temperatu
 inf). Exact ties (gap 0) flip with probability 1/2 at every T > 0; if the rate is so low that even the ties
 alone would flip too often, the flips are spread uniformly over the ties (the ``T -> 0`` limit, temperature 0).
 
-Gold rewards, in order of preference: numeric columns ``gold_chosen`` / ``gold_rejected`` (how the embedded world
-provides them), else ``gold_reward=callable(prompt, response) -> float``, else ``reward_model=`` a callable with
-the same signature (a learned proxy). Without any of them the injector cannot run and says how to supply one.
+Gold rewards, in order of preference (``noise.gold``): numeric columns ``gold_chosen`` / ``gold_rejected`` (how the
+embedded world provides them), else ``gold_reward=callable(prompt, response) -> float``, else ``reward_model=`` a
+callable with the same signature (a learned proxy). Without any of them the injector cannot run and says how to
+supply one.
 """
 from __future__ import annotations
 
@@ -26,17 +27,8 @@ import math
 import numpy as np
 
 from bench.core.counting import bisect_increasing
-from noise.base import REGISTRY, Injector, column, rates_where, sample_exact, sigmoid, texts
-
-GOLD_COLUMNS = ("gold_chosen", "gold_rejected")
-
-
-def _score(fn, what: str, prompts, responses) -> np.ndarray:
-    out = np.fromiter((float(fn(p, r)) for p, r in zip(prompts, responses)), dtype=float, count=len(prompts))
-    bad = np.flatnonzero(~np.isfinite(out))
-    if len(bad):
-        raise ValueError(f"noise.{what} returned a non-finite score at row {bad[0]}")
-    return out
+from noise.base import REGISTRY, Injector, rates_where, sample_exact, sigmoid
+from noise.gold import GOLD_COLUMNS, gold_pair  # noqa: F401  (GOLD_COLUMNS: part of this module's API)
 
 
 @REGISTRY.register("bt_confidence")
@@ -60,33 +52,7 @@ class BTConfidence(Injector):
                 )
 
     def _features(self, ds):
-        cols = ds.column_names
-        present = [c for c in GOLD_COLUMNS if c in cols]
-        if len(present) == 1:
-            raise ValueError(
-                f"bt_confidence: the dataset has {present[0]!r} but not its partner; it needs both {GOLD_COLUMNS}"
-            )
-        if present:
-            gc = np.asarray(column(ds, "gold_chosen"), dtype=float)
-            gr = np.asarray(column(ds, "gold_rejected"), dtype=float)
-            bad = np.flatnonzero(~np.isfinite(gc) | ~np.isfinite(gr))
-            if len(bad):
-                raise ValueError(f"bt_confidence: gold_chosen/gold_rejected is missing or not finite at row {bad[0]}")
-            source = "columns"
-        else:
-            key = "gold_reward" if self.options["gold_reward"] is not None else "reward_model"
-            fn = self.options[key]
-            if fn is None:
-                raise ValueError(
-                    "bt_confidence needs gold rewards and found none: add numeric columns gold_chosen and "
-                    "gold_rejected to the dataset, or pass gold_reward=callable(prompt, response) -> float, or "
-                    "reward_model=callable(prompt, response) -> float, e.g. "
-                    "noise.get('bt_confidence', rate=0.2, seed=0, reward_model=scorer)"
-                )
-            prompts = texts(ds, "prompt")
-            gc = _score(fn, key, prompts, texts(ds, "chosen"))
-            gr = _score(fn, key, prompts, texts(ds, "rejected"))
-            source = key
+        gc, gr, source = gold_pair(ds, self.name, self.options["gold_reward"], self.options["reward_model"])
         return {"gap": gc - gr, "source": source}
 
     def _choose(self, feats, k, rng):

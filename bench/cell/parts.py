@@ -86,8 +86,9 @@ def _loss_and_noise(loss_node: Mapping, noise_node: Mapping, seed: int):
     import noise
     from bench import losses
 
-    rate = noise_node.get("rate")
     injector = noise.from_config(noise_node, seed=seed)
+    # eps: oracle is the flip rate the noise states (its rate; 0 for skip and tie; none for a scale or natural labels)
+    rate = getattr(injector, "flip_rate", noise_node.get("rate"))
     return losses.from_config(loss_node, noise_rate=rate), injector
 
 

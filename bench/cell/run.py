@@ -61,7 +61,7 @@ def describe(cfg: DictConfig) -> dict:
         "sweep": cfg.sweep,
         "loss": cfg.loss.get("name") or str(cfg.loss.get("_target_")),
         "noise": cfg.noise.get("name") or str(cfg.noise.get("_target_")),
-        "rate": float(cfg.noise.rate),
+        "rate": None if cfg.noise.get("rate") is None else float(cfg.noise.rate),  # null: a scale or the data sets it
         "seed": cfg.seed,
         "data": cfg.data.name,
         "model": cfg.model.name,
@@ -70,7 +70,8 @@ def describe(cfg: DictConfig) -> dict:
 
 def short_name(cfg: DictConfig) -> str:
     d = describe(cfg)
-    return f"{d['loss']} {d['noise']}@{d['rate']:g} seed {d['seed']}"
+    rate = "" if d["rate"] is None else f"@{d['rate']:g}"
+    return f"{d['loss']} {d['noise']}{rate} seed {d['seed']}"
 
 
 def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> dict:
@@ -125,7 +126,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     t0 = time.time()
     from bench import data as data_mod
 
-    data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
+    data = data_mod.load(parts.data, parts.model, cfg.paths.cache, columns=getattr(parts.injector, "data_columns", ()))
     t["data"] = time.time() - t0
 
     scorer = None
@@ -138,16 +139,11 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "noise"
     t0 = time.time()
-    noisy = parts.injector(data.train)
-    noise_stats = parts.injector.summary(noisy)
-    import noise as noise_pkg
-
-    noise_pkg.save_mask(noisy, cell_dir / "flip_mask.json")
-    noisy = extras.with_annotators(noisy, parts.loss)
+    noisy, trained, rows_key, noise_stats = _noise(parts, data.train, cell_dir)
     t["noise"] = time.time() - t0
 
     phase["name"] = "train"
-    policy, result, t_load, checkpoints = _train(cfg, parts, data, noisy, cell_dir, scorer)
+    policy, result, t_load, checkpoints = _train(cfg, parts, data, (noisy, trained, rows_key), cell_dir, scorer)
     t.update(load_model=t_load, trainer_init=result.timings["trainer_init"],
              train=result.timings["train"] - checkpoints.seconds)
     if checkpoints.points:
@@ -182,7 +178,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
         "metrics": metrics,
         "metric_info": info,
         "noise_stats": noise_stats,
-        "n_train_pairs": len(noisy),
+        "n_train_pairs": len(trained),
         "train_steps": int(result.global_step),
         "timings": t,
         **({"gpu": gpu} if gpu else {}),
@@ -193,12 +189,28 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     }
 
 
-def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=None):
+def _noise(parts: Parts, train, cell_dir: Path):
+    """(the noisy pairs, every row; the pairs the cell trains on; a key of which rows those are, None for all of them;
+    the noise's record). Skipped pairs, and ties for a loss without soft labels, are not trained on
+    (``bench.cell.extras.training_pairs``); the record says how many."""
+    import noise as noise_pkg
+
+    noisy = parts.injector(train)
+    noise_stats = parts.injector.summary(noisy)
+    noise_pkg.save_mask(noisy, cell_dir / "flip_mask.json")
+    noisy = extras.with_annotators(noisy, parts.loss)
+    trained, used, rows_key = extras.training_pairs(noisy, parts.loss)
+    return noisy, trained, rows_key, {**noise_stats, **used}
+
+
+def _train(cfg: DictConfig, parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
     """The cell's method trains a fresh copy of the reference policy; returns it, the method's result, the time it
     took to load the model, and the cell's checkpoint scorer (``bench.evaluation.checkpoints``: it scored the
-    policy within the run where ``eval.checkpoints.every`` says, and scores the end)."""
+    policy within the run where ``eval.checkpoints.every`` says, and scores the end). ``pairs``: (the noisy pairs,
+    the ones it trains on, the key of those rows or None), as ``_noise`` gives them."""
     import torch
 
+    from bench.core.cache import stable_hash
     from bench.data import text_rows
     from bench.evaluation.checkpoints import PolicyEvaluation
     from bench.evaluation.validation import proxy_reward_model
@@ -212,23 +224,27 @@ def _train(cfg: DictConfig, parts: Parts, data, noisy, cell_dir: Path, scorer=No
     torch.manual_seed(parts.run.seed)
     policy, tokenizer = load_causal_lm(data.model_path, device)
     t_load = time.time() - t0
+    noisy, trained, rows_key = pairs
+    # a subset of the pairs (skipped or tied ones left out) is data of its own: its own key, wherever one is used
+    data_key = data.fingerprint if rows_key is None else stable_hash([data.fingerprint, rows_key])
     ref_cache = None
     if parts.run.shared_ref_cache:
         key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length,
-               **({"path": "packed"} if parts.train.packing else {})}  # the path computes them (float round-off)
+               **({"path": "packed"} if parts.train.packing else {}),  # the path computes them (float round-off)
+               **({"rows": rows_key} if rows_key is not None else {})}
         ref_cache = ReferenceLogpCache(cfg.paths.cache, key)
     noise_node = OmegaConf.to_container(cfg.noise, resolve=True)
     evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, noise_node, cfg.paths.cache)
     checkpoints = CellCheckpoints(evaluation, parts.eval.checkpoints)
     ctx = TrainContext(
-        policy=policy, tokenizer=tokenizer, train_dataset=noisy, loss=parts.loss, train=parts.train,
+        policy=policy, tokenizer=tokenizer, train_dataset=trained, loss=parts.loss, train=parts.train,
         out_dir=cell_dir, seed=parts.run.seed, reference_path=data.model_path, ref_cache=ref_cache,
         report_to="wandb" if (cfg.get("logger") or {}).get("name") == "wandb" else "none",
         gold_reward=data.gold_reward, max_new_tokens=int(getattr(parts.data, "max_new_tokens", 0) or
                                                          parts.eval.max_new_tokens),
         log=log.info, scorer=scorer, extra_columns=extras.columns(parts.loss, parts.method),
-        cache_root=cfg.paths.cache, data_key=data.fingerprint, heldout_pairs=text_rows(data.eval_pairs) or None,
-        callbacks=checkpoints.callbacks, noise_rate=parts.injector.target_rate,
+        cache_root=cfg.paths.cache, data_key=data_key, heldout_pairs=text_rows(data.eval_pairs) or None,
+        callbacks=checkpoints.callbacks, noise_rate=getattr(parts.injector, "flip_rate", parts.injector.target_rate),
         proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, noise_node, parts.run.seed,
                                                       cfg.paths.cache),
     )

@@ -66,15 +66,15 @@ def run_settings(cfg: DictConfig, cid: str) -> dict:
     # nested, which W&B shows flattened (loss.name, noise.rate) and the dashboard's Config("noise.rate") expects
     config = scrub({k: v for k, v in container.items() if k != "hydra"})
     config["cell_id"] = cid
-    rate = float(cfg.noise.rate)
-    tags = [f"noise={cfg.noise.name}", f"rate={rate:g}", f"data={cfg.data.name}", f"model={cfg.model.name}"]
+    rate = "none" if cfg.noise.get("rate") is None else f"{float(cfg.noise.rate):g}"  # none: a scale sets the noise
+    tags = [f"noise={cfg.noise.name}", f"rate={rate}", f"data={cfg.data.name}", f"model={cfg.model.name}"]
     tags += [str(t) for t in (lc.get("tags") or [])]
     return dict(
         project=lc.get("project") or "prefnoise",
         entity=lc.get("entity") or None,
         group=str(cfg.sweep),
         job_type=str(cfg.loss.name),
-        name=f"{cfg.loss.name}-{cfg.noise.name}-{rate:g}-s{cfg.seed}-{cid[:6]}",
+        name=f"{cfg.loss.name}-{cfg.noise.name}-{rate}-s{cfg.seed}-{cid[:6]}",
         tags=[t[:64] for t in tags],
         config=config,
         dir=str(lc.get("dir") or cfg.paths.results),

@@ -12,8 +12,9 @@ from bench.data.hf import to_preference_form
 __all__ = ["DataError", "PreferenceData", "REQUIRED", "load", "prompt_text", "text_rows", "validate", "to_preference_form"]
 
 
-def load(data, model, cache_root: str) -> PreferenceData:
-    """``data``/``model`` are typed configs (``bench.config.schema``); the world is built once under cache_root."""
+def load(data, model, cache_root: str, columns: tuple[str, ...] = ()) -> PreferenceData:
+    """``data``/``model`` are typed configs (``bench.config.schema``); the world is built once under cache_root.
+    ``columns``: columns of a data file to keep beside the pairs (``noise=natural``: the annotators' votes)."""
     if data.kind == "world":
         from bench.data.world import load_world
 
@@ -21,6 +22,6 @@ def load(data, model, cache_root: str) -> PreferenceData:
     if data.kind == "hf":
         from bench.data.hf import load_hf
 
-        return load_hf(data, model)
+        return load_hf(data, model, columns)
     raise ValueError(f"data.kind={data.kind!r}; valid choices: world, hf")
 

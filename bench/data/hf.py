@@ -94,7 +94,9 @@ def _split_conversation(chosen: list, rejected: list) -> tuple[list, list, list]
     return chosen[:n], chosen[n:], rejected[n:]
 
 
-def to_preference_form(ds: Dataset, columns: dict) -> Dataset:
+def to_preference_form(ds: Dataset, columns: dict, keep: tuple[str, ...] = ()) -> Dataset:
+    """The rows as prompt/chosen/rejected (and ``annotator``, and the ``keep`` columns where the file has them)."""
+    kept = REQUIRED + ("annotator",) + tuple(keep)
     rename = {v: k for k, v in columns.items() if v and v != k and v in ds.column_names}
     ds = ds.rename_columns(rename) if rename else ds
     for col in ("chosen", "rejected"):
@@ -115,19 +117,20 @@ def to_preference_form(ds: Dataset, columns: dict) -> Dataset:
                 prompt = [{"role": "user", "content": row["prompt"]}]
             return {"prompt": prompt, "chosen": c, "rejected": r}
 
-        return ds.map(split, remove_columns=[c for c in ds.column_names if c not in REQUIRED + ("annotator",)])
+        return ds.map(split, remove_columns=[c for c in ds.column_names if c not in kept])
     if "prompt" not in ds.column_names:
         from trl.data_utils import extract_prompt
 
         ds = ds.map(extract_prompt)
-    return ds.select_columns([c for c in ds.column_names if c in REQUIRED + ("annotator",)])
+    return ds.select_columns([c for c in ds.column_names if c in kept])
 
 
-def load_hf(data, model) -> PreferenceData:
-    """The pairs of ``data`` (``HFData``), whole prompts held out for evaluation; the reference policy of ``model``."""
+def load_hf(data, model, keep: tuple[str, ...] = ()) -> PreferenceData:
+    """The pairs of ``data`` (``HFData``), whole prompts held out for evaluation; the reference policy of ``model``.
+    ``keep``: columns of the file to carry beside the pairs (the annotators' votes ``noise=natural`` reads)."""
     from bench.models import resolve_model_path
 
-    ds = to_preference_form(read(data.path, data.split), dict(data.columns or {}))
+    ds = to_preference_form(read(data.path, data.split), dict(data.columns or {}), tuple(keep))
     validate(ds, f"data.path={data.path}")
     if data.max_pairs:
         ds = ds.select(range(min(len(ds), data.max_pairs)))

@@ -20,14 +20,33 @@ class CDPO(PairLoss):
     """conservative DPO (Mitchell's cDPO note, eq. 3): ``-(1-eps) log sigma(z) - eps log sigma(-z)``.
 
     Its optimum is bounded, ``sigma(z*) = 1 - eps``. (TRL 1.x dropped it: ``sigmoid`` ignores label_smoothing.)
+
+    Soft labels (``soft_labels``): where the cell's pairs carry a label confidence ``c`` (the probability that the
+    labelled chosen response is preferred: ``noise=tie``, ``natural``'s majority vote), the cell turns on
+    ``read_label_confidence`` and each pair gets ``eps_i = (1 - c) + eps (2c - 1)``, the probability that its label
+    is wrong when it is right with probability ``c`` and then flips at the assumed rate ``eps``: ``c = 1`` is plain
+    cDPO, a tie (``c = 1/2``) has ``eps_i = 1/2``, whose optimum is a margin of 0. Other losses train without ties.
     """
 
     name, label = "cdpo", "cDPO"
     needs_reference_model, length_normalized = True, False
     hyperparameters = {"beta": BETA, "eps": _EPS_CDPO}
+    soft_labels = True  # can read extras["label_confidence"] (bench.cell.extras turns it on where the pairs have it)
+    reads_label_confidence = False
 
-    def loss_of_margin(self, z):
-        return -(1 - self.eps) * F.logsigmoid(z) - self.eps * F.logsigmoid(-z)
+    def read_label_confidence(self, on: bool = True) -> None:
+        self.reads_label_confidence = bool(on)
+
+    @property
+    def uses_extras(self) -> bool:
+        return self.reads_label_confidence
+
+    def loss_of_margin(self, z, extras=None):
+        eps = self.eps
+        if extras is not None and "label_confidence" in extras:
+            c = extras["label_confidence"].to(z.dtype)
+            eps = (1 - c) + self.eps * (2 * c - 1)
+        return -(1 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
 
 
 @register

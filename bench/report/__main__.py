@@ -1,13 +1,16 @@
 """CLI: ``python -m bench.report [--results DIR] [--out DIR] [--metric NAME] [--sweep NAME] [--baseline dpo]
-[--where FIELD=V1,V2 ...]``."""
+[--archives DIR] [--where FIELD=V1,V2 ...]``. Archived studies (``docs/results/<study>/``, ``bench.report.archive``)
+are read beside ``results/``, so a fresh clone's ``make report`` rebuilds their tables with no training."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
+from bench.report import archive
 from bench.report.build import build_report
 
 
@@ -18,6 +21,9 @@ def main(argv=None) -> int:
     ap.add_argument("--metric", default="gold_reward", help="headline metric")
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--baseline", default="dpo", help="loss the paired tests compare against")
+    ap.add_argument("--archives", default=str(archive.DEFAULT_ROOT),
+                    help="folder of archived studies (<study>/records.parquet), read beside --results (a live record "
+                         "replaces an archived one of the same cell); 'none': only --results")
     ap.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
                     help="keep only records whose FIELD (loss, noise, rate, seed, method, hp, tuning: <sweep>/<rule> "
                          "or default, ...) is one of the values; repeatable, e.g. --where noise=random_flip "
@@ -30,7 +36,13 @@ def main(argv=None) -> int:
             ap.error(f"--where {item!r}: expected FIELD=V1,V2 (e.g. --where loss=dpo,ropo)")
         where[key] = values.split(",")
     t0 = time.perf_counter()
-    out = build_report(args.results, args.out, args.metric, args.sweep, args.baseline, where or None)
+    folders = [] if args.archives == "none" else archive.archived(Path(args.archives))
+    source = archive.view(Path(args.results), folders)
+    out = build_report(source, args.out or str(Path(args.results) / "report"), args.metric, args.sweep, args.baseline,
+                       where or None)
+    if folders:
+        print(f"read {len(folders)} archived stud{'y' if len(folders) == 1 else 'ies'} ("
+              f"{', '.join(f.name for f in folders)}) beside {args.results}")
     if out is None:
         where = f"{args.results}/cells" + (f" for sweep {args.sweep!r}" if args.sweep else "")
         print(f"no records under {where}: nothing to report (run a sweep first, e.g. `make demo`).")

@@ -9,7 +9,7 @@ point to subclassing. So this module overrides exactly these methods and nothing
 - ``_precompute_ref_logps``: reference log-probs always come from the precompute path (TRL's own, or columns the
   cell already attached from the shared cache); reference-free losses skip the reference pass entirely;
 - ``_set_signature_columns_if_needed`` and the collator: the per-pair extras a loss or method asks for
-  (``EXTRA_COLUMNS``: a scorer's scores, the annotator, a pair weight) reach the batch, and are stripped before the
+  (``EXTRA_COLUMNS``: a scorer's scores, the annotator, a pair weight, a label confidence) reach the batch, and are stripped before the
   forward (TRL would hand unknown keys to the model); ``create_optimizer``: a loss's own learned parameters.
 
 TRL is pinned (pyproject) because both methods are TRL internals; tests train one step per loss to catch drift.
@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is depre
 
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 # per-pair inputs beyond the text, carried into every batch when the dataset has them and the run asks for them
-EXTRA_COLUMNS = ("score_chosen", "score_rejected", "annotator_idx", "pair_weight")
+EXTRA_COLUMNS = ("score_chosen", "score_rejected", "annotator_idx", "pair_weight", "label_confidence")
 
 
 class ExtrasCollator:
@@ -93,7 +93,7 @@ class PreferenceTrainer(DPOTrainer):
             self._decide_packing(model, inputs)
         if not self.packing or self.ld_alpha is not None:
             return super().compute_ref_log_probs(model, inputs)
-        with torch.no_grad():
+        with torch.no_grad(), self.accelerator.autocast():
             logps, _, _ = packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
                                                                      inputs["completion_mask"]))
         return logps.chunk(2, dim=0)
@@ -106,9 +106,10 @@ class PreferenceTrainer(DPOTrainer):
         padding (``bench.training.packing``), where that path gives the padded one's values; else TRL's."""
         if self.packing is None:
             self._decide_packing(model, inputs)
-        if self.packing:
-            return packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
-                                                              inputs["completion_mask"]))
+        if self.packing:  # under the trainer's autocast: the backbone is called directly, not model.forward
+            with self.accelerator.autocast():
+                return packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
+                                                                  inputs["completion_mask"]))
         completion_mask = inputs["completion_mask"]
         shift_mask = completion_mask[..., 1:]
         labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)

@@ -1,0 +1,92 @@
+"""A finished study's records, kept in the repository, so that ``make report`` rebuilds its tables on a fresh clone.
+
+    python -m bench.report.archive --sweep regimes                  # -> docs/results/regimes/records.parquet
+    python -m bench.report.archive --sweep verdict --tuning verdict_tune   # + the tuning sweep's plan and selection
+
+An archive is a folder: ``records.parquet`` (one row per cell record: its id, sweep, status and the whole record as
+JSON, zstd-compressed: a few hundred bytes a cell) and, for a tuned study, ``tuning/<sweep>/`` (the tuning sweep's
+plan, jobs and selection, which the report's tuning section and staleness checks read). The cells' own files
+(samples, masks, margins) stay out: the report never reads them.
+
+``python -m bench.report`` reads every archive under ``docs/results/`` beside ``results/`` (``--archives``): it lays
+them out as a results folder (``view``) with the live records on top, so a cell re-run since it was archived
+counts once, as its newest record.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.core.files import atomic_write_json
+from bench.core.records import RECORD_FILE, iter_records
+
+RECORDS = "records.parquet"
+DEFAULT_ROOT = Path("docs") / "results"
+
+
+def pack(results: Path, sweep: str, out: Path, tuning: list[str] | None = None) -> dict:
+    """Write the sweep's records (and tuning sweeps' folders) into ``out``; returns what was written."""
+    import pandas as pd
+
+    recs = [r for r in iter_records(results) if r.get("sweep") == sweep]
+    if not recs:
+        raise SystemExit(f"no records of sweep {sweep!r} under {results}/cells")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{"cell_id": r["cell_id"], "sweep": r.get("sweep"), "status": r.get("status"),
+             "record": json.dumps(r, sort_keys=True, separators=(",", ":"))} for r in recs]
+    pd.DataFrame(rows).to_parquet(out / RECORDS, index=False, compression="zstd")
+    for name in tuning or []:
+        src = results / "tuning" / name
+        if not src.is_dir():
+            raise SystemExit(f"no tuning folder {src}")
+        dst = out / "tuning" / name
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+    return {"records": len(rows), "bytes": (out / RECORDS).stat().st_size, "tuning": list(tuning or [])}
+
+
+def archived(root: Path) -> list[Path]:
+    """The archive folders under ``root`` (each with a records.parquet)."""
+    return sorted(p.parent for p in Path(root).glob(f"*/{RECORDS}")) if Path(root).is_dir() else []
+
+
+def view(results: Path, archives: list[Path]) -> Path:
+    """A results folder holding every archived record and tuning folder, then the live ones on top (a live record
+    replaces an archived one of the same cell). With no archive, ``results`` itself."""
+    import pandas as pd
+
+    if not archives:
+        return Path(results)
+    stage = Path(tempfile.mkdtemp(prefix="prefnoise-report-"))
+    for folder in archives:
+        for row in pd.read_parquet(folder / RECORDS).itertuples(index=False):
+            atomic_write_json(stage / "cells" / row.cell_id / RECORD_FILE, json.loads(row.record))
+        if (folder / "tuning").is_dir():
+            shutil.copytree(folder / "tuning", stage / "tuning", dirs_exist_ok=True)
+    for rec in iter_records(results):
+        atomic_write_json(stage / "cells" / rec["cell_id"] / RECORD_FILE, rec)
+    if (Path(results) / "tuning").is_dir():
+        shutil.copytree(Path(results) / "tuning", stage / "tuning", dirs_exist_ok=True)
+    return stage
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.report.archive", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", type=Path, default=Path("results"))
+    ap.add_argument("--sweep", required=True, help="the study to archive (the records' sweep name)")
+    ap.add_argument("--tuning", action="append", default=[], help="a tuning sweep whose plan and selection to keep")
+    ap.add_argument("--out", type=Path, default=None, help="archive folder (default: docs/results/<sweep>)")
+    a = ap.parse_args(argv)
+    out = a.out or DEFAULT_ROOT / a.sweep
+    got = pack(a.results, a.sweep, out, a.tuning)
+    print(f"archived {got['records']} records of {a.sweep!r} in {out / RECORDS} ({got['bytes'] / 1e6:.2f} MB)"
+          + (f", tuning {', '.join(got['tuning'])}" if got["tuning"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""An archived study (bench/report/archive.py) rebuilds the same report with no live records, and a live record
+replaces an archived one of the same cell."""
+from __future__ import annotations
+
+import pandas as pd
+from test_report import make_sweep, record
+
+from bench.core.records import write_record
+from bench.report import archive
+from bench.report.__main__ import main
+
+
+def test_a_fresh_clone_rebuilds_the_report_from_the_archive_alone(tmp_path):
+    live = tmp_path / "results"
+    make_sweep(live)
+    assert main(["--results", str(live), "--archives", "none", "--sweep", "syn", "--out", str(tmp_path / "a")]) == 0
+    got = archive.pack(live, "syn", tmp_path / "docs" / "syn")
+    assert got["records"] > 10 and got["bytes"] > 0
+    empty = tmp_path / "fresh" / "results"  # a fresh clone: no results, the archive only
+    assert main(["--results", str(empty), "--archives", str(tmp_path / "docs"), "--sweep", "syn",
+                 "--out", str(tmp_path / "b")]) == 0
+    a, b = pd.read_csv(tmp_path / "a" / "robustness.csv"), pd.read_csv(tmp_path / "b" / "robustness.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert (tmp_path / "a" / "paired_vs_dpo.csv").read_text() == (tmp_path / "b" / "paired_vs_dpo.csv").read_text()
+
+
+def test_a_live_record_replaces_the_archived_one(tmp_path):
+    old = tmp_path / "old"
+    write_record(old, record("dpo", "random_flip", 0.2, 0, metrics={"gold_reward": 0.1, "gold_reward_ref": 0.0}))
+    archive.pack(old, "syn", tmp_path / "docs" / "syn")
+    live = tmp_path / "results"
+    write_record(live, record("dpo", "random_flip", 0.2, 0, metrics={"gold_reward": 0.3, "gold_reward_ref": 0.0}))
+    view = archive.view(live, archive.archived(tmp_path / "docs"))
+    recs = list((view / "cells").glob("*/record.json"))
+    assert len(recs) == 1 and '"gold_reward": 0.3' in recs[0].read_text()
