@@ -174,7 +174,8 @@ def test_losses_that_reduce_to_dpo_give_dpos_result(tmp_path, smoke_root):
 # ------------------------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
 def test_tune_smoke_is_a_seconds_long_tuning_sweep_with_its_selection(tmp_path, smoke_root):
-    proc = run_bench("-m", "experiment=tune_smoke", f"paths.cache={smoke_root / '.cache'}", root=tmp_path)
+    ckpt = ("eval.checkpoints.every=1", "eval.checkpoints.unit=steps")  # the checkpoint is a knob too
+    proc = run_bench("-m", "experiment=tune_smoke", f"paths.cache={smoke_root / '.cache'}", *ckpt, root=tmp_path)
     assert "selection written to" in proc.stdout
     folder = tmp_path / "results" / "tuning" / "tune_smoke"
     rows = selection.read(folder)
@@ -182,6 +183,7 @@ def test_tune_smoke_is_a_seconds_long_tuning_sweep_with_its_selection(tmp_path, 
     for r in rows:
         assert r["train.learning_rate"] in (1e-4, 2e-4, 4e-4) and r["loss.beta"] in (0.05, 0.1, 0.2)
         assert r["n_configs"] == 5 and not math.isnan(r["val_score"]) and r["budget"] == 5
+        assert r["checkpoint"] in (0.1818, 0.3636)  # step 1 or 2 (the end) of 11 steps an epoch
     jobs = [json.loads(line) for line in (folder / selection.JOBS).read_text().splitlines()]
     assert 5 <= len(jobs) <= 3 + 4 * 2 and all(j["status"] == "ok" for j in jobs)
     recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "cells").glob("*/record.json")]
@@ -199,9 +201,10 @@ def test_tune_smoke_is_a_seconds_long_tuning_sweep_with_its_selection(tmp_path, 
     assert (folder / selection.SELECTION).read_text() == before
     # a final cell on the selection, on a fresh seed
     run_bench("experiment=smoke", f"paths.cache={smoke_root / '.cache'}", "noise.rate=0.4", "seed=100",
-              "tuning=tune_smoke/oracle", root=tmp_path)
+              "tuning=tune_smoke/oracle", *ckpt, root=tmp_path)
     final = [json.loads(p.read_text()) for p in (tmp_path / "results" / "cells").glob("*/record.json")]
     final = [r for r in final if r["seed"] == 100]
     pick = next(r for r in rows if r["criterion"] == "oracle")
     assert len(final) == 1 and final[0]["hp_source"]["tuning"] == "tune_smoke/oracle"
+    assert final[0]["hp_source"]["checkpoint"] == pick["checkpoint"] and len(final[0]["curve"]) == 2
     assert final[0]["config"]["train"]["learning_rate"] == pick["train.learning_rate"]
