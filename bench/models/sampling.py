@@ -117,49 +117,42 @@ def token_logps(model, prompt_ids: list[list[int]], completion_ids: list[list[in
                 batch_size: int = 128) -> torch.Tensor:
     """Summed log-prob of each completion's token ids given its prompt's (no re-tokenization): the other side of a
     KL estimate on ``sample``'s token ids."""
+    return _scored(model, [(len(p), p + c) for p, c in zip(prompt_ids, completion_ids)], pad_id, batch_size)
+
+
+@torch.no_grad()
+def sequence_logps(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 128) -> torch.Tensor:
+    """Summed log-prob of each response (plus its EOS) given its prompt, tokenized as TRL tokenizes pairs."""
+    ids = _encoded(tokenizer, tuple(prompts), tuple(responses))
+    return _scored(model, ids, tokenizer.pad_token_id, batch_size).float()
+
+
+def _scored(model, seqs: list[tuple[int, list[int]]], pad_id: int, batch_size: int) -> torch.Tensor:
+    """Summed log-prob of the tokens after each sequence's first ``n_prompt``, in the given order. Sequences are
+    batched in order of length, so a batch pads to little more than its own longest (the values do not change)."""
     model.eval()
     device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(prompt_ids), batch_size):
-        ps, cs = prompt_ids[start : start + batch_size], completion_ids[start : start + batch_size]
-        full = [p + c for p, c in zip(ps, cs)]
-        width = max(len(f) for f in full)
-        input_ids = torch.full((len(full), width), pad_id, dtype=torch.long)
-        comp = torch.zeros((len(full), width), dtype=torch.bool)
-        attn = torch.zeros((len(full), width), dtype=torch.long)
-        for i, (p, f) in enumerate(zip(ps, full)):
-            input_ids[i, : len(f)] = torch.tensor(f)
-            attn[i, : len(f)] = 1
-            comp[i, len(p) : len(f)] = True
-        out.append(_summed(model, input_ids.to(device), attn.to(device), comp.to(device)))
-    return torch.cat(out) if out else torch.zeros(0)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][1]))
+    out = torch.zeros(len(seqs), dtype=torch.float64)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(seqs[i][1]) for i in rows)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        comp = torch.zeros((len(rows), width), dtype=torch.bool)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, i in enumerate(rows):
+            n_prompt, f = seqs[i]
+            input_ids[k, : len(f)] = torch.tensor(f)
+            attn[k, : len(f)] = 1
+            comp[k, n_prompt : len(f)] = True
+        out[rows] = _summed(model, input_ids.to(device), attn.to(device), comp.to(device))
+    return out
 
 
 def _summed(model, input_ids: torch.Tensor, attn: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
     logits = model(input_ids=input_ids, attention_mask=attn).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
     return (logp * comp[:, 1:]).sum(-1).double().cpu()
-
-
-@torch.no_grad()
-def sequence_logps(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 128) -> torch.Tensor:
-    """Summed log-prob of each response (plus its EOS) given its prompt, tokenized as TRL tokenizes pairs."""
-    model.eval()
-    device = next(model.parameters()).device
-    ids = _encoded(tokenizer, tuple(prompts), tuple(responses))
-    out = []
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start : start + batch_size]
-        width = max(len(f) for _, f in chunk)
-        input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        comp = torch.zeros((len(chunk), width), dtype=torch.bool)
-        attn = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, (n_prompt, f) in enumerate(chunk):
-            input_ids[i, : len(f)] = torch.tensor(f)
-            attn[i, : len(f)] = 1
-            comp[i, n_prompt : len(f)] = True
-        out.append(_summed(model, input_ids.to(device), attn.to(device), comp.to(device)).float())
-    return torch.cat(out)
 
 
 @lru_cache(maxsize=32)
