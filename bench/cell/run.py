@@ -7,8 +7,13 @@ finds the cells already done whatever machine, thread count or results folder it
     data      the preference data (the embedded world is built once and cached)
     scores    (only when the loss or method reads them) the scorer scores every clean response, cached
     noise     the injector flips the training pairs; the mask is saved
-    train     the method trains the policy (one TRL run, or ROPO's rounds, or a user's method)
-    evaluate  samples on held-out prompts, core metrics, every evaluator
+    train     the method trains the policy (one TRL run, or ROPO's rounds, or a user's method; LoRA adapters
+              under ``train.lora``)
+    evaluate  samples on held-out prompts, core metrics, every evaluator; with ``train.save_model`` the trained
+              policy (or adapter) and its model card are kept in ``<cell>/model`` (``bench.cell.saved``)
+
+Besides its results, a record says how they were made (``provenance``: batch, processes, device, precision,
+LoRA, data fingerprints, evaluator models; ``bench.cell.provenance``) and with which package versions.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench.cell import distributed, extras
+from bench.cell import distributed, extras, provenance
 from bench.cell.checkpoints import CellCheckpoints
 from bench.cell.identity import cell_id
 from bench.cell.parts import Parts, build_parts
@@ -34,7 +39,7 @@ from bench.evaluation import scorer as scoring
 
 log = logging.getLogger("prefnoise")
 
-PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "hydra-core", "numpy", "prefnoise")
+PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "peft", "hydra-core", "numpy", "prefnoise")
 
 
 def set_threads(n: int) -> None:
@@ -52,6 +57,9 @@ def versions() -> dict[str, str]:
             out[p] = version(p)
         except PackageNotFoundError:
             pass
+    commit = provenance.project_commit()
+    if commit:
+        out["prefnoise_commit"] = commit
     return out
 
 
@@ -85,7 +93,8 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> d
         log.info("cell %s already complete: skipped", cid)
         records.note_hp_source(results, cid, hp_source or {"source": "default"})
         return {**records.read_record(results, cid), "skipped": True}
-    base = {"cell_id": cid, **describe(cfg), "config": OmegaConf.to_container(cfg, resolve=True), "versions": versions(),
+    base = {"cell_id": cid, **describe(cfg), "config": provenance.safe_config(OmegaConf.to_container(cfg, resolve=True)),
+            "versions": versions(),
             "hp_source": hp_source or {"source": "default"}, "hp_sources": [hp_source or {"source": "default"}]}
     if distributed.needs_launch(cfg):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
         return distributed.launch_cell(cfg, cid, results, base)
@@ -143,7 +152,8 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     t["noise"] = time.time() - t0
 
     phase["name"] = "train"
-    policy, result, t_load, checkpoints = _train(cfg, parts, data, (noisy, trained, rows_key), cell_dir, scorer)
+    train_fingerprint = provenance.fingerprint_pairs(trained)  # the pairs as trained, after the noise
+    policy, result, t_load, checkpoints, ctx = _train(cfg, parts, data, (noisy, trained, rows_key), cell_dir, scorer)
     t.update(load_model=t_load, trainer_init=result.timings["trainer_init"],
              train=result.timings["train"] - checkpoints.seconds)
     if checkpoints.points:
@@ -170,7 +180,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     info.update(infos({"train_loss": COUNTER}, "train"))
     metrics.update(result.metrics)
     info.update(infos(result.directions, parts.method.name))
-    return {
+    rec = {
         "method": parts.method.name,
         "loss_label": parts.label,
         "loss_params": dict(getattr(parts.loss, "params", {}) or {}),
@@ -185,8 +195,34 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
         **({"curve": curve} if len(curve) > 1 else {}),  # the policy at each checkpoint; the last one is the end
         "scorer": None if scorer is None else {**scorer.info, **scoring.agreement(noisy)},
         "loss_learned": extras.learned_vs_injected(parts.loss, noise_stats) or None,
+        "provenance": _provenance(parts, data, ctx.policy, train_fingerprint),
         **result.record,  # what the method adds (ropo_full: its per-round filter stats)
     }
+    if parts.train.save_model:
+        rec["saved_model"] = _save_model(cfg, cid, ctx, cell_dir, rec)
+    return rec
+
+
+def _save_model(cfg: DictConfig, cid: str, ctx, cell_dir: Path, rec: dict) -> dict:
+    """``train.save_model``: the trained policy (its adapter under LoRA) and its card (``bench.cell.saved``)."""
+    from bench.cell.saved import save_model
+
+    config = provenance.safe_config(OmegaConf.to_container(cfg, resolve=True))
+    return save_model(ctx.policy, ctx.tokenizer, cell_dir, {"cell_id": cid, **describe(cfg), "config": config, **rec})
+
+
+def _provenance(parts: Parts, data, trained, train_fingerprint: str) -> dict:
+    """The record's ``provenance`` block (``bench.cell.provenance``)."""
+    from bench.models.devices import pick_device, use_bf16
+    from bench.training import lora
+
+    device = pick_device(parts.train.device)
+    param_dtype = next(trained.parameters()).dtype
+    return {**provenance.training_setup(parts.train, device, use_bf16(parts.train.bf16, device), param_dtype,
+                                        provenance.world_size()),
+            "lora": lora.settings(parts.train.lora), "parameters": lora.parameter_counts(trained),
+            "data_fingerprint": data.fingerprint, "train_fingerprint": train_fingerprint,
+            "evaluators": provenance.evaluator_ids(parts.evaluators)}
 
 
 def _noise(parts: Parts, train, cell_dir: Path):
@@ -248,7 +284,7 @@ def _train(cfg: DictConfig, parts: Parts, data, pairs: tuple, cell_dir: Path, sc
         proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, noise_node, parts.run.seed,
                                                       cfg.paths.cache),
     )
-    return policy, parts.method.train(ctx), t_load, checkpoints
+    return policy, parts.method.train(ctx), t_load, checkpoints, ctx  # ctx.policy: under LoRA, its PeftModel
 
 
 def _gpu_memory(reset: bool = False) -> dict | None:

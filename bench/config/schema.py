@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 from bench.config.fields import spec
 from bench.core.spec import COUNT, NONNEGATIVE, POSITIVE, Param
 
+LORA_ALL_LINEAR = "all-linear"  # peft's name for every linear layer except the output head
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt", "warmup_stable_decay")
 DEVICES = ("auto", "cpu", "cuda")
@@ -61,6 +62,41 @@ class TrainConfig:
     progress: bool = spec("one progress bar per cell", identity=False)
     print_logs: bool = spec("also print TRL's per-step logs (they always go to the cell's train_log.jsonl)",
                             identity=False)
+    lora: Optional[Dict[str, Any]] = spec("LoRA through peft on TRL's own route ({rank, alpha, dropout, "
+                                          "target_modules}; bench.training.lora); null: full fine-tuning",
+                                          neutral=None)
+    save_model: bool = spec("keep the trained policy (the adapter under LoRA) with a model card in the cell's "
+                            "folder (bench.cell.saved)", identity=False, neutral=False)
+
+    def check(self, where: str) -> None:
+        """The ``lora`` block, typed (``LoraSpec``): an unknown, missing or out-of-range key is one line."""
+        if self.lora is not None:
+            from bench.config.typed import typed
+
+            self.lora = typed(LoraSpec, self.lora, f"{where}.lora" if where else "lora")
+
+
+@dataclass
+class LoraSpec:
+    """``train.lora``: low-rank adapters on the policy's linear layers (peft's ``LoraConfig``); the reference is the
+    base model with the adapter disabled."""
+
+    rank: int = spec("rank r of each adapter's two factors", COUNT)
+    alpha: float = spec("scale numerator: the update is (alpha / rank) B A", POSITIVE)
+    dropout: float = spec("dropout on the adapter's input while training", Param(low=0.0, high=1.0, high_open=True))
+    target_modules: Any = spec(f"module names the adapters wrap (a list, e.g. [q_proj, v_proj]) or "
+                               f"{LORA_ALL_LINEAR!r} (every linear layer but the output head)")
+
+    def check(self, where: str) -> None:
+        tm = self.target_modules
+        names = list(tm) if isinstance(tm, (list, tuple)) else None
+        if not (tm == LORA_ALL_LINEAR or (names and all(isinstance(n, str) and n for n in names))):
+            from bench.core.spec import ConfigError
+
+            raise ConfigError(f"{where}.target_modules={tm!r} is not valid; valid: {LORA_ALL_LINEAR!r} or a non-empty "
+                              "list of module names, e.g. [q_proj, k_proj, v_proj, o_proj].")
+        if names is not None:
+            self.target_modules = names
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 Order of checks: unknown keys (with a did-you-mean), missing keys, types (OmegaConf's structured merge: ``'abc'``
 for an int fails, ``'3'`` becomes 3), then each field's valid values (``Param``), recursing into nested schemas.
+A missing key is an error, except for a field with a ``neutral`` value (one added after a cell-identity version):
+a config from before it existed means that value.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.config.fields import is_neutral, meta
+from bench.config.fields import NO_NEUTRAL, is_neutral, meta
 from bench.core.registry import did_you_mean
 from bench.core.spec import ConfigError
 
@@ -40,7 +42,9 @@ def typed(schema: type[T], node: Any, where: str) -> T:
             hint = did_you_mean("key", key, fields).replace(" Valid choices", " Valid keys")
             raise ConfigError(f"{_at(where, key)}: {hint}")
     for name in fields:
-        if name not in values or values[name] == "???":
+        if name not in values and _absent_value(fields[name]) is not NO_NEUTRAL:
+            values = {**values, name: _absent_value(fields[name])}  # a config from before the field existed
+        elif name not in values or values[name] == "???":
             raise ConfigError(f"{_at(where, name)} is not set; valid: {_valid_text(schema, fields[name])}.")
     try:
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
@@ -50,6 +54,13 @@ def typed(schema: type[T], node: Any, where: str) -> T:
         valid = _valid_text(*at) if at is not None else "see the schema"
         raise ConfigError(f"{key}={_value_at(values, str(e.full_key or ''))!r} has the wrong type; valid: {valid}.") from None
     return _check_values(obj, where)
+
+
+def _absent_value(field: dataclasses.Field) -> Any:
+    """What a field left out of a composed config means: its ``neutral`` value (the behaviour from before the field
+    existed, ``bench.config.fields``) where that is a value; otherwise ``NO_NEUTRAL`` (it must be set)."""
+    neutral = meta(field)["neutral"]
+    return NO_NEUTRAL if callable(neutral) else neutral
 
 
 def _at(where: str, key: str) -> str:

@@ -6,6 +6,9 @@ result, so a re-run of the same cell finds it):
     results/cells/<cell_id>/record.json     the record (schema below)
     results/cells/<cell_id>/flip_mask.json  which training pairs the noise injector flipped (auditable)
     results/cells/<cell_id>/train_log.jsonl per-step training metrics
+    results/cells/<cell_id>/samples.jsonl   the policy's and the reference's samples on the evaluation prompts
+                                            (``python -m bench.export``: AlpacaEval's model-outputs format)
+    results/cells/<cell_id>/model/          (train.save_model) the trained policy or its LoRA adapter, a model card
 
 Record schema (``SCHEMA_VERSION`` 1)::
 
@@ -16,7 +19,17 @@ Record schema (``SCHEMA_VERSION`` 1)::
     loss_params  {hyperparameters as bound}, eps_source ("oracle" | "fixed" | None)
     hp_source    where train/loss values came from: {"source": "default"} or {"source": "tuning", "tuning":
                  "<sweep>/<criterion>", "values": {...}, ...}; hp_sources: every source the cell served (a reused cell)
-    config (full resolved Hydra config), versions {package: version}, timings {phase: seconds},
+    config (full resolved Hydra config, less anything that looks like a secret), timings {phase: seconds},
+    versions     {package: version} of python, torch, transformers, trl, datasets, accelerate, peft, hydra-core,
+                 numpy, prefnoise, and prefnoise_commit (the project's git commit, "+dirty" when tracked files differ;
+                 absent outside a git checkout)
+    provenance   how the numbers were made (bench.cell.provenance): effective_batch_size (per-device batch x
+                 gradient accumulation x processes), per_device_batch_size, gradient_accumulation_steps, world_size,
+                 device, device_name, dtype (compute precision), param_dtype, lora (rank, alpha, dropout,
+                 target_modules; None: full fine-tuning), parameters {trainable, total}, data_fingerprint (the clean
+                 data), train_fingerprint (the pairs as trained, after noise), evaluators {name: the models behind its
+                 numbers: a judge's model id and base-URL host, a reward model's path and backbone; never a key}
+    saved_model  (train.save_model only) {"path": "model", "kind": "adapter" | "full model", "base_model", "files"}
     error (None or {"type", "message", "where"}), finished_at (ISO time)
 
 A failed run never replaces a complete ("ok") record: results already written are never lost.

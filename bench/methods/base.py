@@ -57,16 +57,21 @@ class TrainContext:
 
     def trainer(self, dataset, args=None, model=None, with_callbacks: bool = True, **kwargs):
         """The one trainer path (bench.training.PreferenceTrainer) on ``dataset`` with the cell's loss; it trains
-        the cell's policy and carries the cell's callbacks unless told otherwise (a detector's warm-up copy)."""
+        the cell's policy and carries the cell's callbacks unless told otherwise (a detector's warm-up copy).
+        Under LoRA (``train.lora``) the first trainer wraps the policy in its adapter (TRL's route) and ``policy``
+        becomes that ``PeftModel``: later trainers train the same adapter, samples come from the adapted policy."""
         from bench.training import PreferenceTrainer
 
         callbacks = [*kwargs.pop("callbacks", []), *(self.callbacks if with_callbacks else [])]
-        return PreferenceTrainer(model=self.policy if model is None else model,
-                                 args=args if args is not None else self.args(), train_dataset=dataset,
-                                 processing_class=self.tokenizer, pref_loss=self.loss,
-                                 print_logs=self.train.print_logs,
-                                 extra_columns=kwargs.pop("extra_columns", self.extra_columns), callbacks=callbacks,
-                                 packing=self.train.packing, **kwargs)
+        trainer = PreferenceTrainer(model=self.policy if model is None else model,
+                                    args=args if args is not None else self.args(), train_dataset=dataset,
+                                    processing_class=self.tokenizer, pref_loss=self.loss,
+                                    print_logs=self.train.print_logs,
+                                    extra_columns=kwargs.pop("extra_columns", self.extra_columns), callbacks=callbacks,
+                                    packing=self.train.packing, lora=getattr(self.train, "lora", None), **kwargs)
+        if model is None:
+            self.policy = trainer.model  # the same model, or (LoRA) the PeftModel around it
+        return trainer
 
 
 @dataclass

@@ -3,12 +3,14 @@
     python -m bench.perf.gpu [--root DIR] [--budget-s 480]
 
 On a CUDA machine: one world cell on SmolLM2-135M-Instruct in bf16 (``experiment=world_smollm2_gpu``: world build
-included), a short sweep (``loss=dpo,ropo noise.rate=0,0.4``, the world cached), and a 2-process cell
-(``train.num_gpus=2``) when two or more GPUs are visible; then, per cell, the wall time, the optimizer step time,
-training tokens per second (prompt + response tokens of both responses of every pair trained on, as TRL tokenizes
-them), MFU (``6 x parameters x tokens/s`` against the GPU's dense bf16 peak from its datasheet) and the peak GPU
-memory the cell allocated. Steps that would not fit the time budget are skipped and said so. Without a CUDA GPU it
-says so and exits 0.
+included), the same cell with LoRA (``train.lora``: rank 16 on every linear layer, the world and the reference
+log-probs cached), a short sweep (``loss=dpo,ropo noise.rate=0,0.4``), and a 2-process cell (``train.num_gpus=2``)
+when two or more GPUs are visible; then, per cell, the wall time, the optimizer step time, training tokens per
+second (prompt + response tokens of both responses of every pair trained on, as TRL tokenizes them), MFU (model
+FLOPs per token x tokens/s against the GPU's dense bf16 peak from its datasheet: ``6 x parameters`` for full
+fine-tuning; under LoRA ``4 x frozen + 6 x adapter parameters``, the frozen weights getting no weight gradient),
+the trainable parameters and the peak GPU memory the cell allocated. Steps that would not fit the time budget are
+skipped and said so. Without a CUDA GPU it says so and exits 0.
 """
 from __future__ import annotations
 
@@ -34,11 +36,37 @@ def bf16_peak(device_name: str) -> float | None:
     return BF16_PEAK_TFLOPS[max(hits, key=len)] if hits else None
 
 
-def mfu(n_params: int, tokens_per_s: float, peak_tflops: float | None) -> float | None:
-    """Model FLOPs utilization: 6 N tokens/s (forward and backward of a dense model) over the peak."""
+LORA = "train.lora={rank:16,alpha:32,dropout:0.05,target_modules:all-linear}"
+LORA_LR = "train.learning_rate=1e-4"  # adapters take a larger step than the full model's 2e-5
+
+
+def plan(n_gpus: int) -> list[tuple[str, list[str]]]:
+    """The check's steps, in order: (what, bench/run.py arguments)."""
+    steps = [("one world cell (world build included)", [f"experiment={EXPERIMENT}"]),
+             ("the same cell with LoRA (rank 16, every linear layer)", [f"experiment={EXPERIMENT}", LORA, LORA_LR]),
+             ("a short sweep: loss=dpo,ropo x noise.rate=0,0.4", ["-m", f"experiment={EXPERIMENT}", "loss=dpo,ropo",
+                                                                   "noise.rate=0,0.4"])]
+    if n_gpus >= 2:
+        steps.append(("a 2-process cell (train.num_gpus=2)", [f"experiment={EXPERIMENT}", "train.num_gpus=2", "seed=1"]))
+    return steps
+
+
+def flops_per_token(record: dict, n_params: int) -> float:
+    """Model FLOPs per trained token: 6 N for full fine-tuning (forward 2N, backward 4N); under LoRA the frozen
+    weights need the backward's input gradient only (2N of the 4N), the adapters all of it."""
+    counts = (record.get("provenance") or {}).get("parameters") or {}
+    if not (record.get("provenance") or {}).get("lora") or not counts:
+        return 6.0 * n_params
+    adapter = int(counts["trainable"])
+    return 4.0 * (int(counts["total"]) - adapter) + 6.0 * adapter
+
+
+def mfu(n_params: int, tokens_per_s: float, peak_tflops: float | None, flops: float | None = None) -> float | None:
+    """Model FLOPs utilization: ``flops`` per token (default 6 N: forward and backward of a dense model) x tokens/s
+    over the peak."""
     if not peak_tflops or not tokens_per_s:
         return None
-    return 6.0 * n_params * tokens_per_s / (peak_tflops * 1e12)
+    return (6.0 * n_params if flops is None else flops) * tokens_per_s / (peak_tflops * 1e12)
 
 
 def cell_figures(record: dict, train_tokens: int, n_params: int, peak_tflops: float | None) -> dict:
@@ -48,9 +76,12 @@ def cell_figures(record: dict, train_tokens: int, n_params: int, peak_tflops: fl
     train_s = float(t.get("train") or 0.0)
     tps = train_tokens / train_s if train_s > 0 else None
     gpu = record.get("gpu") or {}
+    prov = record.get("provenance") or {}
     return {"cell": record.get("cell_id"), "loss": record.get("loss"), "rate": record.get("rate"),
+            "lora": bool(prov.get("lora")), "dtype": prov.get("dtype"),
+            "trainable": (prov.get("parameters") or {}).get("trainable"),
             "wall_s": t.get("total"), "step_s": train_s / steps if steps else None, "tokens_per_s": tps,
-            "mfu": mfu(n_params, tps, peak_tflops),
+            "mfu": mfu(n_params, tps, peak_tflops, flops_per_token(record, n_params)),
             "peak_gpu_gib": gpu.get("peak_memory_bytes", 0) / 2**30 if gpu.get("peak_memory_bytes") else None,
             "gold_reward": (record.get("metrics") or {}).get("gold_reward")}
 
@@ -109,13 +140,8 @@ def main() -> int:
     peak = bf16_peak(name)
     print(f"GPU: {n_gpus} x {name}; dense bf16 peak {peak or 'unknown'} TFLOP/s; results under {root}", flush=True)
     t0 = time.time()
-    steps = [("one world cell (world build included)", [f"experiment={EXPERIMENT}"]),
-             ("a short sweep: loss=dpo,ropo x noise.rate=0,0.4", ["-m", f"experiment={EXPERIMENT}", "loss=dpo,ropo",
-                                                                   "noise.rate=0,0.4"])]
-    if n_gpus >= 2:
-        steps.append(("a 2-process cell (train.num_gpus=2)", [f"experiment={EXPERIMENT}", "train.num_gpus=2", "seed=1"]))
     failed = 0
-    for what, cmd in steps:
+    for what, cmd in plan(n_gpus):
         if time.time() - t0 > args.budget_s:
             print(f"skipped (over the {args.budget_s:.0f} s budget): {what}")
             continue
@@ -124,15 +150,17 @@ def main() -> int:
         print(f"{'ok    ' if rc == 0 else 'FAILED'} {what}: {wall:.0f} s", flush=True)
     tokens, n_params = train_tokens([], root)
     print(f"\n{n_params / 1e6:.1f}M parameters; {tokens} training tokens per epoch\n")
-    print("| cell | loss | rate | wall s | step s | tokens/s | MFU | peak GPU GiB | gold reward |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| cell | loss | rate | LoRA | dtype | trainable | wall s | step s | tokens/s | MFU | peak GPU GiB | "
+          "gold reward |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in _records(root):
         f = cell_figures(r, tokens, n_params, peak)
 
         def fmt(v, spec):
             return "-" if v is None else format(v, spec)
 
-        print(f"| {f['cell']} | {f['loss']} | {f['rate']:g} | {fmt(f['wall_s'], '.0f')} | {fmt(f['step_s'], '.3f')} | "
+        print(f"| {f['cell']} | {f['loss']} | {f['rate']:g} | {'yes' if f['lora'] else 'no'} | {f['dtype'] or '-'} | "
+              f"{fmt(f['trainable'], ',')} | {fmt(f['wall_s'], '.0f')} | {fmt(f['step_s'], '.3f')} | "
               f"{fmt(f['tokens_per_s'], '.0f')} | {fmt(f['mfu'], '.1%')} | {fmt(f['peak_gpu_gib'], '.2f')} | "
               f"{fmt(f['gold_reward'], '.3f')} |")
     print(f"\ntotal {time.time() - t0:.0f} s")

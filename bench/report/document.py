@@ -10,6 +10,7 @@ import pandas as pd
 from bench.report import plots
 from bench.report.aggregate import Results
 from bench.report.controls import headroom_blocks, interaction_blocks
+from bench.report.provenance import mixing_warnings
 from bench.report.render import fmt, fmt_p
 
 MAX_LISTED = 60  # longer missing/failed lists are cut in the report; the CSVs hold all of them
@@ -152,7 +153,7 @@ def analysis_blocks(a: dict, figures: dict, slug: str, several: bool) -> list:
     """One source of values: its headline figure and table, summary, paired tests, length and other metrics."""
     res, table, base, headline, tag = a["res"], a["table"], a["baseline"], a["headline"], a["tag"]
     title = f" ({protocol_title(a['hp'])})" if several else ""
-    b: list = [("h", 2, f"Robustness: {headline}{title}")]
+    b: list = [("h", 2, f"Robustness: {headline}{title}")] + mixing_blocks(res.records)
     if f"paired{tag}" in figures:
         b += [("p", f"Each loss minus {base} on the same seeds (the noise masks are shared across losses): mean "
                     "paired difference with its 95% interval; * = Holm-corrected p < 0.05."),
@@ -192,6 +193,15 @@ def analysis_blocks(a: dict, figures: dict, slug: str, several: bool) -> list:
             b += [("h", 4, m)] + ([("img", figures[f"curves:{m}{tag}"], m)] if f"curves:{m}{tag}" in figures else [])
             b += [("table", wide_table(res, table, m, base))]
     return b
+
+
+def mixing_blocks(records: list[dict]) -> list:
+    """The warning a table carries when the cells it compares were not made alike (``bench.report.provenance``)."""
+    lines = mixing_warnings(records)
+    if not lines:
+        return []
+    return [("p", "**Warning: the cells of this table were not made alike.** Differences between them may come from "
+                  "these, not from the losses:"), ("list", lines)]
 
 
 def cells_blocks(res: Results) -> list:

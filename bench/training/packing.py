@@ -14,7 +14,9 @@ SmolLM2's 49k tokens), and each sequence's log-probs are summed.
 Same math as TRL's padded, tiled path: the per-sequence log-probs agree to float round-off
 (``tests/test_training_packing.py``: 1e-4 absolute on summed log-probs, the loss to 1e-5). A model this cannot serve
 (an unknown architecture whose attention ignores ``position_ids``, a logit scale or soft-cap) is caught by
-``matches_padded`` on the first batch, and the trainer then keeps TRL's path.
+``matches_padded`` on the first batch, and the trainer then keeps TRL's path. A peft model (LoRA) is served through
+its base model, whose layers carry the adapters (``unwrap``): adapter on, the adapted policy; under
+``disable_adapter``, the base model.
 """
 from __future__ import annotations
 
@@ -80,6 +82,7 @@ def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask:
 def sequence_logps(model, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(summed log-prob of each sequence's completion, its completion length, the mean entropy of the next-token
     distribution over completion tokens, detached) through ``model``'s backbone and LM head."""
+    model = unwrap(model)
     labels, seq = packed.labels[:, 1:], packed.sequence[:, 1:]
     scored = labels != -100
     if model.get_output_embeddings().weight.shape[0] > PLAIN_HEAD_MAX_VOCAB:  # TRL's tiled head: no (N, V) logits
@@ -100,6 +103,13 @@ def sequence_logps(model, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, t
     total = torch.zeros(packed.n, dtype=token.dtype, device=token.device).index_add(0, owner, token)
     length = torch.zeros(packed.n, dtype=token.dtype, device=token.device).index_add(0, owner, torch.ones_like(token))
     return total, length, entropy
+
+
+def unwrap(model):
+    """The transformers model under a peft wrapper (``PeftModel.get_base_model``): its adapters are injected into
+    the backbone's layers, so the backbone called directly runs them (or not, under ``disable_adapter``)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
 
 
 @torch.no_grad()

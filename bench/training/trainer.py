@@ -8,6 +8,10 @@ point to subclassing. So this module overrides exactly these methods and nothing
   reference) summed log-probs and completion lengths, and the metrics;
 - ``_precompute_ref_logps``: reference log-probs always come from the precompute path (TRL's own, or columns the
   cell already attached from the shared cache); reference-free losses skip the reference pass entirely;
+- ``compute_ref_log_probs``: the precompute's forward, on the training path (packed where that serves). Under LoRA
+  (``lora``: peft on TRL's own route, ``bench.training.lora``) the reference pass runs with the adapter disabled
+  (the base model, whichever path computes it); a method that scores pairs under a model it names through this
+  forward (``bench.methods.pairs.pair_logps``: the current policy) gets that model as it is, adapter on;
 - ``_set_signature_columns_if_needed`` and the collator: the per-pair extras a loss or method asks for
   (``EXTRA_COLUMNS``: a scorer's scores, the annotator, a pair weight, a label confidence) reach the batch, and are stripped before the
   forward (TRL would hand unknown keys to the model); ``create_optimizer``: a loss's own learned parameters.
@@ -17,11 +21,13 @@ TRL is pinned (pyproject) because both methods are TRL internals; tests train on
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager, nullcontext
 
 import torch
 from trl import DPOTrainer
 
 from bench.models.callbacks import quiet
+from bench.training import lora as lora_mod
 from bench.training import packing
 
 # TRL 1.16's reference pass reads a property transformers 5.23 renamed (`is_gradient_checkpointing`), whatever the
@@ -50,13 +56,22 @@ class ExtrasCollator:
 
 class PreferenceTrainer(DPOTrainer):
     def __init__(self, *args, pref_loss, ref_cache=None, print_logs: bool = False, extra_columns=(), packing=True,
-                 **kwargs):
+                 lora=None, **kwargs):
+        """``lora``: the typed ``train.lora`` block (``bench.config.schema.LoraSpec``) or None (full fine-tuning).
+        A plain model is wrapped by TRL (``peft_config``); a ``PeftModel`` (a later run of a method's rounds) keeps
+        its trained adapter."""
         # set before super().__init__, which runs the reference precompute
         self.pref_loss = pref_loss
         self.packing = None if packing else False  # None: decided on the first training batch (matches_padded)
         self.ref_cache = ref_cache  # bench.training.ref_cache.ReferenceLogpCache or None (compute in this cell)
         self.extra_columns = tuple(c for c in extra_columns if c in EXTRA_COLUMNS)
+        self.lora = lora
+        self._reference_pass = False  # True while the precompute runs: the reference forward (adapter disabled)
+        if lora is not None and not lora_mod.is_peft(kwargs.get("model", args[0] if args else None)):
+            kwargs["peft_config"] = lora_mod.peft_config(lora)  # TRL's own route: it wraps the policy
         super().__init__(*args, **kwargs)
+        if lora is not None and "ref" in self.model.peft_config:
+            self.model.delete_adapter("ref")  # TRL's copy of a trained adapter: our reference is the base model
         quiet(self, "train", print_logs)  # the cell's bar, not per-step dicts, on the terminal
         if self.extra_columns:
             self.data_collator = ExtrasCollator(self.data_collator, self.extra_columns)
@@ -81,22 +96,45 @@ class PreferenceTrainer(DPOTrainer):
             return dataset  # reference-free: no reference forward at all
         if all(c in dataset.column_names for c in REF_COLUMNS):
             return dataset  # attached by the caller
-        compute = lambda ds: super(PreferenceTrainer, self)._precompute_ref_logps(ds, name, batch_size)  # noqa: E731
+
+        def compute(ds):
+            self._reference_pass = True
+            try:
+                return super(PreferenceTrainer, self)._precompute_ref_logps(ds, name, batch_size)
+            finally:
+                self._reference_pass = False
+
         if self.ref_cache is None or name != "train":
             return compute(dataset)
         return self.ref_cache(dataset, compute)
 
     def compute_ref_log_probs(self, model, inputs):
-        """TRL's reference pass (the precompute, and the methods that score pairs through it), on the same path as
-        training: where the packed path serves, the policy at the reference gives z = 0 exactly at the first step."""
+        """TRL's reference forward, on the same path as training (where the packed path serves, the policy at the
+        reference gives z = 0 exactly at the first step). In the precompute it is the reference: under LoRA the
+        adapter is disabled, on the packed path as on TRL's. Called by a method with a model of its choosing (the
+        current policy, a frozen copy: ``bench.methods.pairs``), it scores under that model as it is."""
         if self.packing is None:
             self._decide_packing(model, inputs)
-        if not self.packing or self.ld_alpha is not None:
-            return super().compute_ref_log_probs(model, inputs)
-        with torch.no_grad(), self.accelerator.autocast():
-            logps, _, _ = packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
-                                                                     inputs["completion_mask"]))
+        if self.ld_alpha is not None or (self.lora is None and not self.packing):
+            return super().compute_ref_log_probs(model, inputs)  # TRL's own (its adapter rule for a peft model)
+        as_it_is = self.lora is not None and not self._reference_pass
+        with torch.no_grad(), (nullcontext() if as_it_is else self._reference_adapter()), self.accelerator.autocast():
+            logps, _, _ = self._policy_logps(model, inputs, self._model_kwargs(inputs))
         return logps.chunk(2, dim=0)
+
+    @contextmanager
+    def _reference_adapter(self):
+        """The reference under a peft model (TRL's rule, ``trl.trainer.utils.use_adapter``): the adapter disabled,
+        or a frozen ``ref`` adapter where the model came with one and this trainer does not own the LoRA."""
+        if self.ref_model is not None or not lora_mod.is_peft(self.accelerator.unwrap_model(self.model)):
+            yield
+            return
+        from trl.trainer.utils import use_adapter
+
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        name = "ref" if self.lora is None and "ref" in unwrapped.peft_config else None
+        with use_adapter(unwrapped, adapter_name=name):
+            yield
 
     def _decide_packing(self, model, inputs) -> None:
         self.packing = self.accelerator.num_processes == 1 and packing.matches_padded(model, inputs)[0]
@@ -120,10 +158,15 @@ class PreferenceTrainer(DPOTrainer):
             mean_entropy = (entropy * shift_mask).sum() / shift_mask.sum().clamp(min=1)
         return per_token_logps.sum(dim=1), shift_mask.sum(dim=1).to(per_token_logps.dtype), mean_entropy
 
+    @staticmethod
+    def _model_kwargs(inputs) -> dict:
+        out = {k: v for k, v in inputs.items() if k not in ("completion_mask", *REF_COLUMNS, *EXTRA_COLUMNS)}
+        out["use_cache"] = False
+        return out
+
     def _compute_loss(self, model, inputs, return_outputs):
         mode = "train" if self.model.training else "eval"
-        model_kwargs = {k: v for k, v in inputs.items() if k not in ("completion_mask", *REF_COLUMNS, *EXTRA_COLUMNS)}
-        model_kwargs["use_cache"] = False
+        model_kwargs = self._model_kwargs(inputs)
         logps, lengths, entropy = self._policy_logps(model, inputs, model_kwargs)
         chosen_logps, rejected_logps = logps.chunk(2, dim=0)  # the batch is [chosen, rejected]
         chosen_len, rejected_len = lengths.chunk(2, dim=0)
