@@ -6,7 +6,7 @@
 An archive is a folder: ``records.parquet`` (one row per cell record: its id, sweep, status and the whole record as
 JSON, zstd-compressed: a few hundred bytes a cell) and, for a tuned study, ``tuning/<sweep>/`` (the tuning sweep's
 plan, jobs and selection, which the report's tuning section and staleness checks read). The cells' own files
-(samples, masks, margins) stay out: the report never reads them.
+(samples, masks, margins) stay out: the report reads only a live cell's margins (its histograms of z).
 
 ``python -m bench.report`` reads every archive under ``docs/results/`` beside ``results/`` (``--archives``): it lays
 them out as a results folder (``view``) with the live records on top, so a cell re-run since it was archived
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.core.files import atomic_write_json
 from bench.core.records import RECORD_FILE, iter_records
+from bench.report.margins import MARGINS_FILE
 
 RECORDS = "records.parquet"
 DEFAULT_ROOT = Path("docs") / "results"
@@ -55,7 +56,7 @@ def archived(root: Path) -> list[Path]:
 
 def view(results: Path, archives: list[Path]) -> Path:
     """A results folder holding every archived record and tuning folder, then the live ones on top (a live record
-    replaces an archived one of the same cell). With no archive, ``results`` itself."""
+    replaces an archived one of the same cell, its ``margins.json`` beside it). With no archive, ``results`` itself."""
     import pandas as pd
 
     if not archives:
@@ -68,6 +69,9 @@ def view(results: Path, archives: list[Path]) -> Path:
             shutil.copytree(folder / "tuning", stage / "tuning", dirs_exist_ok=True)
     for rec in iter_records(results):
         atomic_write_json(stage / "cells" / rec["cell_id"] / RECORD_FILE, rec)
+        margins = Path(results) / "cells" / rec["cell_id"] / MARGINS_FILE  # a live cell's margins: the histograms
+        if margins.is_file():
+            shutil.copyfile(margins, stage / "cells" / rec["cell_id"] / MARGINS_FILE)
     if (Path(results) / "tuning").is_dir():
         shutil.copytree(Path(results) / "tuning", stage / "tuning", dirs_exist_ok=True)
     return stage

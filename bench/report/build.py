@@ -3,7 +3,8 @@
 The cells are analysed per source of their values (``hp``: the paper defaults, or each tuning rule of a final
 sweep): within one source every loss has one curve and the baseline is that source's own DPO, so a tuned loss is
 compared with a tuned DPO. A results folder that holds a tuning sweep (``results/tuning/<sweep>/``) also gets the
-tuning section (``bench.report.tuning``). Tables (``robustness.csv``, ``summary.csv``, ``paired_vs_<baseline>.csv``)
+tuning section (``bench.report.tuning``). Each source's margin diagnostics (``bench.report.margins``) are drawn from the
+records' curves and the cells' ``margins.json``. Tables (``robustness.csv``, ``summary.csv``, ``paired_vs_<baseline>.csv``)
 carry every source, with an ``hp`` column.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bench.report import plots
 from bench.report.aggregate import Results, load_results, robustness_table
 from bench.report.controls import controls_of
 from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, protocol_title
+from bench.report.margins import margin_blocks, margin_figures
 from bench.report.render import to_html, to_markdown
 from bench.report.stats import paired_vs_baseline, reference_curve, resolve_baseline, summary_table
 
@@ -50,13 +52,14 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
     figures: dict[str, str] = {}
     for a in analyses:
         figures.update(_figures(a, out, slug))
+        figures.update(margin_figures(a, out, results_dir))
     from bench.report.tuning import tuning_blocks
 
     tuning, tuning_figures = tuning_blocks(results_dir, res, out, metric)
     figures.update(tuning_figures)
     blocks = _intro(res, analyses, notes, results_dir) + tuning
     for a in analyses:
-        blocks += analysis_blocks(a, figures, slug, several)
+        blocks += analysis_blocks(a, figures, slug, several) + margin_blocks(a, figures)
     blocks += cells_blocks(res) + config_blocks(res) + _files(figures, slug)
     (out / "report.md").write_text(to_markdown(blocks))
     (out / "report.html").write_text(to_html(blocks, "prefnoise robustness report"))

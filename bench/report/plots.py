@@ -1,4 +1,5 @@
-"""Figures: robustness curves (metric vs noise rate, one panel per noise type) and the gain-over-DPO heatmap.
+"""Figures: robustness curves (metric vs noise rate, one panel per noise type), the gain-over-DPO heatmap, the
+margin diagnostics (memorization and fit over training, the end's margins z).
 
 Each function returns the Figure so tests can inspect axes and lines; ``save`` writes PNGs. The Agg backend is
 selected here so the report runs headless (CI, clusters) without a display.
@@ -12,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+from bench.report.aggregate import CLEAN_NOISE  # noqa: E402
 
 REF_GID = "reference"  # gid of the dashed reference line, so tests (and readers) can tell it from the losses
 
@@ -168,6 +171,89 @@ def plot_sensitivity(curves: pd.DataFrame, condition: str) -> plt.Figure:
     fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     fig.suptitle(f"learning-rate sensitivity, {condition} (knobs at their defaults; labels: rules that chose it)",
                  fontsize=10)
+    return fig
+
+
+def conditions(df: pd.DataFrame) -> list[tuple[str, float]]:
+    """The (noise, rate) pairs of ``df``, clean first, then random flips, then by name and rate (one panel each)."""
+    conds = {(str(n), float(r)) for n, r in zip(df["noise"], df["rate"])}
+    return sorted(conds, key=lambda x: (x[0].lower() not in CLEAN_NOISE, not x[0].startswith("random"), x))
+
+
+def plot_margin_progress(table: pd.DataFrame, baseline: str | None = None) -> plt.Figure:
+    """``diag_memorized`` (solid) and ``diag_fit`` (dashed) against the fraction of training: the mean over seeds
+    and their min-max band, one colour per loss, one panel per condition. ``table``: ``margins.progress_table``."""
+    conds, labels = conditions(table), loss_order(table["label"], baseline)
+    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    ncol = min(4, len(conds))
+    nrow = int(np.ceil(len(conds) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 1.8, 2.8 * nrow + 0.5), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, (noise, rate) in zip(axes.flat, conds):
+        tc = table[(table["noise"].astype(str) == noise) & (table["rate"] == rate)]
+        for lab in labels:
+            for metric, ls in (("diag_memorized", "-"), ("diag_fit", "--")):
+                g = tc[(tc["label"] == lab) & (tc["metric"] == metric)].sort_values("fraction")
+                if g.empty:
+                    continue
+                ax.plot(g["fraction"], g["mean"], ls=ls, marker="o", ms=3, color=colors[lab], lw=1.5, gid=f"{lab}|{metric}")
+                ax.fill_between(g["fraction"], g["min"], g["max"], color=colors[lab], alpha=0.12, lw=0)
+        ax.axhline(0.5, color="0.6", lw=0.7, ls=":")
+        ax.set_xlim(0.0, 1.03)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(f"{noise} @ {rate:g}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(conds):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("fraction of training")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share of pairs with z > 0")
+    handles = [plt.Line2D([], [], color=colors[lab], lw=1.5, label=lab) for lab in labels]
+    handles += [plt.Line2D([], [], color="0.3", ls="-", label="memorized (flipped pairs)"),
+                plt.Line2D([], [], color="0.3", ls="--", label="fit (clean pairs)")]
+    fig.legend(handles=handles, loc="outside right center", frameon=False, fontsize=8)
+    fig.suptitle("memorization and fit against training progress (mean over seeds, band: min to max)", fontsize=10)
+    return fig
+
+
+def margin_bins(z, n: int = 40) -> np.ndarray:
+    """Bin edges shared by every panel: from the 0.5th to the 99.5th percentile of every z (the tails go to the
+    outer bins), widened around a single value."""
+    lo, hi = np.percentile(np.asarray(z, float), [0.5, 99.5]) if len(z) else (0.0, 0.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, n + 1)
+
+
+def plot_margin_histograms(z: pd.DataFrame, baseline: str | None = None) -> plt.Figure:
+    """The margins z at the end of training, flipped (red) over clean (blue) pairs, density on shared bins, pooled
+    over seeds: one row per loss, one column per condition. ``z``: ``margins.final_margins``."""
+    conds, labels = conditions(z), loss_order(z["label"], baseline)
+    edges = margin_bins(z["z"])
+    fig, axes = plt.subplots(len(labels), len(conds), figsize=(2.6 * len(conds) + 1.2, 1.7 * len(labels) + 0.7),
+                             sharex=True, squeeze=False, layout="constrained")
+    for i, lab in enumerate(labels):
+        for j, (noise, rate) in enumerate(conds):
+            ax = axes[i][j]
+            g = z[(z["label"] == lab) & (z["noise"].astype(str) == noise) & (z["rate"] == rate)]
+            for flipped, color, name in ((False, "C0", "clean pairs"), (True, "C3", "flipped pairs")):
+                v = np.clip(g.loc[g["flipped"] == flipped, "z"].to_numpy(float), edges[0], edges[-1])
+                if len(v):
+                    ax.hist(v, bins=edges, density=True, color=color, alpha=0.5, label=name)
+            if g.empty:
+                ax.text(0.5, 0.5, "no cells", ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.5")
+            ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(f"{noise} @ {rate:g}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(lab, fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("margin z", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.5) for c in ("C0", "C3")]
+    fig.legend(handles, ["clean pairs", "flipped pairs"], loc="outside lower center", ncol=2, frameon=False, fontsize=8)
+    fig.suptitle("margins z at the end of training (pooled over seeds; density, shared bins; rows: losses)", fontsize=10)
     return fig
 
 
