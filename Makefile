@@ -5,6 +5,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# test processes (pytest-xdist; auto: one per CPU core). A test file stays on one worker (--dist loadfile): its
+# module-level fixtures (worlds, clusters' site configs) are built once. WORKERS=0 runs the tests in this process.
+WORKERS ?= auto
 
 .PHONY: setup demo sweep report test test-fast lint bench
 
@@ -35,10 +38,10 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(WORKERS) --dist loadfile
 
 bench: setup
 	$(PY) -m bench.perf.cell

@@ -273,13 +273,13 @@ def test_duplicate_records_keep_latest_ok(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    assert main(["--results", str(tmp_path / "empty")]) == 0
+    assert main(["--results", str(tmp_path / "empty"), "--archives", "none"]) == 0  # the repo's archives: not here
     assert "no records" in capsys.readouterr().out
     for loss in ("dpo", "ropo"):
         for seed in (0, 1):
             write_record(tmp_path, record(loss, "random", 0.2, seed, metrics={"gold_reward": gold(loss, 0.2, seed)}))
     write_record(tmp_path, record("dpo", "random", 0.2, 0, sweep="other"))
-    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "rep"), "--sweep", "syn"]) == 0
+    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "rep"), "--sweep", "syn", "--archives", "none"]) == 0
     text = capsys.readouterr().out
     assert "report.md" in text and "4 ok, 0 failed, 0 missing" in text and "ropo" in text
     assert (tmp_path / "rep" / "report.html").exists()

@@ -267,8 +267,12 @@ def test_a_preempted_or_requeued_job_runs_its_cell_again_and_leaves_one_complete
     subprocess.run(["scancel", "--signal=USR2", preempted], check=True)
     first[1] = s.mid_cell(1)
     requeued = s.slurm_id(1)
-    # job 1: requeued by the scheduler (an admin, a preemption with PreemptMode=REQUEUE): killed, back in the queue
+    # job 1: requeued by the scheduler (an admin, a preemption with PreemptMode=REQUEUE): killed, back in the queue.
+    # SLURM sends SIGTERM (which submitit's jobs ignore) and SIGKILL some seconds later (slurmd waits at least 5 s,
+    # whatever KillWait says), long enough for a smoke cell to finish; the SIGKILL is sent here at once instead
+    procs = _job_pids(requeued, stepd=False)
     subprocess.run(["scontrol", "requeue", requeued], check=True)
+    _kill(procs)
     rc, out = s.wait()
 
     assert rc == 0, out[-3000:]
@@ -294,12 +298,12 @@ def _slurm_setting(key: str) -> str:
     return found.group(1)
 
 
-def _job_pids(job_id: str) -> set[int]:
-    """The processes of a running job on the node (its slurmstepd and everything under it)."""
+def _job_pids(job_id: str, stepd: bool = True) -> set[int]:
+    """The processes of a running job on the node (everything its steps run, with their slurmstepd if ``stepd``)."""
     raw = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%A"], capture_output=True, text=True, check=True)
     out = subprocess.run(["scontrol", "listpids", raw.stdout.strip()], capture_output=True, text=True, check=True)
     pids = {int(line.split()[0]) for line in out.stdout.splitlines()[1:] if line.strip()}
-    for pid in list(pids):  # the job step daemons above them
+    for pid in list(pids) if stepd else ():  # the job step daemons above them
         while True:
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text()
@@ -310,6 +314,14 @@ def _job_pids(job_id: str) -> set[int]:
                 break
             pids.add(pid)
     return pids
+
+
+def _kill(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _node_state() -> str:
@@ -332,11 +344,7 @@ def test_a_node_lost_mid_sweep_requeues_its_cells_never_half_written_and_a_rerun
     # the node dies: its slurmd and every process of its jobs killed at once, as when it loses power
     victims = set().union(*(_job_pids(jid) for jid in ids))
     slurmd = int(Path(_slurm_setting("SlurmdPidFile")).read_text())
-    for pid in (slurmd, *victims):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _kill([slurmd, *victims])
     try:
         _wait_node(("down",))  # the controller gives up on it (SlurmdTimeout) and requeues its jobs
         assert _records(tmp_path) == {} and _record_files(tmp_path) == []  # nothing half-written, nothing at all

@@ -93,6 +93,41 @@ def test_a_job_submitit_ended_itself_says_why(tmp_path):
     assert sweep.summarize(tmp_path)["counts"]["failed"] == 1
 
 
+def test_a_job_slurm_requeued_after_a_lost_node_is_waited_for_not_failed(tmp_path, monkeypatch):
+    """The accounting says NODE_FAIL for a moment before the controller requeues the job: the launcher asks the
+    controller (squeue) and waits for the job's second run; a CANCELLED job is never waited for."""
+    from bench.sweep import launcher as slurm
+
+    atomic_write_json(tmp_path / sweep.PLAN_FILE, {"invocation": "i1", "total": 1, "started_at": time.time()})
+    done = JobReturn(overrides=["loss=dpo"], status=HydraStatus.COMPLETED, _return_value={"status": "ok"})
+
+    class Requeued(FakeJob):  # first results(): no result (the node died); then the requeued run's
+        calls = 0
+
+        def results(self):
+            Requeued.calls += 1
+            if Requeued.calls == 1:
+                raise UncompletedJobError("Job 5_0 has not produced any output (state: NODE_FAIL)")
+            return [done]
+
+    live = iter(["NODE_FAIL", "PENDING", "PENDING", "RUNNING", None])  # the controller: requeued, then run, then gone
+    asked: list[str] = []
+    monkeypatch.setattr(slurm, "live_state", lambda job_id: asked.append(job_id) or next(live))
+    monkeypatch.setattr(slurm.time, "sleep", lambda s: None)
+    job = Requeued("5_0", "NODE_FAIL", None)
+    job.paths.result_pickle = tmp_path / "5_0_result.pkl"  # not there while it runs again
+    assert _launcher(tmp_path)._outcome(job, ["loss=dpo"], 0) is done and Requeued.calls == 2
+    assert asked == ["5_0"] * 5
+    assert sweep.summarize(tmp_path)["counts"]["failed"] == 0
+
+    # a lost node whose job was not requeued: watched for the grace period, then a failed cell
+    monkeypatch.setattr(slurm, "live_state", lambda job_id: "NODE_FAIL")
+    assert not slurm.back_in_queue("5_1", "NODE_FAIL", grace_s=0.0)
+    # a cancelled job: its end is its end, the controller is not asked
+    monkeypatch.setattr(slurm, "live_state", lambda job_id: pytest.fail("asked about a cancelled job"))
+    assert not slurm.back_in_queue("5_2", "CANCELLED by 0")
+
+
 def test_the_launcher_unpickles_in_a_job_without_the_plugin_path(tmp_path):
     """submitit pickles the launcher into every job (and again at a checkpoint); a job's Python has the project but
     not bench/sweep/plugins on its path, so the plug-in class must travel as bench.sweep.launcher's."""

@@ -7,11 +7,16 @@ one that ended without a result is one failed cell: its status file says ``faile
 ends with its summary and exits 1, and re-running the same command retries only that cell (it never wrote a record:
 records are written whole or not at all). Preemption and requeues stay submitit's: a requeued job runs its cell
 again from the start (``checkpoint`` resubmits the same call), and a cell already complete is skipped.
+
+A state SLURM may follow with a requeue (a lost node, a preemption, a failed boot: ``NODE_FAIL``...) is not taken as
+the end: the accounting shows it for a moment before the controller puts the job back in the queue. The controller's
+own view (``squeue``) decides; a job back in the queue is waited for again.
 """
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +32,41 @@ from bench.sweep.job import JobStatus
 from bench.sweep.status import read_plan, read_statuses
 
 log = logging.getLogger(HydraSlurmLauncher.__module__)  # Hydra's own lines, as its launcher writes them
+
+REQUEUABLE = ("NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "REQUEUED")  # ends SLURM may follow with a requeue (JobRequeue)
+QUEUED = ("PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "COMPLETING", "SUSPENDED",
+          "RESIZING", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD")  # the controller still has the job in hand
+REQUEUE_GRACE_S = 30.0  # how long a requeuable end is watched for the job to come back
+
+
+def live_state(job_id: str) -> str | None:
+    """The job's state in the controller's own view (``squeue``; None once it has left, or when squeue fails)."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = out.stdout.split()
+    return states[0] if out.returncode == 0 and states else None
+
+
+def back_in_queue(job_id: str, state: str, grace_s: float = REQUEUE_GRACE_S, poll_s: float = 1.0) -> bool:
+    """Whether a job that ended ``state`` without a result is back in the queue (requeued by SLURM): asked of the
+    controller for up to ``grace_s`` seconds when ``state`` is one SLURM may follow with a requeue, else False."""
+    if not state.upper().startswith(REQUEUABLE):
+        return False
+    deadline = time.monotonic() + grace_s
+    while True:
+        if (live_state(job_id) or "").upper() in QUEUED:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
+
+def wait_in_queue(job, poll_s: float = 2.0) -> None:
+    """Wait while the controller holds ``job`` (requeued: pending, then running) and it has no result yet."""
+    while not job.paths.result_pickle.exists() and (live_state(job.job_id) or "").upper() in QUEUED:
+        time.sleep(poll_s)
 
 
 class SlurmLauncher(HydraSlurmLauncher):
@@ -61,14 +101,24 @@ class SlurmLauncher(HydraSlurmLauncher):
         """The job's own return; for a job that ended without one, a failed cell (status file and return value)."""
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
-        try:
-            return job.results()[0]
-        except FailedJobError as e:  # submitit's own end of the job, e.g. a time limit with no requeue left
-            last = [line for line in str(e).splitlines() if line.strip()][-1:] or [type(e).__name__]
-            error = {"type": type(e).__name__, "where": "slurm", "message": f"SLURM job {job.job_id} ended "
+        while True:
+            try:
+                return job.results()[0]
+            except FailedJobError as e:
+                failed: Exception = e
+                break
+            except UncompletedJobError as e:
+                if not back_in_queue(job.job_id, job.state):
+                    failed = e
+                    break
+                log.info(f"SLURM job {job.job_id} ended {job.state} and is back in the queue: waiting for it again")
+                wait_in_queue(job)
+        if isinstance(failed, FailedJobError):  # submitit's own end of the job, e.g. a time limit with no requeue left
+            last = [line for line in str(failed).splitlines() if line.strip()][-1:] or [type(failed).__name__]
+            error = {"type": type(failed).__name__, "where": "slurm", "message": f"SLURM job {job.job_id} ended "
                      f"{job.state}: {last[0][:300]} (logs: {job.paths.folder})"}
-        except UncompletedJobError as e:  # killed (FailedJobError's parent): no result at all
-            error = {"type": type(e).__name__, "where": "slurm", "message": f"SLURM job {job.job_id} ended "
+        else:  # killed (UncompletedJobError, FailedJobError's parent) and not requeued: no result at all
+            error = {"type": type(failed).__name__, "where": "slurm", "message": f"SLURM job {job.job_id} ended "
                      f"{job.state} without a result (logs: {job.paths.folder})"}
         cell_id = self._mark_failed(overrides, idx, error)
         return JobReturn(overrides=overrides, status=HydraStatus.COMPLETED,
