@@ -42,7 +42,7 @@ def test_pack_keeps_every_token_its_position_and_its_label():
 @pytest.mark.parametrize("loss_name, head", [("dpo", "plain"), ("simpo", "plain"), ("ipo", "plain"), ("dpo", "tiled")])
 def test_the_packed_path_gives_the_padded_paths_log_probs_and_loss(loss_name, head, tmp_path, monkeypatch):
     if head == "tiled":  # a large vocabulary's head: TRL's tiled kernel on the packed rows
-        monkeypatch.setattr(packing, "PLAIN_HEAD_MAX_VOCAB", 0)
+        monkeypatch.setattr(packing, "PLAIN_HEAD_MAX_LOGITS", 0)
     padded, packed = _trainer(loss_name, tmp_path, False), _trainer(loss_name, tmp_path, True)
     batch = _batch(padded)
     assert packing.matches_padded(packed.model, batch)[0]

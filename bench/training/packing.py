@@ -7,9 +7,12 @@ sampler drew, so which pairs meet in a step is unchanged) are laid end to end, l
 ``factor`` x the longest sequence (first fit). Each sequence keeps its own positions (``position_ids`` restart at
 0), and transformers' packed-sequence masking (``masking_utils.find_packed_sequence_indices``: no attention across
 a restart) keeps the sequences apart, so every token sees exactly the tokens it sees in the padded batch. The LM
-head then runs on the hidden states of completion positions only (a plain fp32 ``log_softmax`` for a small vocabulary
-like the tiny world's; TRL's own tiled head, the same one its padded path uses, for a large one such as
-SmolLM2's 49k tokens), and each sequence's log-probs are summed.
+head then runs on the hidden states of completion positions only (a plain fp32 ``log_softmax`` while the batch's
+completion logits stay under ``PLAIN_HEAD_MAX_LOGITS`` elements; past that, TRL's own tiled head, the same one its
+padded path uses, which never holds the (tokens, vocabulary) logits), and each sequence's log-probs are summed.
+The tiled head is the memory-safe choice for a large batch and vocabulary (a GPU batch of thousands of tokens over
+a 128k vocabulary), and a slow one on a CPU batch: on SmolLM2-135M, batch 4 (49k vocabulary, about 240 completion
+tokens), a step took 1.49x bare TRL's through it and 1.04x through the plain head (``bench/perf/steps.py``).
 
 Same math as TRL's padded, tiled path: the per-sequence log-probs agree to float round-off
 (``tests/test_training_packing.py``: 1e-4 absolute on summed log-probs, the loss to 1e-5). A model this cannot serve
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 FACTOR = 1.5  # row length as a multiple of the longest sequence: measured best of 1, 1.5, 2, 3 (bench/perf/steps.py)
-PLAIN_HEAD_MAX_VOCAB = 4096  # above this, TRL's tiled LM head (memory); below it, one log_softmax is faster
+PLAIN_HEAD_MAX_LOGITS = 2**25  # completion tokens x vocabulary of a batch (128 MiB of fp32 logits); above it, tiled
 
 
 @dataclass
@@ -85,7 +88,7 @@ def sequence_logps(model, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, t
     model = unwrap(model)
     labels, seq = packed.labels[:, 1:], packed.sequence[:, 1:]
     scored = labels != -100
-    if model.get_output_embeddings().weight.shape[0] > PLAIN_HEAD_MAX_VOCAB:  # TRL's tiled head: no (N, V) logits
+    if int(scored.sum()) * model.get_output_embeddings().weight.shape[0] > PLAIN_HEAD_MAX_LOGITS:  # tiled: no (N, V)
         out = model(input_ids=packed.input_ids, position_ids=packed.position_ids, labels=packed.labels,
                     fused_lm_head=True, use_cache=False)
         token, entropy_all = out.log_probs[scored].float(), out.entropy
