@@ -12,10 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import evaluators
+import noise
+from bench import losses, methods
+from bench.cell.extras import check_annotators
 from bench.config.schema import DATA_KINDS, MODEL_KINDS, EvalConfig, RunConfig, TrainConfig
 from bench.config.typed import plain, typed
-from bench.core.registry import did_you_mean
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError, did_you_mean
 from bench.evaluation import scorer as scoring
 
 GROUPS = ("data", "model", "loss", "method", "noise", "scorer", "evaluator", "train", "eval")
@@ -60,16 +63,14 @@ def build_parts(cfg) -> Parts:
     for ev in evaluator_list:  # what an evaluator needs of the data, before any of it is loaded
         if callable(getattr(ev, "check_data", None)):
             ev.check_data(data)
-    method = _method(c["method"])
+    method = methods.from_config(c["method"])
     label = method.check(loss) if callable(getattr(method, "check", None)) else None
     label = label or getattr(loss, "label", loss.name)
-    from bench.cell.extras import check_annotators
-
     check_annotators(loss, injector)
     scorer = scoring.check(c.get("scorer"), data.kind)
     scoring.check_needed(scorer, loss, method)
     if not scoring.reads_scores(loss, method):
-        scorer = scoring.ScorerConfig("none")  # nothing reads scores: not computed, not in the identity
+        scorer = scoring.ScorerConfig(name="none")  # nothing reads scores: not computed, not in the identity
     elif scorer.name != "proxy":
         label = f"{label} [{scorer.name} scorer]"  # the oracle (or a given model) is said in every table
     return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method, label, scorer)
@@ -83,9 +84,6 @@ def _kind(kinds: dict, node: Mapping, group: str):
 
 
 def _loss_and_noise(loss_node: Mapping, noise_node: Mapping, seed: int):
-    import noise
-    from bench import losses
-
     injector = noise.from_config(noise_node, seed=seed)
     # eps: oracle is the flip rate the noise states (its rate; 0 for skip and tie; none for a scale or natural labels)
     rate = getattr(injector, "flip_rate", noise_node.get("rate"))
@@ -93,12 +91,4 @@ def _loss_and_noise(loss_node: Mapping, noise_node: Mapping, seed: int):
 
 
 def _evaluators(nodes: Mapping) -> list:
-    import evaluators
-
-    return [evaluators.from_config(node, key) for key, node in nodes.items()]
-
-
-def _method(node: Mapping):
-    from bench import methods
-
-    return methods.from_config(node)
+    return [evaluators.from_config(node, where=f"evaluator.{key}") for key, node in nodes.items()]

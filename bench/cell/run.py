@@ -34,7 +34,7 @@ from bench.cell.parts import Parts, build_parts
 from bench.core import progress, records
 from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text
 from bench.core.metrics import COUNTER, infos
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError
 from bench.evaluation import scorer as scoring
 
 log = logging.getLogger("prefnoise")

@@ -31,7 +31,8 @@ def load_world(data, model, cache_root: str) -> PreferenceData:
         model_path=str(w.reference_path),
         fingerprint=w.path.name,
         gold_reward=rules.gold_reward,
-        meta={"world": w.meta, "world_dir": str(w.path)},
+        world_dir=str(w.path),
+        meta={"world": w.meta},
         val_pairs=val,
         val_prompts=_distinct(val["prompt"]),
     )

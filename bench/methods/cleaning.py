@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.core.detection import detection_stats
-from bench.methods.base import MethodConfigError, TrainContext, TrainResult
+from bench.core.options import ConfigError
+from bench.methods.base import TrainContext, TrainResult
 from bench.methods.stages import Staged, total_steps
 
 ACTIONS = ("remove", "flip", "weight")
@@ -56,7 +57,7 @@ def train_cleaned(ctx: TrainContext, named: np.ndarray, action: str, budget: str
     elif action == "weight":
         run.run(0, ds.add_column("pair_weight", np.asarray(weights, dtype=float).tolist()))
     else:
-        raise MethodConfigError(f"action={action!r}; valid: {', '.join(ACTIONS)}")
+        raise ConfigError(f"action={action!r}; valid: {', '.join(ACTIONS)}")
     return run, len(kept)
 
 
@@ -64,7 +65,7 @@ def check_weights(loss, action: str, name: str) -> None:
     """Per-pair weights are a weighted mean of per-pair losses: a batch-level loss (Dr. DPO: every per-pair value is
     the batch's loss) would ignore them without a word."""
     if action in ("weight",) and getattr(loss, "batch_level", False):
-        raise MethodConfigError(f"method={name} with action={action}: loss {loss.name!r} is batch-level (its per-pair "
+        raise ConfigError(f"method={name} with action={action}: loss {loss.name!r} is batch-level (its per-pair "
                                 "values are the batch's loss), so pair weights would change nothing; valid: action "
                                 "remove or flip, or a per-pair loss")
 

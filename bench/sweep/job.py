@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from bench.core import records
 from bench.core.files import atomic_write_json
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError
 from bench.sweep.status import STATUS_FILE, progress_line, read_plan, summarize
 
 log = logging.getLogger("prefnoise")

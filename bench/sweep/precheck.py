@@ -6,7 +6,8 @@
   or ``seed=abc`` fails here, in seconds, before any data or model is loaded. In a sweep that check runs in each
   cell, so one bad cell is recorded as failed and the others go on.
 
-``HYDRA_FULL_ERROR=1`` re-raises the original exception with its traceback.
+Only a ``ConfigError`` (a bad value, unreadable data: ``bench.core.options``) is said in one line; anything else
+raised here is a bug and shows its traceback. ``HYDRA_FULL_ERROR=1`` re-raises a config error with its traceback.
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import os
 import re
 import sys
 
-from bench.core.registry import did_you_mean
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError, did_you_mean
 
 EXIT_CONFIG = 2
 
@@ -40,7 +40,7 @@ def precheck(argv: list[str]) -> int:
             from bench.tune.apply import apply
 
             build_parts(apply(cfg)[0])
-    except (ConfigError, ValueError, TypeError, FileNotFoundError) as e:
+    except ConfigError as e:  # anything else at start-up is a bug: its traceback shows
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"prefnoise: config error: {one_line(str(e))}", file=sys.stderr)

@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.core import records
 from bench.core.files import atomic_write_text, read_jsonl
+from bench.core.options import ConfigError
 from bench.tune import criteria as crit
 from bench.tune.protocol import at_edge as edges
 from bench.tune.protocol import point, replay
@@ -41,7 +42,7 @@ def tuning_dir(results: str | Path, sweep: str) -> Path:
 def read_plan(folder: Path) -> dict:
     path = Path(folder) / PLAN
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no tuning plan (run a tuning sweep first: python bench/run.py -m "
+        raise ConfigError(f"{path}: no tuning plan (run a tuning sweep first: python bench/run.py -m "
                                 "experiment=tune ...)")
     return json.loads(path.read_text())
 
@@ -145,5 +146,5 @@ def read(folder: Path) -> list[dict[str, Any]]:
 
     path = Path(folder) / SELECTION
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no selection yet (python -m bench.tune select --sweep ...)")
+        raise ConfigError(f"{path}: no selection yet (python -m bench.tune select --sweep ...)")
     return pd.read_csv(path).to_dict("records")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.config.schema import TinyModel, WorldData
-from bench.config.typed import identity_of
+from bench.config.typed import identity_values
 from bench.core.cache import get_or_build, stable_hash
 from bench.core.files import read_jsonl, write_jsonl
 from bench.world import rules as world
@@ -36,7 +36,7 @@ WORLD_CODE_VERSION = 4  # bump when rules.py or this builder changes what they p
 
 def world_key(data: WorldData, model) -> str:
     """What determines the artifact: the world's settings and the reference policy's (not their labels)."""
-    return stable_hash({"v": WORLD_CODE_VERSION, "data": identity_of(data), "model": identity_of(model)})
+    return stable_hash({"v": WORLD_CODE_VERSION, "data": identity_values(data), "model": identity_values(model)})
 
 
 def _labelled_pairs(prompts: list[str], a: list[str], b: list[str], start_id: int = 0) -> list[dict]:
