@@ -253,25 +253,7 @@ class LLMJudge(Evaluator):
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _aggregate(self, batch: EvalBatch, n: int, jobs: list[_Job], answers: dict, errors: dict) -> dict:
-        per_pair: dict[int, dict[str, str]] = {i: {} for i in range(n)}
-        raw: dict[int, dict[str, str | None]] = {i: {} for i in range(n)}
-        n_a = n_decided_orders = 0
-        for j in jobs:
-            if j.key not in answers:
-                per_pair[j.pair][j.order] = MISSING
-                raw[j.pair][j.order] = errors.get(j.key, "not judged")
-                continue
-            text = answers[j.key].get("text")
-            v = parse_verdict(text)
-            raw[j.pair][j.order] = text
-            if v is None:
-                per_pair[j.pair][j.order] = UNPARSEABLE
-                continue
-            if v in ("A", "B"):
-                n_decided_orders += 1
-                n_a += v == "A"
-            first, second = ("policy", "reference") if j.order == "policy_first" else ("reference", "policy")
-            per_pair[j.pair][j.order] = {"A": first, "B": second, "tie": "tie"}[v]
+        per_pair, raw, n_a, n_decided_orders = _verdicts(n, jobs, answers, errors)
 
         wins = ties = disagree = missing = unparseable = 0
         decided: list[tuple[int, str]] = []  # (pair, "policy" | "reference")
@@ -326,6 +308,31 @@ class LLMJudge(Evaluator):
 
     def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens / 1000 * self.price_input_per_1k + completion_tokens / 1000 * self.price_output_per_1k
+
+
+def _verdicts(n: int, jobs: list[_Job], answers: dict, errors: dict):
+    """(per pair and order: policy, reference, tie, missing or unparseable; per pair and order: the raw answer or
+    the error; verdicts naming position A; verdicts naming a position)."""
+    per_pair: dict[int, dict[str, str]] = {i: {} for i in range(n)}
+    raw: dict[int, dict[str, str | None]] = {i: {} for i in range(n)}
+    n_a = n_decided_orders = 0
+    for j in jobs:
+        if j.key not in answers:
+            per_pair[j.pair][j.order] = MISSING
+            raw[j.pair][j.order] = errors.get(j.key, "not judged")
+            continue
+        text = answers[j.key].get("text")
+        v = parse_verdict(text)
+        raw[j.pair][j.order] = text
+        if v is None:
+            per_pair[j.pair][j.order] = UNPARSEABLE
+            continue
+        if v in ("A", "B"):
+            n_decided_orders += 1
+            n_a += v == "A"
+        first, second = ("policy", "reference") if j.order == "policy_first" else ("reference", "policy")
+        per_pair[j.pair][j.order] = {"A": first, "B": second, "tie": "tie"}[v]
+    return per_pair, raw, n_a, n_decided_orders
 
 
 def _estimate_tokens(messages: list[dict[str, str]]) -> int:

@@ -4,7 +4,7 @@ What counts is listed explicitly, per group:
 
 - the fixed groups (top level, ``data``, ``model``, ``train``, ``eval``): their schema's fields marked
   ``identity`` (``bench.config.schema``); paths, threads, logging, progress and device choices are not; for the
-  embedded world also its code version (``bench.world.build.WORLD_CODE_VERSION``: what the code makes of them);
+  embedded world also its code version (``bench.world.rules.WORLD_CODE_VERSION``: what the code makes of them);
 - the part groups (``loss``, ``noise``, ``method``, each ``evaluator``, ``scorer``): every key of the node (which
   part, and all its settings) except the options its class declares ``identity=False`` (a judge's cache folder and
   concurrency, a reward model's scoring batch and device: ``bench.core.options``); ``method: standard`` with no
@@ -29,8 +29,8 @@ from bench.config.schema import DATA_KINDS, MODEL_KINDS, EvalConfig, RunConfig, 
 from bench.config.typed import plain
 from bench.core.cache import stable_hash
 from bench.core.options import identity_of
-from bench.evaluation.scorer import ScorerConfig, reads_scores
-from bench.world.build import WORLD_CODE_VERSION
+from bench.evaluation.scorer_config import ScorerConfig, reads_scores
+from bench.world.rules import WORLD_CODE_VERSION
 
 IDENTITY_VERSION = 2  # 2: explicit per-group identity (1: the whole config minus six keys, with patches)
 

@@ -27,15 +27,27 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+import noise as noise_pkg
+from bench import data as data_mod
 from bench.cell import distributed, extras, provenance
 from bench.cell.checkpoints import CellCheckpoints
 from bench.cell.identity import cell_id
 from bench.cell.parts import Parts, build_parts
+from bench.cell.saved import save_model
 from bench.core import progress, records
+from bench.core.cache import stable_hash
 from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text
 from bench.core.metrics import COUNTER, infos
 from bench.core.options import ConfigError
+from bench.data import text_rows
 from bench.evaluation import scorer as scoring
+from bench.evaluation.checkpoints import PolicyEvaluation
+from bench.evaluation.validation import proxy_reward_model
+from bench.methods import TrainContext
+from bench.models import load_causal_lm
+from bench.models.devices import pick_device, use_bf16
+from bench.training import lora
+from bench.training.ref_cache import ReferenceLogpCache
 
 log = logging.getLogger("prefnoise")
 
@@ -133,8 +145,6 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "data"
     t0 = time.time()
-    from bench import data as data_mod
-
     data = data_mod.load(parts.data, parts.model, cfg.paths.cache, columns=getattr(parts.injector, "data_columns", ()))
     t["data"] = time.time() - t0
 
@@ -164,23 +174,41 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "evaluate"
     t0 = time.time()
-    final = checkpoints.evaluate(policy, final=True)
-    metrics, info = final.metrics, final.info
-    atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(final.samples))
-    if final.val_samples:
-        atomic_write_text(cell_dir / "val_samples.jsonl", jsonl_text(final.val_samples))
-    curve = checkpoints.curve(int(result.global_step), final)
-    atomic_write_json(cell_dir / "margins.json", checkpoints.margins(curve, final))
+    final, curve = _evaluate(checkpoints, policy, int(result.global_step), cell_dir)
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
     if result.timings.get("parts"):  # inside train already: named apart (rm_ensemble's cached ensemble, ...)
         t["train_parts"] = dict(result.timings["parts"])
+    rec = _record(parts, final, result, curve, t, scorer, (noisy, trained, noise_stats),
+                  _provenance(parts, data, ctx.policy, train_fingerprint))
+    if parts.train.save_model:
+        rec["saved_model"] = _save_model(cfg, cid, ctx, cell_dir, rec)
+    return rec
+
+
+def _evaluate(checkpoints, policy, global_step: int, cell_dir: Path):
+    """(the end's scores, the curve over the checkpoints); the samples behind them and the margins written beside
+    the record."""
+    final = checkpoints.evaluate(policy, final=True)
+    atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(final.samples))
+    if final.val_samples:
+        atomic_write_text(cell_dir / "val_samples.jsonl", jsonl_text(final.val_samples))
+    curve = checkpoints.curve(global_step, final)
+    atomic_write_json(cell_dir / "margins.json", checkpoints.margins(curve, final))
+    return final, curve
+
+
+def _record(parts: Parts, final, result, curve: list, timings: dict, scorer, noise: tuple, prov: dict) -> dict:
+    """The cell's record (``bench.core.records``) from its phases; ``noise``: (the noisy pairs, the pairs trained
+    on, the noise's record)."""
+    noisy, trained, noise_stats = noise
+    metrics, info = final.metrics, final.info
     gpu = _gpu_memory()
     metrics["train_loss"] = float(result.training_loss)  # each loss's own scale: shown, never compared
     info.update(infos({"train_loss": COUNTER}, "train"))
     metrics.update(result.metrics)
     info.update(infos(result.directions, parts.method.name))
-    rec = {
+    return {
         "method": parts.method.name,
         "loss_label": parts.label,
         "loss_params": dict(getattr(parts.loss, "params", {}) or {}),
@@ -190,22 +218,18 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
         "noise_stats": noise_stats,
         "n_train_pairs": len(trained),
         "train_steps": int(result.global_step),
-        "timings": t,
+        "timings": timings,
         **({"gpu": gpu} if gpu else {}),
         **({"curve": curve} if len(curve) > 1 else {}),  # the policy at each checkpoint; the last one is the end
         "scorer": None if scorer is None else {**scorer.info, **scoring.agreement(noisy)},
         "loss_learned": extras.learned_vs_injected(parts.loss, noise_stats) or None,
-        "provenance": _provenance(parts, data, ctx.policy, train_fingerprint),
+        "provenance": prov,
         **result.record,  # what the method adds (ropo_full: its per-round filter stats)
     }
-    if parts.train.save_model:
-        rec["saved_model"] = _save_model(cfg, cid, ctx, cell_dir, rec)
-    return rec
 
 
 def _save_model(cfg: DictConfig, cid: str, ctx, cell_dir: Path, rec: dict) -> dict:
     """``train.save_model``: the trained policy (its adapter under LoRA) and its card (``bench.cell.saved``)."""
-    from bench.cell.saved import save_model
 
     config = provenance.safe_config(OmegaConf.to_container(cfg, resolve=True))
     return save_model(ctx.policy, ctx.tokenizer, cell_dir, {"cell_id": cid, **describe(cfg), "config": config, **rec})
@@ -213,8 +237,6 @@ def _save_model(cfg: DictConfig, cid: str, ctx, cell_dir: Path, rec: dict) -> di
 
 def _provenance(parts: Parts, data, trained, train_fingerprint: str) -> dict:
     """The record's ``provenance`` block (``bench.cell.provenance``)."""
-    from bench.models.devices import pick_device, use_bf16
-    from bench.training import lora
 
     device = pick_device(parts.train.device)
     param_dtype = next(trained.parameters()).dtype
@@ -229,7 +251,6 @@ def _noise(parts: Parts, train, cell_dir: Path):
     """(the noisy pairs, every row; the pairs the cell trains on; a key of which rows those are, None for all of them;
     the noise's record). Skipped pairs, and ties for a loss without soft labels, are not trained on
     (``bench.cell.extras.training_pairs``); the record says how many."""
-    import noise as noise_pkg
 
     noisy = parts.injector(train)
     noise_stats = parts.injector.summary(noisy)
@@ -246,14 +267,6 @@ def _train(cfg: DictConfig, parts: Parts, data, pairs: tuple, cell_dir: Path, sc
     the ones it trains on, the key of those rows or None), as ``_noise`` gives them."""
     import torch
 
-    from bench.core.cache import stable_hash
-    from bench.data import text_rows
-    from bench.evaluation.checkpoints import PolicyEvaluation
-    from bench.evaluation.validation import proxy_reward_model
-    from bench.methods import TrainContext
-    from bench.models import load_causal_lm
-    from bench.models.devices import pick_device
-    from bench.training.ref_cache import ReferenceLogpCache
 
     t0 = time.time()
     device = pick_device(parts.train.device)

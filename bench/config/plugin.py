@@ -97,16 +97,22 @@ class Plugin:
 class Kind:
     """One plug-in kind: its config group, base class, registry and contract, and the one builder."""
 
-    def __init__(self, group: str, base: type[Plugin], entries: dict[str, str], *, noun: str | None = None,
+    def __init__(self, group: str, base: type[Plugin] | str, entries: dict[str, str], *, noun: str | None = None,
                  required: tuple[str, ...] = ("name",), contract: str | None = None,
                  context_args: tuple[str, ...] = (), caller_only: tuple[str, ...] = (), configs: bool = True):
-        self.group, self.base = group, base
+        self.group, self._base = group, base  # the base class, or its ``module:attr`` (imported on first use)
         self.registry = Registry(noun or group, entries)
         self.required = required  # attributes (``"x"``) and methods (``"x()"``) every plug-in of the kind has
         self.contract = contract or noun or group
         self.context_args = context_args  # context a plain factory takes as keyword arguments (noise: the seed)
         self.caller_only = caller_only  # YAML keys get() never fills (noise: the seed is always the caller's)
         self.configs = configs  # whether conf/<group>/<name>.yaml holds each registered one's values
+
+    @property
+    def base(self) -> type[Plugin]:
+        if isinstance(self._base, str):
+            self._base = import_entry(self._base)
+        return self._base
 
     def names(self) -> list[str]:
         return self.registry.names()
@@ -115,8 +121,11 @@ class Kind:
         return self.registry.lookup(name)
 
     def defaults(self, name: str) -> dict[str, Any]:
-        """``conf/<group>/<name>.yaml`` as composed (the registry checks the name first)."""
+        """``conf/<group>/<name>.yaml`` as composed (the registry checks the name first); nothing for a kind whose
+        plug-ins have no YAML of their own (a reward model's backbone: its options' defaults are its values)."""
         self.lookup(name)
+        if not self.configs:
+            return {}
         return {k: v for k, v in options_of(group_node(self.group, name)).items() if k not in self.caller_only}
 
     def get(self, name: str, /, **options: Any) -> Any:

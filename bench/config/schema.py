@@ -16,6 +16,7 @@ LORA_ALL_LINEAR = "all-linear"  # peft's name for every linear layer except the 
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
               "inverse_sqrt", "warmup_stable_decay")
 DEVICES = ("auto", "cpu", "cuda")
+EMBEDDED = "embedded"  # a reward model's path for the embedded one, trained here (``bench.rewards.embedded``)
 
 
 @dataclass

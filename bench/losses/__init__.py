@@ -6,12 +6,16 @@ Built in: ``classic`` (DPO, IPO, hinge, SimPO), ``robust`` (cDPO, rDPO, ROPO, Dr
 (f-DPO, anchored DPO, ASFT, NC-DPO) and ``scored`` (SPPO, MADPO, smoothed DPO, DA-DPO: they read a scorer); lazy
 entries, so listing them imports nothing.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from bench.config.plugin import Kind
-from bench.losses.base import BETA, Hyperparameters, PairLoss
 
 __all__ = ["BETA", "KIND", "Hyperparameters", "PairLoss", "defaults", "from_config", "get", "names"]
 
-KIND = Kind("loss", PairLoss, {
+KIND = Kind("loss", "bench.losses.base:PairLoss", {
     "dpo": "bench.losses.classic:DPO",
     "ipo": "bench.losses.classic:IPO",
     "simpo": "bench.losses.classic:SimPO",
@@ -34,3 +38,14 @@ KIND = Kind("loss", PairLoss, {
              "diagnostics()"))
 
 get, names, defaults, from_config = KIND.get, KIND.names, KIND.defaults, KIND.from_config
+
+
+def __getattr__(name: str) -> Any:
+    """``BETA``, ``Hyperparameters`` and ``PairLoss`` from ``bench.losses.base`` (torch) on first use, so listing the
+    losses or hashing a cell's id imports no model code; a submodule otherwise."""
+    if name in ("BETA", "Hyperparameters", "PairLoss"):
+        return getattr(importlib.import_module("bench.losses.base"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

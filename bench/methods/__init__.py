@@ -8,12 +8,16 @@ cleaners are the controls) and ``subset`` (a random share of the pairs: the clea
 listing them imports nothing. ``from_config(cfg.method)`` builds a registered method or a user's own
 (``_target_``) and checks it against the contract.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from bench.config.plugin import Kind
-from bench.methods.base import Method, TrainContext, TrainResult
 
 __all__ = ["KIND", "Method", "TrainContext", "TrainResult", "from_config", "get", "names"]
 
-KIND = Kind("method", Method, {
+KIND = Kind("method", "bench.methods.base:Method", {
     "standard": "bench.methods.standard:Standard",
     "ropo_full": "bench.methods.ropo_full:RopoFull",
     "curriculum": "bench.methods.curriculum:Curriculum",
@@ -24,3 +28,14 @@ KIND = Kind("method", Method, {
 }, required=("name", "train(ctx)"))
 
 get, names, from_config = KIND.get, KIND.names, KIND.from_config
+
+
+def __getattr__(name: str) -> Any:
+    """``Method``, ``TrainContext`` and ``TrainResult`` from ``bench.methods.base`` (the trainer) on first use, so
+    listing the methods or hashing a cell's id imports no model code; a submodule otherwise."""
+    if name in ("Method", "TrainContext", "TrainResult"):
+        return getattr(importlib.import_module("bench.methods.base"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

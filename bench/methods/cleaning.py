@@ -18,9 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench.core.detection import detection_stats
+from bench.core.metrics import COUNTER, HIGHER
 from bench.core.options import ConfigError
 from bench.methods.base import TrainContext, TrainResult
 from bench.methods.stages import Staged, total_steps
+from noise.base import apply_flips
 
 ACTIONS = ("remove", "flip", "weight")
 BUDGETS = ("epochs", "steps")
@@ -29,7 +31,6 @@ BUDGETS = ("epochs", "steps")
 def relabel(ds, mask: np.ndarray):
     """``ds`` with chosen and rejected (and every ``*_chosen``/``*_rejected`` column) swapped where ``mask``;
     ``is_flipped`` then says whether a pair's orientation differs from its clean label."""
-    from noise.base import apply_flips
 
     out = apply_flips(ds, np.asarray(mask, dtype=bool), add_columns=False)
     if "is_flipped" in out.column_names:
@@ -91,7 +92,6 @@ def stats_record(named: np.ndarray, flipped, scores=None) -> dict:
 
 def result_of(run: Staged, record: dict, prefix: str, stats: dict, timings: dict | None = None) -> TrainResult:
     """The run's result with the detector's precision, recall and F1 as ``<prefix>_*`` metrics."""
-    from bench.core.metrics import COUNTER, HIGHER
 
     nan = float("nan")
     metrics = {f"{prefix}_{k}": nan if stats.get(k) is None else float(stats[k])

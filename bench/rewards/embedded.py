@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config.schema import RewardModelRecipe
+from bench.config.schema import EMBEDDED, RewardModelRecipe  # noqa: F401  (EMBEDDED: part of this API)
 from bench.core.cache import get_or_build, stable_hash
 from bench.core.files import read_jsonl
 from bench.core.options import ConfigError
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 RM_CODE_VERSION = 1  # bump when the embedded reward model's training or encoding changes what it produces
 MIN_TRAIN_PAIRS = 8
-EMBEDDED = "embedded"
 
 
 def _file_digest(path: Path) -> str:

@@ -16,10 +16,15 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from bench.cell import cell_id, distributed, run_cell, wandb_log
+from bench.cell.run import short_name
 from bench.core import records
 from bench.core.files import atomic_write_json
 from bench.core.options import ConfigError
+from bench.data import DataError
+from bench.sweep.precheck import EXIT_CONFIG, one_line
 from bench.sweep.status import STATUS_FILE, progress_line, read_plan, summarize
+from bench.tune.apply import apply
 
 log = logging.getLogger("prefnoise")
 
@@ -52,7 +57,6 @@ class JobStatus:
 def run_job(cfg: DictConfig) -> dict:
     from hydra.types import RunMode
 
-    from bench.cell import cell_id, distributed, run_cell, wandb_log
 
     hc = _hydra()
     multirun = hc is not None and hc.mode == RunMode.MULTIRUN
@@ -66,7 +70,6 @@ def run_job(cfg: DictConfig) -> dict:
     results = Path(cfg.paths.results)
     cid = None
     try:
-        from bench.tune.apply import apply
 
         cfg, hp_source = apply(cfg)  # tuning=<sweep>/<criterion>: the selected values, before the cell's identity
         cid = cell_id(cfg)
@@ -104,8 +107,6 @@ def run_job(cfg: DictConfig) -> dict:
 def _one_line_exit(e: ConfigError, cid: str | None, hc) -> None:
     """``prefnoise: data error: <what is wrong, what is valid>`` on stderr and exit code 2, as the precheck ends a
     bad command line; the failed record stays, the traceback is in the job's run.log (or: HYDRA_FULL_ERROR=1)."""
-    from bench.data import DataError
-    from bench.sweep.precheck import EXIT_CONFIG, one_line
 
     kind = "data" if isinstance(e, DataError) else "config"
     where = [f"cell {cid}: failed record kept"] if cid else []
@@ -136,7 +137,6 @@ def _error_of(results: Path, cid: str | None, e: BaseException) -> dict:
 
 def result_line(cfg: DictConfig, state: str, status: dict, record: dict | None = None, error: dict | None = None) -> str:
     """``[prefnoise] ok      dpo random_flip@0.2 seed 0: gold_reward 0.152, kl 1.7 (24 s) cell 1a2b3c4d``"""
-    from bench.cell.run import short_name
 
     text = f"[prefnoise] {state:<7} {short_name(cfg)}"
     if error is not None:

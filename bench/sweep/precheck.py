@@ -15,7 +15,10 @@ import os
 import re
 import sys
 
+from bench.cell.parts import build_parts
+from bench.config.compose import compose, group_options
 from bench.core.options import ConfigError, did_you_mean
+from bench.tune.apply import apply
 
 EXIT_CONFIG = 2
 
@@ -36,8 +39,6 @@ def precheck(argv: list[str]) -> int:
         for overrides in jobs:
             cfg = _compose(overrides)
         if not args.multirun:
-            from bench.cell.parts import build_parts
-            from bench.tune.apply import apply
 
             build_parts(apply(cfg)[0])
     except ConfigError as e:  # anything else at start-up is a bug: its traceback shows
@@ -67,7 +68,6 @@ def _compose(overrides: list[str]):
     """The composed config, or a ``ConfigError`` saying in one line which override is wrong and what is valid."""
     from hydra.errors import HydraException, MissingConfigException
 
-    from bench.config.compose import compose, group_options
 
     try:
         return compose(overrides)
@@ -92,7 +92,6 @@ def _compose(overrides: list[str]):
 def _unknown_key(dotted: str, overrides: list[str]) -> str:
     from omegaconf import OmegaConf
 
-    from bench.config.compose import compose
 
     parent, _, key = dotted.rpartition(".")
     rest = [o for o in overrides if not o.lstrip("+~").startswith(dotted + "=")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.config.compose import compose
 from bench.core.options import ConfigError
 
 
@@ -54,7 +55,6 @@ def space_for(loss: str, lr_values, base: list[str] | tuple[str, ...] = (), knob
     replaces ``conf/search/<loss>.yaml``'s (a small experiment's smaller grids)."""
     from omegaconf import OmegaConf
 
-    from bench.config.compose import compose
 
     cfg = compose([*base, f"loss={loss}"])
     if knobs is None:

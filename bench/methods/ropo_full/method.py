@@ -20,6 +20,7 @@ from bench.methods.ropo_full import candidates as rs
 from bench.methods.ropo_full.config import RopoFullOptions, check_loss, round_steps
 from bench.methods.ropo_full.filter import filter_pairs, mean_of, pooled_precision
 from bench.methods.stages import Staged
+from bench.models import load_causal_lm
 
 
 class RopoFull(Method):
@@ -84,7 +85,6 @@ class _Rounds:
         """A frozen copy of the reference policy, checked against TRL's precompute on the first pairs (choice 7)."""
         from trl.trainer.utils import add_fused_lm_head
 
-        from bench.models import load_causal_lm
 
         ref_model, _ = load_causal_lm(self.ctx.reference_path, str(self.trainer.accelerator.device))
         ref_model.eval().requires_grad_(False)
