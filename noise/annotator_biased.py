@@ -117,12 +117,12 @@ class AnnotatorBiased(Injector):
     def _features(self, ds):
         col = self.annotator_column
         if col is not None and col not in ds.column_names:
-            raise ValueError(
+            raise ConfigError(
                 f"noise.annotator_column={col!r}: the dataset has no such column (it has {ds.column_names}); "
                 "set noise.annotator_column=null to simulate annotators"
             )
         if col != "annotator" and "annotator" in ds.column_names:
-            raise ValueError(
+            raise ConfigError(
                 "the dataset already has an 'annotator' column: set noise.annotator_column=annotator to use those "
                 "real annotator ids, or drop the column to simulate annotators"
             )
@@ -135,7 +135,7 @@ class AnnotatorBiased(Injector):
             ids = column(ds, col)
             for i, v in enumerate(ids):
                 if v is None or (isinstance(v, str) and not v.strip()):
-                    raise ValueError(f"noise.annotator_column={col!r}: no annotator id at row {i}")
+                    raise ConfigError(f"noise.annotator_column={col!r}: no annotator id at row {i}")
             feats["ids"] = np.asarray([str(v) for v in ids], dtype=object)
         return feats
 

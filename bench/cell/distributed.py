@@ -163,7 +163,7 @@ def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dic
     # the shared artifacts are built here, in one process, so the ranks only read them
 
     parts = build_parts(cfg)
-    data_mod.load(parts.data, parts.model, cfg.paths.cache)
+    data_mod.load(parts.data, parts.model, parts.cache_root)
     config_path = records.cell_dir(results, cid) / "launch_config.yaml"
     atomic_write_text(config_path, OmegaConf.to_yaml(cfg, resolve=True))
     hp_path = records.cell_dir(results, cid) / "launch_hp_source.json"  # rank 0 records where the values came from

@@ -9,7 +9,7 @@ ends with that one line (no traceback unless ``HYDRA_FULL_ERROR=1``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import evaluators
@@ -39,6 +39,9 @@ class Parts:
     method: Any
     label: str  # what the cell's results are called (the method may rename the loss: "ROPO (full method)")
     scorer: Any = None  # bench.evaluation.scorer.ScorerConfig: per-response scores, when the loss or method reads them
+    cache_root: str | None = None  # paths.cache: the shared artifact cache (worlds, reward models, scores, ...)
+    noise_node: dict = field(default_factory=dict)  # the noise config as resolved (a proxy reward model re-noises)
+    wandb: bool = False  # logger=wandb: the trainer reports to it
 
 
 def build_parts(cfg) -> Parts:
@@ -73,7 +76,9 @@ def build_parts(cfg) -> Parts:
         scorer = scoring.ScorerConfig(name="none")  # nothing reads scores: not computed, not in the identity
     elif scorer.name != "proxy":
         label = f"{label} [{scorer.name} scorer]"  # the oracle (or a given model) is said in every table
-    return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method, label, scorer)
+    return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method, label, scorer,
+                 cache_root=(c.get("paths") or {}).get("cache"), noise_node=dict(c["noise"]),
+                 wandb=(c.get("logger") or {}).get("name") == "wandb")
 
 
 def _kind(kinds: dict, node: Mapping, group: str):

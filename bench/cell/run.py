@@ -94,14 +94,21 @@ def short_name(cfg: DictConfig) -> str:
     return f"{d['loss']} {d['noise']}{rate} seed {d['seed']}"
 
 
-def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> dict:
+def decide(cfg: DictConfig) -> tuple[str, bool]:
+    """(the cell's id, whether its complete record exists and ``resume`` lets it be skipped): decided once."""
+    cid = cell_id(cfg)
+    return cid, bool(cfg.resume) and records.is_complete(Path(cfg.paths.results), cid)
+
+
+def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, decided: tuple | None = None) -> dict:
     """Run (or skip, if its complete record exists) one cell; always leaves a record. Returns the record.
 
     ``slot`` is the row of the cell's progress bar (its place among the cells running at once); ``hp_source`` says
-    where its training and loss values came from (``bench.tune.apply``: the defaults, or a tuning selection)."""
+    where its training and loss values came from (``bench.tune.apply``: the defaults, or a tuning selection);
+    ``decided``: (its id, whether it is complete) as the job decided them (``decide``), so they are decided once."""
     results = Path(cfg.paths.results)
-    cid = cell_id(cfg)
-    if cfg.resume and records.is_complete(results, cid):
+    cid, complete = decided or decide(cfg)
+    if complete:
         log.info("cell %s already complete: skipped", cid)
         records.note_hp_source(results, cid, hp_source or {"source": "default"})
         return {**records.read_record(results, cid), "skipped": True}
@@ -145,15 +152,14 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "data"
     t0 = time.time()
-    data = data_mod.load(parts.data, parts.model, cfg.paths.cache, columns=getattr(parts.injector, "data_columns", ()))
+    data = data_mod.load(parts.data, parts.model, parts.cache_root, columns=getattr(parts.injector, "data_columns", ()))
     t["data"] = time.time() - t0
 
     scorer = None
     if parts.scorer is not None and parts.scorer.name != "none":
         phase["name"] = "scores"  # the scorer's reward model (trained once, cached) scores every clean response
         t0 = time.time()
-        data.train, scorer = extras.with_scores(parts, data, OmegaConf.to_container(cfg.noise, resolve=True),
-                                                cfg.paths.cache)
+        data.train, scorer = extras.with_scores(parts, data, parts.noise_node, parts.cache_root)
         t["scores"] = time.time() - t0
 
     phase["name"] = "noise"
@@ -163,7 +169,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "train"
     train_fingerprint = provenance.fingerprint_pairs(trained)  # the pairs as trained, after the noise
-    policy, result, t_load, checkpoints, ctx = _train(cfg, parts, data, (noisy, trained, rows_key), cell_dir, scorer)
+    policy, result, t_load, checkpoints, ctx = _train(parts, data, (noisy, trained, rows_key), cell_dir, scorer)
     t.update(load_model=t_load, trainer_init=result.timings["trainer_init"],
              train=result.timings["train"] - checkpoints.seconds)
     if checkpoints.points:
@@ -260,13 +266,12 @@ def _noise(parts: Parts, train, cell_dir: Path):
     return noisy, trained, rows_key, {**noise_stats, **used}
 
 
-def _train(cfg: DictConfig, parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
+def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
     """The cell's method trains a fresh copy of the reference policy; returns it, the method's result, the time it
     took to load the model, and the cell's checkpoint scorer (``bench.evaluation.checkpoints``: it scored the
     policy within the run where ``eval.checkpoints.every`` says, and scores the end). ``pairs``: (the noisy pairs,
     the ones it trains on, the key of those rows or None), as ``_noise`` gives them."""
     import torch
-
 
     t0 = time.time()
     device = pick_device(parts.train.device)
@@ -281,21 +286,20 @@ def _train(cfg: DictConfig, parts: Parts, data, pairs: tuple, cell_dir: Path, sc
         key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length,
                **({"path": "packed"} if parts.train.packing else {}),  # the path computes them (float round-off)
                **({"rows": rows_key} if rows_key is not None else {})}
-        ref_cache = ReferenceLogpCache(cfg.paths.cache, key)
-    noise_node = OmegaConf.to_container(cfg.noise, resolve=True)
-    evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, noise_node, cfg.paths.cache)
+        ref_cache = ReferenceLogpCache(parts.cache_root, key)
+    evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, parts.noise_node, parts.cache_root)
     checkpoints = CellCheckpoints(evaluation, parts.eval.checkpoints)
     ctx = TrainContext(
         policy=policy, tokenizer=tokenizer, train_dataset=trained, loss=parts.loss, train=parts.train,
         out_dir=cell_dir, seed=parts.run.seed, reference_path=data.model_path, ref_cache=ref_cache,
-        report_to="wandb" if (cfg.get("logger") or {}).get("name") == "wandb" else "none",
+        report_to="wandb" if parts.wandb else "none",
         gold_reward=data.gold_reward, max_new_tokens=int(getattr(parts.data, "max_new_tokens", 0) or
                                                          parts.eval.max_new_tokens),
         log=log.info, scorer=scorer, extra_columns=extras.columns(parts.loss, parts.method),
-        cache_root=cfg.paths.cache, data_key=data_key, heldout_pairs=text_rows(data.eval_pairs) or None,
+        cache_root=parts.cache_root, data_key=data_key, heldout_pairs=text_rows(data.eval_pairs) or None,
         callbacks=checkpoints.callbacks, noise_rate=getattr(parts.injector, "flip_rate", parts.injector.target_rate),
-        proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, noise_node, parts.run.seed,
-                                                      cfg.paths.cache),
+        proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, parts.noise_node,
+                                                      parts.run.seed, parts.cache_root),
     )
     return policy, parts.method.train(ctx), t_load, checkpoints, ctx  # ctx.policy: under LoRA, its PeftModel
 

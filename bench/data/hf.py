@@ -109,7 +109,6 @@ def to_preference_form(ds: Dataset, columns: dict, keep: tuple[str, ...] = ()) -
     first = ds[0]
     conversational = isinstance(first["chosen"], list)
     if conversational:
-
         def split(row):
             prompt, c, r = _split_conversation(row["chosen"], row["rejected"])
             if "prompt" in row and isinstance(row["prompt"], list) and row["prompt"]:

@@ -104,7 +104,6 @@ class Subset(Method):
                            Param(low=0.0, high=1.0, low_open=True))
         budget: str = option(BUDGET_DOC, Param(choices=BUDGETS))
 
-
     def check(self, loss) -> str:
         return f"{getattr(loss, 'label', loss.name)} on {self.options.keep:.0%} of pairs"
 

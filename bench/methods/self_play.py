@@ -50,7 +50,6 @@ class SelfPlay(Method):
                                              Param(low=1, integer=True, nullable=True))
         score_batch_size: int = option("pairs per forward when computing reference log-probs", COUNT, identity=False)
 
-
     def check(self, loss) -> str:
         if getattr(loss, "needs_annotators", False):
             raise ConfigError(f"method=self_play makes new pairs with no annotator; loss={loss.name} needs "

@@ -14,7 +14,6 @@ def resolve_model_path(model) -> str:
     if model.kind == "pretrained":
         return str(model.path)
     if model.kind == "smollm2":
-
         # shared with the judge tests' server: $PREFNOISE_CACHE_DIR or ~/.cache/prefnoise, converted once
         return str(ensure_smollm2_folder())
     raise ValueError(f"model.kind={model.kind!r} has no folder to load; valid here: pretrained, smollm2")

@@ -39,7 +39,6 @@ def precheck(argv: list[str]) -> int:
         for overrides in jobs:
             cfg = _compose(overrides)
         if not args.multirun:
-
             build_parts(apply(cfg)[0])
     except ConfigError as e:  # anything else at start-up is a bug: its traceback shows
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -68,7 +67,6 @@ def _compose(overrides: list[str]):
     """The composed config, or a ``ConfigError`` saying in one line which override is wrong and what is valid."""
     from hydra.errors import HydraException, MissingConfigException
 
-
     try:
         return compose(overrides)
     except MissingConfigException as e:
@@ -91,7 +89,6 @@ def _compose(overrides: list[str]):
 
 def _unknown_key(dotted: str, overrides: list[str]) -> str:
     from omegaconf import OmegaConf
-
 
     parent, _, key = dotted.rpartition(".")
     rest = [o for o in overrides if not o.lstrip("+~").startswith(dotted + "=")]

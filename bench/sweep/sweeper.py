@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench import losses as bench_losses
 from bench.config.compose import compose
 from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text
+from bench.core.options import ConfigError
 from bench.sweep.status import PLAN_FILE, read_plan
 from bench.tune import criteria as crit
 from bench.tune import protocol, selection
@@ -123,7 +124,7 @@ class TuneSweeper(CellsSweeper):
             crit.get(c)
         variants, fixed, losses, seeds = self.expand(arguments)
         if len(variants) > 1:
-            raise ValueError("a tuning sweep crosses its losses, conditions and seeds only: write other swept keys "
+            raise ConfigError("a tuning sweep crosses its losses, conditions and seeds only: write other swept keys "
                              f"as conditions (hydra.sweeper.conditions); got {len(variants)} variants")
         plan = self.plan(fixed, losses, seeds)
         folder = selection.tuning_dir(self.config.paths.results, str(self.config.sweep))
@@ -145,7 +146,6 @@ class TuneSweeper(CellsSweeper):
         """Every rule's walk one stage further, on the scores of the round just run."""
         from functools import partial
 
-
         for (lo, ck, k), p in paths.items():
             if p.stage < len(spaces[lo].stages):
                 score = partial(score_at, scores, lo, ck, seeds=plan["seeds"], metric=crit.get(k).metric,
@@ -155,7 +155,7 @@ class TuneSweeper(CellsSweeper):
     def plan(self, fixed: list[str], losses: list[str], seeds: list[int]) -> selection.TuningPlan:
         """The sweep's ``plan.json`` (its contract: ``bench.tune.selection.TuningPlan``)."""
         if None in losses or None in seeds:
-            raise ValueError("a tuning sweep needs hydra.sweeper.losses (or loss=a,b) and hydra.sweeper.seeds")
+            raise ConfigError("a tuning sweep needs hydra.sweeper.losses (or loss=a,b) and hydra.sweeper.seeds")
         conditions = []
         for c in self.conditions:
             cfg = compose([*fixed, *c.split()])

@@ -55,7 +55,6 @@ def space_for(loss: str, lr_values, base: list[str] | tuple[str, ...] = (), knob
     replaces ``conf/search/<loss>.yaml``'s (a small experiment's smaller grids)."""
     from omegaconf import OmegaConf
 
-
     cfg = compose([*base, f"loss={loss}"])
     if knobs is None:
         try:

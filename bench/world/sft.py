@@ -17,7 +17,6 @@ def sft(model, tokenizer, pairs: list[tuple], settings, max_length: int, out_dir
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-
     ds = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [r for _, r in pairs]})
     args = SFTConfig(
         output_dir=str(out_dir / "sft_run"),

@@ -85,7 +85,6 @@ class _Rounds:
         """A frozen copy of the reference policy, checked against TRL's precompute on the first pairs (choice 7)."""
         from trl.trainer.utils import add_fused_lm_head
 
-
         ref_model, _ = load_causal_lm(self.ctx.reference_path, str(self.trainer.accelerator.device))
         ref_model.eval().requires_grad_(False)
         add_fused_lm_head(ref_model)
