@@ -28,7 +28,7 @@ OPTION_PATTERNS = {  # how a part declared its options, before the one contract
     "OPTIONS tuple": r"^\s+OPTIONS\s*(:[^=]*)?=",
     "TRAIN_SPEC / factory(cls, name, options)": r"^(TRAIN_SPEC\s*=|make_\w+\s*=\s*factory\()",
     "config_class dataclass": r"^\s+config_class\s*=",
-    "options dataclass (bench.core.plugin.Options)": r"^class \w+\((\w+\.)?Options\):",
+    "options dataclass (bench.core.options.Options)": r"^class \w+\((\w+\.)?Options\):",
 }
 
 
