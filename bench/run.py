@@ -23,16 +23,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: one t
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
 sys.path.insert(0, os.getcwd())
+sys.path.insert(1, os.path.dirname(_here))  # this checkout's packages, not a copy installed elsewhere
 sys.path.append(os.path.join(_here, "sweep", "plugins"))  # hydra_plugins.prefnoise: the project's sweepers
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from bench.sweep.job import run_job  # noqa: E402
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
-    from bench.sweep.job import run_job
-
     return run_job(cfg)  # in a multirun a failed cell is recorded and the sweep goes on
 
 

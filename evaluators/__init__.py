@@ -1,30 +1,25 @@
 """Evaluators: score a trained policy's responses on held-out prompts.
 
-Contract: an evaluator has
-- ``name``: str
-- ``metrics``: ``{metric name: direction}`` for every metric it reports, direction one of ``True`` (higher is
-  better), ``False`` (lower), ``None`` (no direction) or ``"counter"`` (bookkeeping, never compared); see
-  ``bench.core.metrics``
-- ``evaluate(batch: EvalBatch) -> dict[str, float]``
-- optionally ``not_in_identity``: option names that never change its metrics (caches, concurrency, timeouts).
+An evaluator is a plug-in like every other (``bench.config.plugin``): a subclass of ``Evaluator`` with a ``name``,
+its options (``Options``), ``metrics`` (``{metric name: direction}`` for every metric it reports, direction one of
+``True`` (higher is better), ``False`` (lower), ``None`` (no direction) or ``"counter"`` (bookkeeping, never
+compared); ``bench.core.metrics``) and ``evaluate(batch: EvalBatch) -> dict[str, float]``; optionally
+``check_data(data)`` (what it needs of the data, at start-up) and ``per_checkpoint = False`` (scored at the end only).
 
 ``evaluators.get(name, **options)`` builds a registered one with its values from ``conf/evaluator/<name>.yaml``
-(as composed) overridden by ``options``; ``evaluators.from_config(node)`` builds a registered one or a user's own
-(``_target_``) from a config node and checks it against the contract.
+(as composed) overridden by ``options``; ``evaluators.from_config(node, where="evaluator.<key>")`` builds a registered
+one or a user's own (``_target_``) from a config node and checks it against the contract.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
-from bench.core.registry import Registry
+from bench.config.plugin import Kind, Plugin
+from bench.core.metrics import DIRECTIONS
 
-REGISTRY: Registry = Registry("evaluator", {
-    "gold": "evaluators.gold:make_gold",
-    "llm_judge": "evaluators.llm_judge:make_llm_judge",
-    "reward_model": "evaluators.reward_model:make_reward_model",
-})
+__all__ = ["KIND", "EvalBatch", "Evaluator", "from_config", "get", "names"]
 
 
 @dataclass
@@ -36,70 +31,41 @@ class EvalBatch:
     reference: list[str]  # the reference (SFT) policy's response to the same prompt
     task: str = "general"  # "world" for the embedded world, "general" otherwise (picks judge templates)
     gold_reward: Callable[[str, str], float] | None = None  # the embedded world's r*(prompt, response), if known
-    extra: dict = field(default_factory=dict)
+    world_dir: str | None = None  # the embedded world's folder: its reward-model split and clean held-out pairs
+    cache_root: str | None = None  # the shared artifact cache (where an embedded reward model is kept)
+    val_pairs: list[dict] = field(default_factory=list)  # off the world: validation pairs as text (a reward model's)
+    test_pairs: list[dict] = field(default_factory=list)  # off the world: the test pairs as text
 
 
-class Evaluator(Protocol):
-    name: str
-    metrics: dict[str, Any]
+class Evaluator(Plugin):
+    """Base of every evaluator (see the module docstring)."""
 
-    def evaluate(self, batch: EvalBatch) -> dict[str, float]: ...
+    kind = "evaluator"
+    metrics: ClassVar[dict[str, Any]] = {}
+    per_checkpoint: ClassVar[bool] = True  # False: scored at the end of training only (an LLM judge's calls cost)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        bad = {m: d for m, d in dict(cls.metrics).items() if not any(d is x or d == x for x in DIRECTIONS)}
+        if bad:
+            raise TypeError(f"{cls.__qualname__}: metric direction(s) {bad}; valid: True, False, None or 'counter'.")
 
-def defaults(name: str) -> dict[str, Any]:
-    """``conf/evaluator/<name>.yaml`` as composed (the registry checks the name first)."""
-    from bench.config.compose import group_node
-    from bench.core.plugins import options
+    @classmethod
+    def option_head(cls) -> str:
+        return f"evaluator.{cls.name}"
 
-    REGISTRY.lookup(name)
-    return options(group_node("evaluator", name))
+    def check_data(self, data) -> None:
+        """At start-up, before any data or model is loaded: what the evaluator needs of the data (``data``: the
+        typed ``data`` config)."""
 
-
-def get(name: str, **options: Any) -> Evaluator:
-    """A registered evaluator with its YAML values, nested ones merged key by key, overridden by ``options``."""
-    from omegaconf import OmegaConf
-
-    factory = REGISTRY.lookup(name)
-    merged = OmegaConf.to_container(OmegaConf.merge(defaults(name), options), resolve=True)
-    return check_contract(factory(**merged), f"evaluator.{name}")
-
-
-def factory(cls, name: str, options: tuple[str, ...]):
-    """The registry's builder of ``cls``: all its ``options`` given, none unknown, then ``cls(**options)``.
-    It carries the class's ``not_in_identity`` (cell ids read it from the registry's entry)."""
-    from bench.core.spec import check_option_names
-
-    def make(**given):
-        check_option_names(f"evaluator.{name}", given, options,
-                           f"conf/evaluator/{name}.yaml (evaluators.get({name!r}) fills it)")
-        return cls(**given)
-
-    make.not_in_identity = getattr(cls, "not_in_identity", ())
-    make.__doc__ = f"Build ``{cls.__name__}`` from its options (all of them: ``evaluators.get`` fills them)."
-    return make
+    def evaluate(self, batch: EvalBatch) -> dict[str, float]:
+        raise NotImplementedError
 
 
-def check_contract(obj: Any, source: str = "evaluator") -> Any:
-    from bench.core.metrics import DIRECTIONS
-    from bench.core.spec import ConfigError
+KIND = Kind("evaluator", Evaluator, {
+    "gold": "evaluators.gold:GoldEvaluator",
+    "llm_judge": "evaluators.llm_judge:LLMJudge",
+    "reward_model": "evaluators.reward_model:RewardModelEvaluator",
+}, required=("name", "metrics", "evaluate()"))
 
-    missing = [a for a in ("name", "metrics") if not hasattr(obj, a)]
-    missing += [] if callable(getattr(obj, "evaluate", None)) else ["evaluate()"]
-    if missing:
-        raise ConfigError(f"{source} ({type(obj).__name__}) does not satisfy the evaluator contract: missing "
-                          f"{', '.join(missing)}; valid: an object with name, metrics {{name: direction}} and "
-                          "evaluate(batch) -> {name: float}.")
-    bad = {m: d for m, d in dict(obj.metrics).items() if not any(d is x or d == x for x in DIRECTIONS)}
-    if bad:
-        raise ConfigError(f"{source}: metric direction(s) {bad}; valid: True, False, None or 'counter'.")
-    return obj
-
-
-def from_config(node: Mapping, key: str = "") -> Evaluator:
-    """The evaluator a config node describes (``cfg.evaluator.<key>``): registered ``name`` or ``_target_``."""
-    from bench.config.typed import plain
-    from bench.core.plugins import build
-
-    node = dict(plain(node))
-    where = f"evaluator.{key or node.get('name', '?')}"
-    return build(where, node, REGISTRY, check_contract)
+get, names, from_config = KIND.get, KIND.names, KIND.from_config

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench.core.metrics import COUNTER, HIGHER
-from evaluators import REGISTRY, EvalBatch
+from bench.core.options import ConfigError
+from evaluators import EvalBatch, Evaluator
 
 
-class GoldEvaluator:
+class GoldEvaluator(Evaluator):
     name = "gold"
     metrics = {
         "gold_reward": HIGHER,
@@ -19,8 +20,6 @@ class GoldEvaluator:
     def check_data(self, data) -> None:
         """At start-up, before any data or model is loaded: only the embedded world knows the gold reward."""
         if data.kind != "world":
-            from bench.core.spec import ConfigError
-
             raise ConfigError(f"evaluator=gold with data={data.name}: the gold reward exists only on data=world; valid "
                               "here: evaluator=[reward_model] (the default off the world), [llm_judge], or [] (the "
                               "core metrics only).")
@@ -41,10 +40,3 @@ class GoldEvaluator:
             "gold_gain": float(pol.mean() - ref.mean()),
             "gold_win_rate": float(win),
         }
-
-
-@REGISTRY.register("gold")
-def make_gold(**options) -> GoldEvaluator:
-    if options:
-        raise ValueError(f"evaluator=gold takes no options; got {sorted(options)}")
-    return GoldEvaluator()

@@ -29,8 +29,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.core.cache import user_cache_dir
 from bench.core.metrics import COUNTER, HIGHER, NO_DIRECTION
-from evaluators import EvalBatch, factory
+from bench.core.options import COUNT, NONNEGATIVE, POSITIVE, ConfigError, Param, option
+from evaluators import EvalBatch, Evaluator
 from evaluators.judge.cache import JudgmentCache, cache_key
 from evaluators.judge.client import JudgeClient, safe_url
 from evaluators.judge.parse import parse_verdict
@@ -78,34 +80,46 @@ class _Job:
     messages: list[dict[str, str]]
 
 
-class LLMJudge:
+class LLMJudge(Evaluator):
     name = "llm_judge"
     metrics = METRICS
-    # where answers are kept, how calls are scheduled and priced, whether a bar shows: never the verdicts
-    not_in_identity = ("api_key_env", "cache_dir", "max_concurrency", "timeout", "max_retries", "backoff_base",
-                       "backoff_max", "price_input_per_1k", "price_output_per_1k", "progress")
 
-    def __init__(self, *, base_url: str | None, model: str | None, api_key_env: str, template: str | None,
-                 max_concurrency: int, timeout: float, max_retries: int, backoff_base: float, backoff_max: float,
-                 cache_dir: str | None, price_input_per_1k: float, price_output_per_1k: float, json_mode: bool,
-                 dry_run: bool, max_tokens: int, temperature: float, max_pairs: int | None, progress: bool):
-        self.base_url = base_url or os.environ.get("PREFNOISE_JUDGE_BASE_URL") or DEFAULT_BASE_URL
-        self.model = model or os.environ.get("PREFNOISE_JUDGE_MODEL") or DEFAULT_MODEL
-        self.api_key_env = api_key_env  # the NAME of the variable; the key itself is never stored
-        self.template = template
-        self.max_concurrency = max(1, int(max_concurrency))
-        self.timeout, self.max_retries = float(timeout), int(max_retries)
-        self.backoff_base, self.backoff_max = float(backoff_base), float(backoff_max)
-        if cache_dir is None:
-            from bench.core.cache import user_cache_dir
+    class Options(Evaluator.Options):  # values: conf/evaluator/llm_judge.yaml
+        base_url: str | None = option("the OpenAI-compatible endpoint (null: $PREFNOISE_JUDGE_BASE_URL, else OpenAI)")
+        model: str | None = option("the judge model (null: $PREFNOISE_JUDGE_MODEL, else gpt-4o-mini)")
+        # where answers are kept, how calls are scheduled and priced, whether a bar shows: never the verdicts
+        api_key_env: str = option("the NAME of the environment variable holding the key (never the key)",
+                                  identity=False)
+        template: str | None = option("a judge prompt template file (null: the task's own)")
+        max_concurrency: int = option("calls in flight at once", COUNT, identity=False)
+        timeout: float = option("seconds per call", POSITIVE, identity=False)
+        max_retries: int = option("retries of a failed call (429, 5xx, timeouts)", Param(low=0, integer=True),
+                                  identity=False)
+        backoff_base: float = option("first retry's wait, seconds (doubling)", NONNEGATIVE, identity=False)
+        backoff_max: float = option("longest wait between retries, seconds", NONNEGATIVE, identity=False)
+        cache_dir: str | None = option("where judgments are cached (null: the user cache)", identity=False)
+        price_input_per_1k: float = option("USD per 1000 input tokens, for the cost estimate", NONNEGATIVE,
+                                           identity=False)
+        price_output_per_1k: float = option("USD per 1000 output tokens", NONNEGATIVE, identity=False)
+        json_mode: bool = option("ask for a JSON verdict")
+        dry_run: bool = option("print the number of calls and the estimated cost, make none")
+        max_tokens: int = option("tokens per answer", COUNT)
+        temperature: float = option("the judge's sampling temperature", NONNEGATIVE)
+        max_pairs: int | None = option("judge at most this many pairs (null: all)", Param(low=1, integer=True,
+                                                                                          nullable=True))
+        progress: bool = option("a progress bar over the calls", identity=False)
 
-            cache_dir = user_cache_dir() / "judge"
-        self.cache_dir = Path(cache_dir).expanduser()
-        self.price_input_per_1k, self.price_output_per_1k = float(price_input_per_1k), float(price_output_per_1k)
-        self.json_mode, self.dry_run = bool(json_mode), bool(dry_run)
-        self.max_tokens, self.temperature = int(max_tokens), float(temperature)
-        self.max_pairs = None if max_pairs is None else int(max_pairs)
-        self.progress = bool(progress)
+    @classmethod
+    def from_options(cls, options: dict, **context):
+        if "api_key" in options:
+            raise ConfigError("evaluator.llm_judge never takes the API key itself: put it in an environment variable "
+                              "and name that variable with api_key_env")
+        return cls(**options)
+
+    def validate(self) -> None:
+        self.base_url = self.base_url or os.environ.get("PREFNOISE_JUDGE_BASE_URL") or DEFAULT_BASE_URL
+        self.model = self.model or os.environ.get("PREFNOISE_JUDGE_MODEL") or DEFAULT_MODEL
+        self.cache_dir = Path(self.cache_dir if self.cache_dir is not None else user_cache_dir() / "judge").expanduser()
         self.last_details: list[dict] = []  # per pair: verdicts per order, outcome, errors (for inspection)
         self.last_errors: dict[str, int] = {}  # error kind -> failed attempts, from the last evaluate
 
@@ -239,25 +253,7 @@ class LLMJudge:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _aggregate(self, batch: EvalBatch, n: int, jobs: list[_Job], answers: dict, errors: dict) -> dict:
-        per_pair: dict[int, dict[str, str]] = {i: {} for i in range(n)}
-        raw: dict[int, dict[str, str | None]] = {i: {} for i in range(n)}
-        n_a = n_decided_orders = 0
-        for j in jobs:
-            if j.key not in answers:
-                per_pair[j.pair][j.order] = MISSING
-                raw[j.pair][j.order] = errors.get(j.key, "not judged")
-                continue
-            text = answers[j.key].get("text")
-            v = parse_verdict(text)
-            raw[j.pair][j.order] = text
-            if v is None:
-                per_pair[j.pair][j.order] = UNPARSEABLE
-                continue
-            if v in ("A", "B"):
-                n_decided_orders += 1
-                n_a += v == "A"
-            first, second = ("policy", "reference") if j.order == "policy_first" else ("reference", "policy")
-            per_pair[j.pair][j.order] = {"A": first, "B": second, "tie": "tie"}[v]
+        per_pair, raw, n_a, n_decided_orders = _verdicts(n, jobs, answers, errors)
 
         wins = ties = disagree = missing = unparseable = 0
         decided: list[tuple[int, str]] = []  # (pair, "policy" | "reference")
@@ -314,21 +310,31 @@ class LLMJudge:
         return prompt_tokens / 1000 * self.price_input_per_1k + completion_tokens / 1000 * self.price_output_per_1k
 
 
+def _verdicts(n: int, jobs: list[_Job], answers: dict, errors: dict):
+    """(per pair and order: policy, reference, tie, missing or unparseable; per pair and order: the raw answer or
+    the error; verdicts naming position A; verdicts naming a position)."""
+    per_pair: dict[int, dict[str, str]] = {i: {} for i in range(n)}
+    raw: dict[int, dict[str, str | None]] = {i: {} for i in range(n)}
+    n_a = n_decided_orders = 0
+    for j in jobs:
+        if j.key not in answers:
+            per_pair[j.pair][j.order] = MISSING
+            raw[j.pair][j.order] = errors.get(j.key, "not judged")
+            continue
+        text = answers[j.key].get("text")
+        v = parse_verdict(text)
+        raw[j.pair][j.order] = text
+        if v is None:
+            per_pair[j.pair][j.order] = UNPARSEABLE
+            continue
+        if v in ("A", "B"):
+            n_decided_orders += 1
+            n_a += v == "A"
+        first, second = ("policy", "reference") if j.order == "policy_first" else ("reference", "policy")
+        per_pair[j.pair][j.order] = {"A": first, "B": second, "tie": "tie"}[v]
+    return per_pair, raw, n_a, n_decided_orders
+
+
 def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     """~4 characters per token plus a few per message: good enough for a cost estimate before any call."""
     return sum(len(m["content"]) // 4 + 4 for m in messages) + 3
-
-
-_OPTIONS = tuple(LLMJudge.__init__.__code__.co_varnames[1:][: LLMJudge.__init__.__code__.co_kwonlyargcount])
-_make = factory(LLMJudge, "llm_judge", _OPTIONS)
-
-
-def make_llm_judge(**options) -> LLMJudge:
-    """The judge from its options (all of them: ``evaluators.get`` fills them from the YAML); never a key."""
-    if "api_key" in options:
-        raise ValueError("llm_judge never takes the API key itself: put it in an environment variable and name "
-                         "that variable with api_key_env")
-    return _make(**options)
-
-
-make_llm_judge.not_in_identity = _make.not_in_identity

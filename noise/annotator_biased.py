@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import numbers
 import re
+from typing import Any
 
 import numpy as np
 
-from bench.core.registry import did_you_mean
-from noise.base import REGISTRY, Injector, calibrate_shift, column, logit, sample_exact, sigmoid, texts, word_count
+from bench.core.options import ConfigError, did_you_mean, option
+from noise.base import Injector, calibrate_shift, column, logit, sample_exact, sigmoid, texts, word_count
 
 KINDS = {
     "reliable": {"error_rate": 0.05},
@@ -58,46 +59,50 @@ def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
     return counts
 
 
-@REGISTRY.register("annotator_biased")
 class AnnotatorBiased(Injector):
     name = "annotator_biased"
-    OPTIONS = ("annotators", "annotator_column", "annotator_profiles")
 
-    def _validate_options(self) -> None:
-        pool = self.options["annotators"]
+    class Options(Injector.Options):
+        annotators: Any = option("the pool {annotator name: {kind, share, ...}} (see the module docstring)")
+        annotator_column: Any = option("the data's column of real annotator ids (null: simulated annotators)")
+        annotator_profiles: Any = option("{real annotator id: pool entry name} (null: dealt to the pool by share)")
+
+    def validate(self) -> None:
+        super().validate()
+        pool = self.annotators
         if not isinstance(pool, dict) or not pool:
-            raise ValueError("noise.annotators must be a non-empty mapping {annotator name: {kind, share, ...}}")
-        self.adds_annotator = self.options["annotator_column"] != "annotator"
+            raise ConfigError("noise.annotators must be a non-empty mapping {annotator name: {kind, share, ...}}")
+        self.adds_annotator = self.annotator_column != "annotator"
         self.pool = {}
         for name, spec in pool.items():
             where = f"noise.annotators.{name}"
             if not isinstance(spec, dict) or "kind" not in spec:
-                raise ValueError(f"{where} must be a mapping with a 'kind' (one of {', '.join(KINDS)})")
+                raise ConfigError(f"{where} must be a mapping with a 'kind' (one of {', '.join(KINDS)})")
             if spec["kind"] not in KINDS:
-                raise ValueError(f"{where}.kind: " + did_you_mean("annotator kind", spec["kind"], list(KINDS)))
+                raise ConfigError(f"{where}.kind: " + did_you_mean("annotator kind", spec["kind"], list(KINDS)))
             allowed = ["kind", "share", *KINDS[spec["kind"]]]
             for key in spec:
                 if key not in allowed:
-                    raise ValueError(f"{where}: " + did_you_mean(f"key for a {spec['kind']} annotator", key, allowed))
+                    raise ConfigError(f"{where}: " + did_you_mean(f"key for a {spec['kind']} annotator", key, allowed))
             full = {"share": None, **KINDS[spec["kind"]], **spec}
             s = full["share"]
             if isinstance(s, bool) or not isinstance(s, numbers.Real) or not s > 0:
-                raise ValueError(f"{where}.share must be a number > 0 (shares are normalized), got {s!r}")
+                raise ConfigError(f"{where}.share must be a number > 0 (shares are normalized), got {s!r}")
             for key in ("error_rate", "bias_rate"):
                 v = full.get(key, 0.0)
                 if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v <= 1:
-                    raise ValueError(f"{where}.{key} must be a probability in [0, 1], got {v!r}")
+                    raise ConfigError(f"{where}.{key} must be a probability in [0, 1], got {v!r}")
             if full["kind"] == "biased":
                 if full["feature"] not in FEATURES:
-                    raise ValueError(f"{where}.feature must be one of {', '.join(FEATURES)}, got {full['feature']!r}")
+                    raise ConfigError(f"{where}.feature must be one of {', '.join(FEATURES)}, got {full['feature']!r}")
                 word = full["topic_word"]
                 if full["feature"] == "topic_word" and not (isinstance(word, str) and word.strip()):
-                    raise ValueError(f"{where}.topic_word must be a non-empty word when feature is topic_word")
+                    raise ConfigError(f"{where}.topic_word must be a non-empty word when feature is topic_word")
             self.pool[str(name)] = full
-        profiles = self.options["annotator_profiles"] or {}
+        profiles = self.annotator_profiles or {}
         for aid, prof in profiles.items():
             if prof not in self.pool:
-                raise ValueError(
+                raise ConfigError(
                     f"noise.annotator_profiles.{aid}: " + did_you_mean("pool annotator", prof, list(self.pool))
                 )
 
@@ -110,14 +115,14 @@ class AnnotatorBiased(Injector):
         return has_r & ~has_c
 
     def _features(self, ds):
-        col = self.options["annotator_column"]
+        col = self.annotator_column
         if col is not None and col not in ds.column_names:
-            raise ValueError(
+            raise ConfigError(
                 f"noise.annotator_column={col!r}: the dataset has no such column (it has {ds.column_names}); "
                 "set noise.annotator_column=null to simulate annotators"
             )
         if col != "annotator" and "annotator" in ds.column_names:
-            raise ValueError(
+            raise ConfigError(
                 "the dataset already has an 'annotator' column: set noise.annotator_column=annotator to use those "
                 "real annotator ids, or drop the column to simulate annotators"
             )
@@ -130,7 +135,7 @@ class AnnotatorBiased(Injector):
             ids = column(ds, col)
             for i, v in enumerate(ids):
                 if v is None or (isinstance(v, str) and not v.strip()):
-                    raise ValueError(f"noise.annotator_column={col!r}: no annotator id at row {i}")
+                    raise ConfigError(f"noise.annotator_column={col!r}: no annotator id at row {i}")
             feats["ids"] = np.asarray([str(v) for v in ids], dtype=object)
         return feats
 
@@ -143,7 +148,7 @@ class AnnotatorBiased(Injector):
             prof = np.repeat(np.array(names, dtype=object), _largest_remainder(n, shares))
             return prof[rng.permutation(n)], None
         ids = feats["ids"]
-        given = {str(k): v for k, v in (self.options["annotator_profiles"] or {}).items()}
+        given = {str(k): v for k, v in (self.annotator_profiles or {}).items()}
         free = np.array(sorted(set(ids) - set(given)), dtype=object)
         dealt = np.repeat(np.array(names, dtype=object), _largest_remainder(len(free), shares))
         mapping = {**dict(zip(free[rng.permutation(len(free))], dealt)), **given}
@@ -168,7 +173,7 @@ class AnnotatorBiased(Injector):
         else:
             mask = np.full(n, k == n)
             probs = mask.astype(float)
-        col = self.options["annotator_column"]
+        col = self.annotator_column
         out = None if col == "annotator" else (prof if ids is None else ids)
         calib = {"logit_shift": shift, "pool_natural_rate": float(p.mean()), "_profile": prof, "_probs": probs}
         return mask, out, calib
@@ -180,7 +185,7 @@ class AnnotatorBiased(Injector):
                 rows = annotator == a
                 stats[f"rate_annotator_{a}"] = float(mask[rows].mean())
                 stats[f"share_annotator_{a}"] = float(rows.mean())
-        prof = calib.get("_profile", annotator if self.options["annotator_column"] is None else None)
+        prof = calib.get("_profile", annotator if self.annotator_column is None else None)
         if prof is None:
             return stats
         for kind in KINDS:

@@ -38,11 +38,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bench.config.plugin import Plugin
 from bench.core.counting import calibrate_shift, exact_count, sigmoid  # noqa: F401  (part of this module's API)
-from bench.core.registry import Registry, did_you_mean
+from bench.core.options import ConfigError, Options, option
 from bench.core.text import text_of
-
-REGISTRY: Registry = Registry("noise injector")
 
 REQUIRED_COLUMNS = ("prompt", "chosen", "rejected")
 # the label columns an injector may add beside ``is_flipped`` (see the module docstring); reserved in its input
@@ -114,12 +113,12 @@ def swap_pairs(columns: list[str]) -> list[tuple[str, str]]:
 
 
 def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_columns: bool = True,
-                extra: dict[str, np.ndarray] | None = None):
+                labels: dict[str, np.ndarray] | None = None):
     """Swap every chosen/rejected column pair on flipped rows; optionally add ``is_flipped`` (and ``annotator``, and
-    the ``extra`` label columns: ``keep`` (bool), ``label_confidence`` (float))."""
+    the other label columns: ``keep`` (bool), ``label_confidence`` (float))."""
     from datasets import Value
 
-    extra = {k: np.asarray(v) for k, v in (extra or {}).items()} if add_columns else {}
+    labels = {k: np.asarray(v) for k, v in (labels or {}).items()} if add_columns else {}
 
     pairs = swap_pairs(ds.column_names)
     features = ds.features  # a fresh deep copy on every access: take it once
@@ -133,7 +132,7 @@ def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_c
         features["is_flipped"] = Value("bool")
         if annotator is not None:
             features["annotator"] = Value("string")
-        for name, values in extra.items():
+        for name, values in labels.items():
             features[name] = Value("bool" if values.dtype == bool else "float64")
     cols = [c for ab in pairs for c in ab]
 
@@ -148,14 +147,14 @@ def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_c
             out["is_flipped"] = m.tolist()
             if annotator is not None:
                 out["annotator"] = [str(s) for s in annotator[idx]]
-            for name, values in extra.items():
+            for name, values in labels.items():
                 out[name] = values[idx].tolist()
         return out
 
     h = hashlib.sha256(str(ds._fingerprint).encode() + np.packbits(mask).tobytes())
     if annotator is not None:
         h.update("\0".join(map(str, annotator)).encode())
-    for name, values in extra.items():
+    for name, values in labels.items():
         h.update(name.encode() + np.ascontiguousarray(values).tobytes())
     return ds.map(
         lambda batch, idx: fn({c: batch[c] for c in cols}, idx),
@@ -171,18 +170,18 @@ def apply_flips(ds, mask: np.ndarray, annotator: np.ndarray | None = None, add_c
 
 def check_rate(rate: Any) -> float:
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= float(rate) <= 1.0:
-        raise ValueError(f"noise.rate must be a number in [0, 1] (the fraction of pairs to flip), got {rate!r}")
+        raise ConfigError(f"noise.rate must be a number in [0, 1] (the fraction of pairs to flip), got {rate!r}")
     return float(rate)
 
 
 def check_seed(seed: Any) -> int:
     if seed is None:
-        raise ValueError(
+        raise ConfigError(
             "noise.seed is required: the YAML's `seed: ${seed}` is only filled inside the full Hydra config, "
             "so pass it explicitly, e.g. noise.get('random_flip', rate=0.2, seed=0)"
         )
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"noise.seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"noise.seed must be a non-negative integer, got {seed!r}")
     return int(seed)
 
 
@@ -193,8 +192,6 @@ def check_number(key: str, value: Any, low: float = 0.0, integer: bool = False, 
     if ok and integer:
         ok = float(value).is_integer()
     if not ok:
-        from bench.core.spec import ConfigError
-
         kind = "an integer" if integer else "a finite number"
         raise ConfigError(f"noise.{key}={value!r}; valid: {kind} >= {low:g}{f' ({why})' if why else ''}")
     return int(value) if integer else float(value)
@@ -240,58 +237,49 @@ def check_dataset(ds, kind: str) -> None:
                 raise ValueError(f"noise injector {kind!r}: empty {col!r} response at row {i}")
 
 
-class Injector:
+class Injector(Plugin):
     """Base class: see the module docstring.
 
-    ``OPTIONS`` names a subclass's options. Built-in injectors take every value from ``conf/noise/<name>.yaml``
-    (``noise.get`` composes it), so theirs is a tuple of names; a user's own injector may make it a dict of
-    defaults instead. ``RATE_IS_PARAMETER = False`` marks an injector set by a scale or by the data (``rate`` must
-    then be ``None``); ``SCALE`` names that scale's option, for the error that says so.
+    Its options (``Options``) are ``rate`` and ``seed`` and a subclass's own; built-in injectors take every value
+    from ``conf/noise/<name>.yaml`` (``noise.get`` composes it). ``RATE_IS_PARAMETER = False`` marks an injector set
+    by a scale or by the data (``rate`` must then be ``None``); ``SCALE`` names that scale's option, for the error
+    that says so.
     """
 
-    name: ClassVar[str] = "?"
-    OPTIONS: ClassVar[tuple[str, ...] | dict[str, Any]] = ()
+    kind = "noise"
     RATE_IS_PARAMETER: ClassVar[bool] = True
     SCALE: ClassVar[str | None] = None
     adds_annotator: bool = False  # whether __call__ adds an ``annotator`` column
 
-    def __init__(self, rate: float | None = None, seed: int | None = None, **options: Any):
-        self.rate = self._check_rate(rate)
-        self.seed = check_seed(seed)
-        unknown = [k for k in options if k not in self.OPTIONS]
-        if unknown:
-            if not self.OPTIONS:
-                raise TypeError(f"noise injector {self.name!r} takes only rate and seed, not {unknown[0]!r}")
-            hint = did_you_mean("option", unknown[0], list(self.OPTIONS))
-            raise TypeError(f"noise injector {self.name!r}: {hint}")
-        defaults = self.OPTIONS if isinstance(self.OPTIONS, dict) else {}
-        self.options = {**defaults, **_plain(options)}
-        missing = [k for k in self.OPTIONS if k not in self.options]
-        if missing:
-            raise ValueError(
-                f"noise injector {self.name!r}: option {missing[0]!r} is not set; the built-in values live in "
-                f"conf/noise/{self.name}.yaml: use noise.get({self.name!r}, rate=..., seed=...)"
-            )
-        self._validate_options()
+    class Options(Options):
+        rate: Any = option("the fraction of pairs flipped (null where a scale or the data sets the noise)",
+                           default=None)
+        seed: Any = option("the mask's seed (the cell's seed)", default=None)
+
+    @classmethod
+    def from_options(cls, options: dict, seed: int | None = None, **context: Any) -> Injector:
+        """``seed`` (the cell's) fills the node's seed when it has none (inside the full config it is ``${seed}``)."""
+        given = options.get("seed")
+        return cls(**{**options, "seed": int(given) if given is not None else seed})
+
+    def validate(self) -> None:
+        """Rate and seed; a subclass checks its own options after ``super().validate()``."""
+        self.rate = self._check_rate(self.rate)
+        self.seed = check_seed(self.seed)
         self._last: tuple[str, dict, dict] | None = None
 
     def _check_rate(self, rate: Any) -> float | None:
         if self.RATE_IS_PARAMETER:
             if rate is None:
-                raise ValueError("noise.rate is required: a number in [0, 1]")
+                raise ConfigError("noise.rate is required: a number in [0, 1]")
             return check_rate(rate)
         if rate is not None:
-            from bench.core.spec import ConfigError
-
             by = f"its scale noise.{self.SCALE}" if self.SCALE else "the data"
             raise ConfigError(f"noise.rate={rate!r}: noise={self.name} is set by {by}, not by a rate (the record "
                               "states the rates it realized); valid: null")
         return None
 
     # -- hooks -------------------------------------------------------------------------------------------------
-    def _validate_options(self) -> None:
-        pass
-
     def _features(self, ds) -> dict[str, np.ndarray]:
         return {}
 
@@ -321,7 +309,8 @@ class Injector:
 
     def config(self) -> dict[str, Any]:
         """The injector's settings as plain values, for records and hashing (callables by name only)."""
-        opts = {k: (getattr(v, "__name__", type(v).__name__) if callable(v) else v) for k, v in self.options.items()}
+        opts = {k: getattr(self, k) for k in self.option_values() if k not in ("rate", "seed")}
+        opts = {k: (getattr(v, "__name__", type(v).__name__) if callable(v) else v) for k, v in opts.items()}
         return {"name": self.name, "rate": self.rate, "seed": self.seed, **opts}
 
     def rng(self) -> np.random.Generator:
@@ -336,8 +325,8 @@ class Injector:
         counted = int(np.sum(calib.get("_counted", mask)))
         if mask.shape != (len(ds),) or (k is not None and counted != k):
             raise RuntimeError(f"noise injector {self.name!r} broke the exact-count rule: {counted} != {k}")
-        extra = {c: calib[f"_{c}"] for c in (KEEP, CONFIDENCE) if f"_{c}" in calib}
-        out = apply_flips(ds, mask, annotator, extra=extra)
+        labels = {c: calib[f"_{c}"] for c in (KEEP, CONFIDENCE) if f"_{c}" in calib}
+        out = apply_flips(ds, mask, annotator, labels=labels)
         self._last = (out._fingerprint, feats, calib)
         return out
 
@@ -409,18 +398,6 @@ def training_rows(noised, soft_labels: bool) -> tuple[np.ndarray, dict[str, Any]
 def rates_where(mask: np.ndarray, groups: dict[str, np.ndarray]) -> dict[str, float | None]:
     """Flip rate within each boolean group (None for an empty group, which JSON writes as null)."""
     return {name: (float(mask[g].mean()) if g.any() else None) for name, g in groups.items()}
-
-
-def _plain(options: dict) -> dict:
-    """OmegaConf containers (from Hydra) to plain dicts/lists, so injectors see ordinary Python values."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover
-        return options
-    return {
-        k: (OmegaConf.to_container(v, resolve=True) if isinstance(v, (DictConfig, ListConfig)) else v)
-        for k, v in options.items()
-    }
 
 
 def _jsonable(v: Any) -> Any:

@@ -23,36 +23,42 @@ supply one.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from bench.core.counting import bisect_increasing
-from noise.base import REGISTRY, Injector, rates_where, sample_exact, sigmoid
+from bench.core.options import ConfigError, option
+from noise.base import Injector, rates_where, sample_exact, sigmoid
 from noise.gold import GOLD_COLUMNS, gold_pair  # noqa: F401  (GOLD_COLUMNS: part of this module's API)
 
 
-@REGISTRY.register("bt_confidence")
 class BTConfidence(Injector):
     name = "bt_confidence"
-    OPTIONS = ("gold_reward", "reward_model")
 
-    def _validate_options(self) -> None:
+    class Options(Injector.Options):
+        gold_reward: Any = option("where the data has no gold columns: a callable (prompt, response) -> float, "
+                                  "passed from Python")
+        reward_model: Any = option("a learned proxy, the same kind of callable (used when gold_reward is null)")
+
+    def validate(self) -> None:
+        super().validate()
         if self.rate > 0.5:
-            raise ValueError(
+            raise ConfigError(
                 f"noise.rate={self.rate} is not reachable by bt_confidence: a Bradley-Terry teacher flips each pair "
                 "with probability at most 1/2 (a coin at infinite temperature), so its rate is at most 0.5. Use "
                 "random_flip, or annotator_biased with adversarial annotators, for higher rates"
             )
         for key in ("gold_reward", "reward_model"):
-            fn = self.options[key]
+            fn = getattr(self, key)
             if fn is not None and not callable(fn):
-                raise TypeError(
+                raise ConfigError(
                     f"noise.{key} must be a callable (prompt, response) -> float, got {type(fn).__name__} {fn!r}; "
                     f"build the scorer in Python and pass it: noise.get('bt_confidence', ..., {key}=scorer)"
                 )
 
     def _features(self, ds):
-        gc, gr, source = gold_pair(ds, self.name, self.options["gold_reward"], self.options["reward_model"])
+        gc, gr, source = gold_pair(ds, self.name, self.gold_reward, self.reward_model)
         return {"gap": gc - gr, "source": source}
 
     def _choose(self, feats, k, rng):

@@ -18,10 +18,12 @@ class's, against the data's labels) and ``realized_rate_vs_gold``, ``rate_near_t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from noise.base import REGISTRY, check_number
+from bench.core.options import option
+from noise.base import check_number
 from noise.gold import GoldTeacher
 
 
@@ -33,21 +35,23 @@ def flip_probability(gap: np.ndarray, sigma: float) -> np.ndarray:
     return np.array([0.5 * math.erfc(g / (2.0 * sigma)) for g in gap])  # Phi(-x) = erfc(x / sqrt 2) / 2
 
 
-@REGISTRY.register("gaussian_reward")
 class GaussianReward(GoldTeacher):
     name = "gaussian_reward"
-    OPTIONS = ("sigma", "gold_reward")
     RATE_IS_PARAMETER, SCALE = False, "sigma"
 
+    class Options(GoldTeacher.Options):
+        sigma: Any = option("the standard deviation of the noise on each response's gold reward, on the gold "
+                            "reward's own scale")
+
     def _validate_scale(self) -> None:
-        self.options["sigma"] = check_number("sigma", self.options["sigma"], why="the standard deviation of the "
+        self.sigma = check_number("sigma", self.sigma, why="the standard deviation of the "
                                              "noise on each response's gold reward, on the gold reward's own scale")
 
     def _choose(self, feats, k, rng):
-        e = rng.standard_normal((len(feats["gap"]), 2)) * self.options["sigma"]
+        e = rng.standard_normal((len(feats["gap"]), 2)) * self.sigma
         return feats["gap"] + e[:, 0] - e[:, 1] < 0, None, {}
 
     def _summary(self, mask, annotator, feats, calib):
-        sigma = self.options["sigma"]
+        sigma = self.sigma
         return {"sigma": sigma, "expected_rate": float(flip_probability(feats["gap"], sigma).mean()),
                 **self._gold_summary(mask, feats)}

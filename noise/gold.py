@@ -9,10 +9,12 @@ not hold (``myopic``: the first part of each response).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError, option
+from bench.world import rules
 from noise.base import Injector, column, rates_where, texts
 
 GOLD_COLUMNS = ("gold_chosen", "gold_rejected")
@@ -31,8 +33,6 @@ def check_scorer(key: str, fn, allow_world: bool = False):
 def resolve(fn) -> Callable[[str, str], float] | None:
     """The callable an option names (``world``: ``bench.world.rules.gold_reward``)."""
     if fn == WORLD:
-        from bench.world import rules
-
         return _world_reward(rules)
     return fn
 
@@ -116,15 +116,20 @@ class GoldTeacher(Injector):
 
     ALLOW_WORLD: bool = False  # whether gold_reward may be 'world' (a teacher that scores text the data lacks)
 
-    def _validate_options(self) -> None:
-        self.options["gold_reward"] = check_scorer("gold_reward", self.options["gold_reward"], self.ALLOW_WORLD)
+    class Options(Injector.Options):
+        gold_reward: Any = option("where the data has no gold columns: a callable (prompt, response) -> float "
+                                  "passed from Python, or world (the embedded world's rule, where allowed)")
+
+    def validate(self) -> None:
+        super().validate()
+        self.gold_reward = check_scorer("gold_reward", self.gold_reward, self.ALLOW_WORLD)
         self._validate_scale()
 
     def _validate_scale(self) -> None:
         pass
 
     def _features(self, ds) -> dict:
-        gc, gr, source = gold_pair(ds, self.name, self.options["gold_reward"])
+        gc, gr, source = gold_pair(ds, self.name, self.gold_reward)
         return {"gap": gc - gr, "source": source}
 
     def _gold_summary(self, mask: np.ndarray, feats: dict) -> dict:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
 
+from bench.core.options import ConfigError, option
 from noise.base import (
-    REGISTRY,
     Injector,
     calibrate_shift,
     rates_where,
@@ -37,19 +38,22 @@ from noise.base import (
 )
 
 
-@REGISTRY.register("length_biased")
 class LengthBiased(Injector):
     name = "length_biased"
-    OPTIONS = ("strength",)
 
-    def _validate_options(self) -> None:
-        s = self.options["strength"]
+    class Options(Injector.Options):
+        strength: Any = option("how strongly flips fall where the rejected answer is the longer (0: uniform flips, "
+                               "3: default, >= 20: near-deterministic)")
+
+    def validate(self) -> None:
+        super().validate()
+        s = self.strength
         if isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(s) or s < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"noise.strength must be a finite number >= 0 (0 = uniform flips, 3 = default, >= 20 = "
                 f"near-deterministic), got {s!r}"
             )
-        self.options["strength"] = float(s)
+        self.strength = float(s)
 
     def _features(self, ds):
         lc, lr = word_count(texts(ds, "chosen")), word_count(texts(ds, "rejected"))
@@ -67,7 +71,7 @@ class LengthBiased(Injector):
             )
         if not 0 < k < n:
             return np.full(n, k == n), None, {}
-        logits = self.options["strength"] * d
+        logits = self.strength * d
         shift = calibrate_shift(logits, k)
         return sample_exact(rng, sigmoid(logits + shift), k), None, {"logit_shift": shift}
 
@@ -76,7 +80,7 @@ class LengthBiased(Injector):
         gap = (feats["len_rejected"] - feats["len_chosen"]).astype(float)
         rates = rates_where(mask, {"rate_longer_rejected": eligible, "rate_other": ~eligible})
         return {
-            "strength": self.options["strength"],
+            "strength": self.strength,
             "eligible_fraction": float(eligible.mean()),
             **rates,
             "eligible_share_of_flips": float(eligible[mask].mean()) if mask.any() else None,

@@ -22,9 +22,10 @@ for sure), ``rate_read_ties`` (guessed), ``share_responses_cut``, ``realized_rat
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from bench.core.spec import ConfigError
-from noise.base import REGISTRY, check_number, texts
+from bench.core.options import ConfigError, option
+from noise.base import check_number, texts
 from noise.gold import GoldTeacher, gold_pair, resolve, score
 
 UNITS = ("sentences", "words")
@@ -41,24 +42,26 @@ def first_part(text: str, read: int, unit: str) -> str:
     return " ".join(units(text, unit)[:read])
 
 
-@REGISTRY.register("myopic")
 class Myopic(GoldTeacher):
     name = "myopic"
-    OPTIONS = ("read", "unit", "gold_reward")
     RATE_IS_PARAMETER, SCALE = False, "read"
     ALLOW_WORLD = True
 
+    class Options(GoldTeacher.Options):
+        read: Any = option("how many units of each response the teacher reads")
+        unit: Any = option("what read counts: sentences or words")
+
     def _validate_scale(self) -> None:
-        self.options["read"] = check_number("read", self.options["read"], low=1, integer=True,
+        self.read = check_number("read", self.read, low=1, integer=True,
                                             why="how many units of each response the teacher reads")
-        if self.options["unit"] not in UNITS:
-            raise ConfigError(f"noise.unit={self.options['unit']!r}; valid: {', '.join(UNITS)}")
-        if self.options["gold_reward"] is None:
+        if self.unit not in UNITS:
+            raise ConfigError(f"noise.unit={self.unit!r}; valid: {', '.join(UNITS)}")
+        if self.gold_reward is None:
             raise ConfigError("noise.gold_reward=null: myopic scores the first part of each response, which the data "
                               "does not hold; valid: world (the embedded world's rule) or a Python callable")
 
     def _features(self, ds):
-        read, unit, fn = self.options["read"], self.options["unit"], resolve(self.options["gold_reward"])
+        read, unit, fn = self.read, self.unit, resolve(self.gold_reward)
         prompts = texts(ds, "prompt")
         seen, cut = {}, 0
         for side in ("chosen", "rejected"):
@@ -66,7 +69,7 @@ class Myopic(GoldTeacher):
             split = [units(t, unit) for t in full]
             cut += sum(len(u) > read for u in split)
             seen[side] = score(fn, "gold_reward", prompts, [" ".join(u[:read]) for u in split])
-        gc, gr, source = gold_pair(ds, self.name, self.options["gold_reward"])
+        gc, gr, source = gold_pair(ds, self.name, self.gold_reward)
         return {"gap": gc - gr, "source": source, "read_gap": seen["chosen"] - seen["rejected"],
                 "share_cut": cut / (2 * len(ds))}
 
@@ -78,8 +81,8 @@ class Myopic(GoldTeacher):
     def _summary(self, mask, annotator, feats, calib):
         read_gap = feats["read_gap"]
         return {
-            "read": self.options["read"],
-            "unit": self.options["unit"],
+            "read": self.read,
+            "unit": self.unit,
             "rate_read_disagrees": float((read_gap < 0).mean()),
             "rate_read_ties": float((read_gap == 0).mean()),
             "share_responses_cut": float(feats["share_cut"]),

@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
-from bench.core.spec import ConfigError
-from noise.base import CONFIDENCE, REGISTRY, Injector, column
+from bench.core.options import ConfigError, option
+from noise.base import CONFIDENCE, Injector, column
 
 LABELS = ("majority", "one", "first")
 NO_VOTE, FOR_REJECTED, FOR_CHOSEN = -1, 0, 1
@@ -51,28 +52,31 @@ def vote(value, col: str, row: int) -> int:
                       "the file's chosen response), false/0/'rejected', or null (no vote)")
 
 
-@REGISTRY.register("natural")
 class Natural(Injector):
     name = "natural"
-    OPTIONS = ("annotators", "label")
     RATE_IS_PARAMETER = False
+
+    class Options(Injector.Options):
+        annotators: Any = option("the data's columns of annotators' votes, one per annotator")
+        label: Any = option("majority (split votes are ties), one (a random annotator's vote) or first")
 
     @property
     def data_columns(self) -> tuple[str, ...]:
-        return tuple(self.options["annotators"])
+        return tuple(self.annotators)
 
-    def _validate_options(self) -> None:
-        cols = self.options["annotators"]
+    def validate(self) -> None:
+        super().validate()
+        cols = self.annotators
         if isinstance(cols, str) or not isinstance(cols, (list, tuple)) or not cols or \
                 not all(isinstance(c, str) and c for c in cols) or len(set(cols)) != len(cols):
             raise ConfigError(f"noise.annotators={cols!r}; valid: a non-empty list of distinct column names of the "
                               "data file, one per annotator, e.g. noise.annotators=[a1,a2,a3]")
-        if self.options["label"] not in LABELS:
-            raise ConfigError(f"noise.label={self.options['label']!r}; valid: {', '.join(LABELS)}")
-        self.options["annotators"] = list(cols)
+        if self.label not in LABELS:
+            raise ConfigError(f"noise.label={self.label!r}; valid: {', '.join(LABELS)}")
+        self.annotators = list(cols)
 
     def _features(self, ds):
-        cols = self.options["annotators"]
+        cols = self.annotators
         missing = [c for c in cols if c not in ds.column_names]
         if missing:
             raise ConfigError(f"noise.annotators: the pairs have no column {missing[0]!r} (they have "
@@ -87,7 +91,7 @@ class Natural(Injector):
     def _choose(self, feats, k, rng):
         votes = feats["votes"]
         voted = votes != NO_VOTE
-        label = self.options["label"]
+        label = self.label
         if label == "majority":
             for_c, for_r = (votes == FOR_CHOSEN).sum(1), (votes == FOR_REJECTED).sum(1)
             return for_r > for_c, None, {f"_{CONFIDENCE}": np.maximum(for_c, for_r) / (for_c + for_r)}
@@ -104,14 +108,14 @@ class Natural(Injector):
         v = for_c + for_r
         multi = v >= 2
         stats = {
-            "label": self.options["label"],
+            "label": self.label,
             "disagreement_rate": float((for_c[multi] * for_r[multi] / (v[multi] * (v[multi] - 1) / 2)).mean())
             if multi.any() else None,
             "unanimous_rate": float(((for_c == 0) | (for_r == 0)).mean()),
             "split_vote_rate": float((for_c == for_r).mean()),
             "mean_votes_per_pair": float(v.mean()),
         }
-        for j, name in enumerate(self.options["annotators"]):
+        for j, name in enumerate(self.annotators):
             mine = voted[:, j]
             stats[f"rate_annotator_{name}"] = float((votes[mine, j] == FOR_REJECTED).mean()) if mine.any() else None
             stats[f"coverage_annotator_{name}"] = float(mine.mean())

@@ -10,14 +10,14 @@ import warnings
 
 import numpy as np
 
-from noise.base import REGISTRY, Injector
+from noise.base import Injector
 
 
-@REGISTRY.register("none")
 class NoNoise(Injector):
     name = "none"
 
-    def _validate_options(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.rate != 0.0:
             warnings.warn(
                 f"noise 'none' ignores noise.rate={self.rate}: nothing is flipped and the target rate is "

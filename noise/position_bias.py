@@ -29,16 +29,13 @@ import zlib
 import numpy as np
 
 from bench.core.counting import bisect_increasing
-from bench.core.spec import ConfigError
-from noise.base import REGISTRY, rates_where, sample_exact, sigmoid
+from bench.core.options import ConfigError
+from noise.base import rates_where, sample_exact, sigmoid
 from noise.gold import GoldTeacher, gap_rates
 
 
-@REGISTRY.register("position_bias")
 class PositionBias(GoldTeacher):
     name = "position_bias"
-    OPTIONS = ("gold_reward",)
-
     def _validate_scale(self) -> None:
         if self.rate > 0.5:
             raise ConfigError(f"noise.rate={self.rate} is not reachable by position_bias: only the pairs whose "

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from noise.base import REGISTRY, Injector
+from noise.base import Injector
 
 
-@REGISTRY.register("random_flip")
 class RandomFlip(Injector):
     name = "random_flip"
 

@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from noise.base import KEEP, REGISTRY, seeded_order
+from noise.base import KEEP, seeded_order
 from noise.gold import GoldTeacher, gold_pair
 
 
-@REGISTRY.register("skip")
 class Skip(GoldTeacher):
     name = "skip"
-    OPTIONS = ("gold_reward",)
-
     @property
     def flip_rate(self) -> float:
         return 0.0
 
     def _features(self, ds):
-        gc, gr, source = gold_pair(ds, self.name, self.options["gold_reward"])
+        gc, gr, source = gold_pair(ds, self.name, self.gold_reward)
         return {"gap": gc - gr, "best": np.maximum(gc, gr), "source": source}
 
     def _choose(self, feats, k, rng):

@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from noise.base import REGISTRY, seeded_order
+from noise.base import seeded_order
 from noise.gold import GoldTeacher
 
 
-@REGISTRY.register("targeted")
 class Targeted(GoldTeacher):
     name = "targeted"
-    OPTIONS = ("gold_reward",)
-
     def _choose(self, feats, k, rng):
         gap = feats["gap"]
         mask = np.zeros(len(gap), dtype=bool)

@@ -20,35 +20,39 @@ Summary: ``threshold``, ``n_tied`` and ``tied_rate``, ``max_abs_gap_tied`` (< th
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from noise.base import CONFIDENCE, REGISTRY, TIE, check_number
+from bench.core.options import option
+from noise.base import CONFIDENCE, TIE, check_number
 from noise.gold import GoldTeacher
 
 
-@REGISTRY.register("tie")
 class Tie(GoldTeacher):
     name = "tie"
-    OPTIONS = ("threshold", "gold_reward")
     RATE_IS_PARAMETER, SCALE = False, "threshold"
+
+    class Options(GoldTeacher.Options):
+        threshold: Any = option("pairs whose gold margin is below it are tied; on the gold reward's own scale")
 
     @property
     def flip_rate(self) -> float:
         return 0.0
 
     def _validate_scale(self) -> None:
-        self.options["threshold"] = check_number("threshold", self.options["threshold"], why="pairs whose gold "
+        self.threshold = check_number("threshold", self.threshold, why="pairs whose gold "
                                                  "margin is below it are tied; on the gold reward's own scale")
 
     def _choose(self, feats, k, rng):
-        tied = np.abs(feats["gap"]) < self.options["threshold"]
+        tied = np.abs(feats["gap"]) < self.threshold
         return np.zeros(len(tied), dtype=bool), None, {f"_{CONFIDENCE}": np.where(tied, TIE, 1.0)}
 
     def _summary(self, mask, annotator, feats, calib):
         g = np.abs(feats["gap"])
         tied = np.asarray(calib[f"_{CONFIDENCE}"], dtype=float) == TIE
         return {
-            "threshold": self.options["threshold"],
+            "threshold": self.threshold,
             "gold_source": feats["source"],
             "max_abs_gap_tied": float(g[tied].max()) if tied.any() else None,
             "min_abs_gap_untied": float(g[~tied].min()) if (~tied).any() else None,

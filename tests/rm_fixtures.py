@@ -27,9 +27,9 @@ def save_tiny_bert_rm(folder: Path, seed: int = 0, num_labels: int = 1) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from evaluators.embedded_reward_model import base_model_folder
+    from bench.rewards.backbones import KIND as BACKBONES
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model_folder())
+    tokenizer = AutoTokenizer.from_pretrained(BACKBONES.get("minilm").folder())
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128, num_labels=num_labels)

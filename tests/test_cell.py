@@ -67,7 +67,7 @@ def test_failing_cell_records_its_error_and_loses_nothing(smoke_root, tmp_path):
     after = _records(results)
     failed = [r for cid, r in after.items() if cid not in before]
     assert len(failed) == 1 and failed[0]["status"] == "failed"
-    assert failed[0]["error"]["type"] == "HyperparameterError" and "eps" in failed[0]["error"]["message"]
+    assert failed[0]["error"]["type"] == "ConfigError" and "eps" in failed[0]["error"]["message"]
     assert all(after[cid] == rec for cid, rec in before.items())  # earlier records untouched
 
 

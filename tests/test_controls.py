@@ -47,7 +47,7 @@ def _noisy(n=200, rate=0.3, seed=0):
 def test_the_oracle_names_exactly_the_flipped_pairs():
     ds = _noisy()
     ctx = SimpleNamespace(train_dataset=ds, seed=3)
-    scores, _ = detectors.oracle(ctx, None)
+    scores, _ = detectors.Oracle().scores(ctx, None)
     named = cleaning.top_k(scores, 60, seed=3)
     s = detection_stats(named, np.asarray(ds["is_flipped"]))
     assert s["precision"] == 1.0 and s["recall"] == 1.0 and s["f1"] == 1.0
@@ -58,7 +58,7 @@ def test_the_random_detector_is_at_chance_over_seeds():
     flipped = np.asarray(ds["is_flipped"])
     precisions = []
     for seed in range(60):
-        scores, _ = detectors.random_scores(SimpleNamespace(train_dataset=ds, seed=seed), None)
+        scores, _ = detectors.Random().scores(SimpleNamespace(train_dataset=ds, seed=seed), None)
         precisions.append(detection_stats(cleaning.top_k(scores, 60, seed), flipped)["precision"])
     assert abs(np.mean(precisions) - 0.3) < 0.02  # chance: the flip rate (SE of the mean ~0.006)
     assert np.std(precisions) > 0.02  # and it does vary from seed to seed

@@ -173,7 +173,7 @@ def test_data_errors_end_in_one_line_with_the_failed_record_kept(tmp_path):
 def test_evaluators_the_data_cannot_serve_fail_at_start_up(overrides, message):
     from bench.cell.parts import build_parts
     from bench.config.compose import compose
-    from bench.core.spec import ConfigError
+    from bench.core.options import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         build_parts(compose(["model=smollm2_135m", *overrides]))

@@ -11,7 +11,8 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from bench.cell import identity as ident
-from bench.config import fields, schema
+from bench.config import schema
+from bench.core import options
 from conftest import ROOT, RUN, run_bench
 
 
@@ -64,7 +65,7 @@ def test_the_neutral_method_leaves_no_trace():
 def test_a_new_option_at_its_neutral_value_keeps_old_ids_and_a_changed_default_does_not(monkeypatch):
     old_ids = {o: cid(*filter(None, [o])) for o in ("", "seed=1", "train.learning_rate=1e-4")}
     extended = dataclasses.make_dataclass(
-        "TrainConfig", [("label_smoothing", float, fields.spec("a new option", neutral=0.0))], bases=(schema.TrainConfig,))
+        "TrainConfig", [("label_smoothing", float, options.option("a new option", neutral=0.0))], bases=(schema.TrainConfig,))
     monkeypatch.setattr(ident, "TrainConfig", extended)
     for o, old in old_ids.items():
         assert cid(*filter(None, [o, "+train.label_smoothing=0.0"])) == old  # at its neutral value: old cells found
@@ -157,7 +158,7 @@ def test_a_read_scorer_is_in_the_identity_but_its_batching_is_not():
 ])
 def test_scorer_mistakes_fail_at_start_up(overrides, message):
     from bench.cell.parts import build_parts
-    from bench.core.spec import ConfigError
+    from bench.core.options import ConfigError
 
     with pytest.raises(ConfigError, match=None) as e:
         build_parts(_cfg(*overrides))
@@ -187,18 +188,21 @@ def test_the_ids_of_the_studies_configs_do_not_move():
 
 
 def test_a_methods_non_identity_options_come_from_its_schema_alone():
-    """One source: the fields a method's config marks ``identity=False`` (and a mapping field's ``not_in_identity``
-    keys) are the options a cell id leaves out; changing one keeps the id, changing any other moves it."""
+    """One source: the fields a method's options mark ``identity=False`` (nested ones too: ``rm.device``) are the
+    options a cell id leaves out; changing one keeps the id, changing any other moves it."""
     from bench import methods
-    from bench.config.fields import not_in_identity
+    from bench.config.compose import group_node
+    from bench.core.options import not_in_identity
 
     derived = {}
     for name in methods.names():
-        cls = methods.REGISTRY.lookup(name)
-        if getattr(cls, "config_class", None) is not None:
-            derived[name] = not_in_identity(cls.config_class)
-            assert cls.not_in_identity == derived[name], name
+        cls = methods.KIND.lookup(name)
+        derived[name] = not_in_identity(cls.Options)
+        node = {"name": name, **methods.KIND.defaults(name)}
+        kept = cls.identity(node)
+        assert {k for k in derived[name] if "." not in k} == set(node) - set(kept), name
     assert derived["ropo_full"] == ("score_batch_size",) and "rm.device" in derived["rm_ensemble"]
+    assert group_node("method", "rm_ensemble")["rm"]["device"] == "auto"
     base = cid("method=curriculum")
     assert cid("method=curriculum", "method.score_batch_size=7") == base
     assert cid("method=curriculum", "method.stages=4") != base

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.core.options import ConfigError
 from evaluators import EvalBatch, get
 from evaluators.judge.cache import CACHE_FILE, JudgmentCache
 from evaluators.judge.client import redact
@@ -350,7 +351,7 @@ def test_missing_key_for_remote_server_is_a_clear_error(tmp_path, monkeypatch):
         j.evaluate(batch(["a"]))
     with pytest.raises(ValueError, match="api_key_env"):
         get("llm_judge", api_key="sk-nope")
-    with pytest.raises(TypeError, match="max_concurrency"):
+    with pytest.raises(ConfigError, match="max_concurrency"):
         get("llm_judge", max_concurency=2)
 
 

@@ -52,7 +52,7 @@ def _adapters(model) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------------------------------ config and id
 def test_the_lora_block_is_checked_in_one_line():
     from bench.config.compose import train_config
-    from bench.core.spec import ConfigError
+    from bench.core.options import ConfigError
 
     ok = train_config(lora={"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"})
     assert ok.lora == LoraSpec(rank=8, alpha=16.0, dropout=0.05, target_modules="all-linear")
@@ -75,7 +75,7 @@ def test_a_train_config_from_before_the_new_fields_means_full_fine_tuning_and_no
     from bench.config.compose import train_config
     from bench.config.schema import TrainConfig
     from bench.config.typed import typed
-    from bench.core.spec import ConfigError
+    from bench.core.options import ConfigError
 
     node = {k: v for k, v in vars(train_config()).items() if k not in ("lora", "save_model")}
     old = typed(TrainConfig, node, "train")

@@ -6,6 +6,7 @@ meaningful tolerance.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections import defaultdict
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from bench import losses
-from bench.losses import HyperparameterError, LossContractError, UnknownNameError
+from bench.core.options import ConfigError, Param, option
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
 TOL = 1e-6
@@ -385,7 +386,7 @@ def test_yaml_and_registry_agree():
     for stem, cfg in files.items():
         assert cfg["name"] == stem
         loss = losses.get(stem)
-        assert set(cfg) - {"name", "defaults"} == set(type(loss).hyperparameters), stem  # defaults: Hydra's list
+        assert set(cfg) - {"name", "defaults"} == {f.name for f in dataclasses.fields(type(loss).Options)}, stem  # defaults: Hydra's list
         if loss.needs_scores:  # a loss that reads scores by default picks a scorer, or every cell would fail
             assert any("scorer" in str(entry) for entry in cfg.get("defaults", [])), stem
         assert loss.name == stem and loss.label and isinstance(loss.params, dict)
@@ -394,10 +395,10 @@ def test_yaml_and_registry_agree():
 
 
 def test_unknown_name_did_you_mean():
-    with pytest.raises(UnknownNameError, match=r"Did you mean 'dpo'") as err:
+    with pytest.raises(ConfigError, match=r"Did you mean 'dpo'") as err:
         losses.get("dpoo")
     assert "simpo" in str(err.value)  # lists the valid choices
-    with pytest.raises(UnknownNameError, match=r"'simpo'"):
+    with pytest.raises(ConfigError, match=r"'simpo'"):
         losses.from_config({"name": "simppo"}, noise_rate=0.1)
 
 
@@ -410,41 +411,41 @@ def test_eps_oracle_resolution():
     assert losses.from_config({"name": "cdpo"}, noise_rate=0.4).eps_source == "fixed"  # the YAML's number
     assert losses.get("cdpo").eps_source == "fixed"
     assert losses.from_config({"name": "dpo"}, noise_rate=0.4).eps_source is None
-    with pytest.raises(HyperparameterError, match="noise_rate"):
+    with pytest.raises(ConfigError, match="noise_rate"):
         losses.from_config({"name": "rdpo", "eps": "oracle"})
-    with pytest.raises(HyperparameterError, match=r"oracle.*0\.5|0\.5.*oracle"):  # rDPO cannot take noise 0.5
+    with pytest.raises(ConfigError, match=r"oracle.*0\.5|0\.5.*oracle"):  # rDPO cannot take noise 0.5
         losses.from_config({"name": "rdpo", "eps": "oracle"}, noise_rate=0.5)
-    with pytest.raises(HyperparameterError, match="from_config"):
+    with pytest.raises(ConfigError, match="from_config"):
         losses.get("rdpo", eps="oracle")
 
 
 def test_bad_hyperparameters_name_field_and_range():
-    with pytest.raises(HyperparameterError, match=r"beta=0.*\(0, inf\)"):
+    with pytest.raises(ConfigError, match=r"beta=0.*\(0, inf\)"):
         losses.get("dpo", beta=0)
-    with pytest.raises(HyperparameterError, match=r"beta='0.1'.*not a number"):
+    with pytest.raises(ConfigError, match=r"beta='0.1'.*not a number"):
         losses.get("dpo", beta="0.1")
-    with pytest.raises(HyperparameterError, match="not a number"):
+    with pytest.raises(ConfigError, match="not a number"):
         losses.get("dpo", beta=True)
-    with pytest.raises(HyperparameterError, match=r"eps=0.5.*\[0, 0.5\).*1 - 2\*eps"):
+    with pytest.raises(ConfigError, match=r"eps=0.5.*\[0, 0.5\).*1 - 2\*eps"):
         losses.get("rdpo", eps=0.5)
-    with pytest.raises(HyperparameterError, match=r"eps=-0.1.*\[0, 0.5\]"):
+    with pytest.raises(ConfigError, match=r"eps=-0.1.*\[0, 0.5\]"):
         losses.get("cdpo", eps=-0.1)
-    with pytest.raises(HyperparameterError, match=r"alpha=0"):
+    with pytest.raises(ConfigError, match=r"alpha=0"):
         losses.get("ropo", alpha=0)
     with pytest.warns(UserWarning, match="alpha > 2"):
         losses.get("ropo", alpha=1.5)
-    with pytest.raises(HyperparameterError, match=r"tau=-1"):
+    with pytest.raises(ConfigError, match=r"tau=-1"):
         losses.get("ipo", tau=-1)
-    with pytest.raises(HyperparameterError, match=r"unknown hyperparameter\(s\) beta; valid: tau"):
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter 'beta'.*Valid hyperparameters: tau\."):
         losses.get("ipo", beta=0.1)
-    with pytest.raises(HyperparameterError, match=r"unknown hyperparameter\(s\) gamma_beta_ratio; valid: beta, gamma"):
+    with pytest.raises(ConfigError, match=r"unknown hyperparameter 'gamma_beta_ratio'.*Valid hyperparameters: beta, gamma\."):
         losses.get("simpo", gamma_beta_ratio=0.5)
-    with pytest.raises(HyperparameterError, match=r"variant='relu'.*'sigmoid' or 'ramp'"):
+    with pytest.raises(ConfigError, match=r"variant='relu'.*'sigmoid' or 'ramp'"):
         losses.get("sympo", variant="relu")
-    with pytest.raises(HyperparameterError, match=r"beta_prime=0"):
+    with pytest.raises(ConfigError, match=r"beta_prime=0"):
         losses.get("drdpo", beta_prime=0.0)
-    with pytest.raises(HyperparameterError, match="missing hyperparameter 'beta'"):
-        losses.DPO()  # built-in defaults come from the YAML, through get()
+    with pytest.raises(ConfigError, match="missing hyperparameter 'beta'"):
+        losses.KIND.lookup("dpo")()  # built-in defaults come from the YAML, through get()
 
 
 def test_missing_inputs_are_clear():
@@ -465,7 +466,9 @@ class FocalDPO(losses.PairLoss):
 
     name, label = "focal_dpo", "focal DPO"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {"beta": losses.BETA, "g": losses.Param(default=2.0, low=0.0)}
+
+    class Options(losses.PairLoss.Options):
+        g: float = option("the focusing exponent", Param(low=0.0), default=2.0)
 
     def loss_of_margin(self, z):
         return -((1 - torch.sigmoid(z)) ** self.g) * F.logsigmoid(z)
@@ -486,12 +489,12 @@ def test_user_loss_via_target():
     close(loss(*args()), [(1 - sig(v)) ** 2 * -math.log(sig(v)) for v in z])
     assert set(loss.diagnostics(*args())) == {"margin", "grad_weight"}
     # a built-in class through _target_ also works, with oracle eps
-    rdpo = losses.from_config({"_target_": "bench.losses.RDPO", "beta": 0.1, "eps": "oracle"}, noise_rate=0.25)
+    rdpo = losses.from_config({"_target_": "bench.losses.robust.RDPO", "beta": 0.1, "eps": "oracle"}, noise_rate=0.25)
     assert rdpo.params["eps"] == 0.25 and rdpo.eps_source == "oracle"
     # the user's own validation errors surface as such
-    with pytest.raises(HyperparameterError, match="g=-1"):
+    with pytest.raises(ConfigError, match="g=-1"):
         losses.from_config({"_target_": f"{__name__}.FocalDPO", "beta": 0.5, "g": -1}, noise_rate=0.0)
-    with pytest.raises(LossContractError, match=r"missing needs_reference_model, length_normalized, params, "
+    with pytest.raises(ConfigError, match=r"missing needs_reference_model, length_normalized, params, "
                                                 r"rewards\(\), diagnostics\(\)"):
         losses.from_config({"_target_": f"{__name__}.NotALoss"}, noise_rate=0.0)
 
@@ -694,7 +697,7 @@ def test_ncdpo_per_annotator_rates():
     assert theta.grad[1].item() == 0.0 and theta.grad[0] != 0 and theta.grad[2] != 0
     with pytest.raises(ValueError, match=r"loss 'ncdpo'.*extras is None"):
         loss(*args())
-    with pytest.raises(HyperparameterError, match="no annotator ids"):
+    with pytest.raises(ConfigError, match="no annotator ids"):
         losses.get("ncdpo", per_annotator=True).set_annotators([])
     # a global rate ignores annotators
     glob = losses.get("ncdpo", beta=beta)
@@ -880,29 +883,29 @@ def test_seed_losses_gradient_weights_closed_form():
 
 
 def test_seed_losses_bad_hyperparameters():
-    with pytest.raises(HyperparameterError, match=r"divergence='kl' is not a valid choice.*'reverse_kl' or "
+    with pytest.raises(ConfigError, match=r"divergence='kl' is not a valid choice.*'reverse_kl' or "
                                                   r"'forward_kl' or 'js' or 'alpha'"):
         losses.get("fdpo", divergence="kl")
     for bad in (0.0, 1.0, 1.5, -0.2):
-        with pytest.raises(HyperparameterError, match=rf"loss 'fdpo': alpha={bad!r} is out of range.*\(0, 1\)"):
+        with pytest.raises(ConfigError, match=rf"loss 'fdpo': alpha={bad!r} is out of range.*\(0, 1\)"):
             losses.get("fdpo", divergence="alpha", alpha=bad)
     for bad in (1.0, 1.5):
-        with pytest.raises(HyperparameterError, match=rf"loss 'madpo': c_min={bad!r} is out of range.*\[0, 1\)"):
+        with pytest.raises(ConfigError, match=rf"loss 'madpo': c_min={bad!r} is out of range.*\[0, 1\)"):
             losses.get("madpo", c_min=bad)
-    with pytest.raises(HyperparameterError, match=r"loss 'madpo': c_max=1.0 is out of range.*\(1, inf\)"):
+    with pytest.raises(ConfigError, match=r"loss 'madpo': c_max=1.0 is out of range.*\(1, inf\)"):
         losses.get("madpo", c_max=1.0)
     for bad in (0.0, 0.5, 0.7):
-        with pytest.raises(HyperparameterError, match=rf"loss 'ncdpo': eps_init={bad!r} is out of range.*\(0, 0.5\)"):
+        with pytest.raises(ConfigError, match=rf"loss 'ncdpo': eps_init={bad!r} is out of range.*\(0, 0.5\)"):
             losses.get("ncdpo", eps_init=bad)
-    with pytest.raises(HyperparameterError, match=r"variant='soft' is not a valid choice.*'hard' or 'single'"):
+    with pytest.raises(ConfigError, match=r"variant='soft' is not a valid choice.*'hard' or 'single'"):
         losses.get("sppo", variant="soft")
-    with pytest.raises(HyperparameterError, match=r"variant='smooth'.*'smpo' or 'brain'"):
+    with pytest.raises(ConfigError, match=r"variant='smooth'.*'smpo' or 'brain'"):
         losses.get("smdpo", variant="smooth")
-    with pytest.raises(HyperparameterError, match=r"temperature=0"):
+    with pytest.raises(ConfigError, match=r"temperature=0"):
         losses.get("smdpo", temperature=0)
-    with pytest.raises(HyperparameterError, match=r"a_db=0"):
+    with pytest.raises(ConfigError, match=r"a_db=0"):
         losses.get("dadpo", a_db=0)
-    with pytest.raises(HyperparameterError, match=r"lam=-0.1"):
+    with pytest.raises(ConfigError, match=r"lam=-0.1"):
         losses.get("asft", lam=-0.1)
-    with pytest.raises(HyperparameterError, match=r"alpha=-1"):
+    with pytest.raises(ConfigError, match=r"alpha=-1"):
         losses.get("anchored", alpha=-1)

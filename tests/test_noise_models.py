@@ -16,7 +16,7 @@ import torch
 from datasets import Dataset, disable_progress_bars
 
 import noise
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError
 from bench.world import rules
 
 disable_progress_bars()
@@ -436,7 +436,7 @@ def test_experiment_injectors_covers_every_injector_at_two_strengths():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             inj = build_parts(compose(["experiment=injectors", *condition.split()])).injector
-        scale = inj.rate if inj.rate is not None else inj.options[inj.SCALE]
+        scale = inj.rate if inj.rate is not None else getattr(inj, inj.SCALE)
         strengths.setdefault(inj.name, set()).add(scale)
     assert set(strengths) == set(noise.names()) - {"none", "natural"}  # natural needs annotator votes (data=hf)
     assert all(len(v) == 2 for v in strengths.values()), strengths

@@ -1,6 +1,7 @@
-"""The README's four plug-in recipes (a loss, a noise injector, an evaluator, a method), run exactly as written:
-their files are taken from the README, written into a user folder outside the project, and run through the CLI
-from that folder with no PYTHONPATH. Broken plug-ins fail at start-up with one line naming the field."""
+"""The README's plug-in recipes, one of each kind (a loss, a noise injector, an evaluator, a method, a detector, a
+selection rule), all written the one way (``bench.config.plugin``), run exactly as written: their files are taken
+from the README, written into a user folder outside the project, and run through the CLI from that folder with no
+PYTHONPATH. Broken plug-ins fail at start-up with one line naming the field."""
 from __future__ import annotations
 
 import json
@@ -62,11 +63,46 @@ def records(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (folder / "results" / "cells").glob("*/record.json")]
 
 
-def test_readme_has_all_four_recipes():
+KINDS = ("losses", "noise", "evaluators", "methods", "detectors", "rules")
+
+
+def test_readme_has_a_recipe_of_each_kind():
     files, commands = readme_recipes()
-    assert {"mypkg/losses.py", "mypkg/noise.py", "mypkg/evaluators.py", "mypkg/methods.py"} <= set(files)
+    assert {f"mypkg/{k}.py" for k in KINDS} <= set(files)
     assert {f"my_conf/{g}" for g in ("loss", "noise", "evaluator", "method")} <= {str(Path(f).parent) for f in files}
-    assert len(commands) == 4 and all("hydra.searchpath=[file://my_conf]" in c for c in commands)
+    assert len(commands) == 5 and all("hydra.searchpath=[file://my_conf]" in c for c in commands)
+
+
+def test_every_recipe_is_written_the_one_way(user_folder):
+    """Each kind's recipe is a subclass of its kind's base (a ``Plugin``), built by its kind's one builder from the
+    user's class path; a bad option value is the one ``ConfigError``, naming the field."""
+    code = """
+import bench.losses, noise, evaluators, bench.methods
+from bench.config.plugin import Plugin
+from bench.core.options import ConfigError
+from bench.methods import detectors
+from bench.tune import criteria
+built = [bench.losses.from_config({"_target_": "mypkg.losses.FocalDPO", "beta": 0.1}),
+         noise.from_config({"_target_": "mypkg.noise.ShortLover", "rate": 0.2, "seed": 0}),
+         evaluators.from_config({"_target_": "mypkg.evaluators.DistinctWords"}),
+         bench.methods.from_config({"_target_": "mypkg.methods.Subsample"}),
+         detectors.KIND.from_ref("mypkg.detectors.ShortRejected", where="method.detector"),
+         criteria.get("mypkg.rules.NoisyPairs")]
+assert all(isinstance(p, Plugin) for p in built), built
+assert built[0].g == 2.0 and built[3].fraction == 0.5 and built[4].scale == 1.0
+assert built[5].metric == "val_implicit_acc" and built[5].realistic
+try:
+    detectors.KIND.from_ref({"_target_": "mypkg.detectors.ShortRejected", "scale": -1}, where="method.detector")
+except ConfigError as e:
+    assert "scale=-1" in str(e), e
+else:
+    raise AssertionError("no ConfigError")
+print("ok")
+"""
+    env = {**{k: v for k, v in os.environ.items() if k != "PREFNOISE_ROOT"}, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=user_folder, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "ok", proc.stderr[-3000:]
 
 
 def test_each_recipe_runs_from_the_users_folder(user_folder, smoke_root):
@@ -82,6 +118,8 @@ def test_each_recipe_runs_from_the_users_folder(user_folder, smoke_root):
     from bench.core.counting import exact_count
 
     assert short["rate"] == 0.4 and short["noise_stats"]["n_flipped"] == exact_count(0.4, short["n_train_pairs"])
+    clean = recs["dpo/random_flip/clean"]  # the user's detector, through method=clean
+    assert clean["status"] == "ok" and "mypkg.detectors.ShortRejected" in json.dumps(clean["config"]["method"])
     sub = recs["dpo/random_flip/subsample"]
     assert sub["n_pairs_used"] == max(1, round(0.25 * sub["n_train_pairs"]))
     with_distinct = [r for r in recs.values() if "distinct_words" in r["metrics"]]

@@ -4,6 +4,7 @@ clear errors. About a minute on one CPU thread, most of it the embedded model's 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,10 +14,12 @@ import torch
 
 import evaluators
 from bench.config.compose import CONF_DIR, group_node
+from bench.config.schema import RewardTrainRecipe
+from bench.core.options import ConfigError
+from bench.rewards import embedded as E
+from bench.rewards.model import RewardModel
 from bench.world import rules as world
 from evaluators import EvalBatch
-from evaluators import embedded_reward_model as E
-from evaluators import reward_model as R
 from rm_fixtures import save_tiny_bert_rm, save_tiny_llama_rm, write_world_pairs
 
 torch.set_num_threads(1)
@@ -30,25 +33,26 @@ def _batch(n: int = 12, seed: int = 0, **extra) -> EvalBatch:
     policy = [world.sample_response(world.parse_prompt(p), rng) for p in prompts]
     reference = [world.sample_response(world.parse_prompt(p), rng) for p in prompts]
     policy[0] = reference[0]  # one exact tie: counts half in the win rate
-    return EvalBatch(prompts=prompts, policy=policy, reference=reference, task="world", extra=dict(extra))
+    return EvalBatch(prompts=prompts, policy=policy, reference=reference, task="world", **extra)
 
 
 # ---------------------------------------------------------------- config and registry
 def test_config_and_registry():
     text = (CONF_DIR / "evaluator" / "reward_model.yaml").read_text()
     assert text.splitlines()[0] == "# @package evaluator.reward_model"
-    assert "reward_model" in evaluators.REGISTRY.names()
+    assert "reward_model" in evaluators.names()
     ev = evaluators.get("reward_model")
-    assert ev.path == "embedded" and ev.device_setting == "auto"
+    assert ev.path == "embedded" and ev.device == "auto"
     yaml_train = group_node("evaluator", "reward_model")["train"]
-    assert ev.train == yaml_train and set(yaml_train) == set(R.TRAIN_SPEC)  # the YAML is the only source of values
+    fields = {f.name for f in dataclasses.fields(RewardTrainRecipe)}
+    assert ev.train.values() == yaml_train and set(yaml_train) == fields  # the YAML is the only source of values
     facts = {"rm_gold_accuracy", "rm_gold_n", "rm_heldout_accuracy", "rm_heldout_n", "rm_train_n"}
     assert set(ev.metrics) == KEYS | facts
     # the policy's scores have a direction; the reference's own score and facts about the proxy are counters
     assert all(ev.metrics[k] is True for k in ("rm_reward", "rm_gain", "rm_win_rate"))
     assert all(ev.metrics[k] == "counter" for k in ("rm_reward_ref", *facts))
     # a partial train override keeps the other values
-    assert evaluators.get("reward_model", train={"max_steps": 3}).train == {**yaml_train, "max_steps": 3}
+    assert evaluators.get("reward_model", train={"max_steps": 3}).train.values() == {**yaml_train, "max_steps": 3}
 
 
 # ---------------------------------------------------------------- scoring a local folder
@@ -68,7 +72,7 @@ def test_scores_local_bert_folder(tmp_path):
     assert pol[0] == ref[0] and out["rm_win_rate"] == pytest.approx(expected)
     # deterministic, and independent of batching / padding
     assert evaluators.get("reward_model", path=str(folder), batch_size=5, device="cpu").evaluate(batch) == out
-    rm = R.RewardModel.load(str(folder), "cpu", max_length=256, batch_size=32)
+    rm = RewardModel.load(str(folder), "cpu", max_length=256, batch_size=32)
     assert not rm.use_template
     one_by_one = np.array([rm.score([p], [r])[0] for p, r in zip(batch.prompts, batch.policy)])
     np.testing.assert_allclose(one_by_one, pol, atol=1e-5)
@@ -78,18 +82,18 @@ def test_scores_local_bert_folder(tmp_path):
     assert enc["input_ids"] == tok(batch.prompts[1].strip(), batch.policy[1])["input_ids"]
     assert enc["token_type_ids"][-1] == 1 and enc["input_ids"].count(tok.sep_token_id) == 2
     # truncation keeps inputs within max_length
-    short = R.RewardModel.load(str(folder), "cpu", max_length=16)
+    short = RewardModel.load(str(folder), "cpu", max_length=16)
     assert len(short.encode(batch.prompts[1], batch.policy[1] * 5)["input_ids"]) == 16
 
 
 def test_chat_template_path(tmp_path):
     folder = save_tiny_llama_rm(tmp_path / "rm")
-    rm = R.RewardModel.load(str(folder), "cpu", max_length=256, batch_size=4)
+    rm = RewardModel.load(str(folder), "cpu", max_length=256, batch_size=4)
     assert rm.use_template  # its tokenizer has a chat template: prompt = user turn, response = assistant turn
     p, r = "Write a positive review of the lamp that mentions the price.\n", "The price is great."
     text = rm.tokenizer.decode(rm.encode(p, r)["input_ids"])
     assert text == f"<|user|>{p.strip()}</s><|assistant|>{r}</s>"
-    plain = R.RewardModel.load(str(folder), "cpu", max_length=256, use_chat_template=False)
+    plain = RewardModel.load(str(folder), "cpu", max_length=256, use_chat_template=False)
     assert "<|user|>" not in plain.tokenizer.decode(plain.encode(p, r)["input_ids"])
     # a decoder reward model reads the last non-pad token: padded batches score like single inputs
     batch = _batch(n=9)
@@ -99,7 +103,7 @@ def test_chat_template_path(tmp_path):
     one_by_one = np.array([rm.score([p], [r])[0] for p, r in zip(batch.prompts, batch.policy)])
     np.testing.assert_allclose(one_by_one, ev.last_scores["policy"], atol=1e-5)
     with pytest.raises(ValueError, match="no chat template"):
-        R.RewardModel.load(str(save_tiny_bert_rm(tmp_path / "bert")), "cpu", max_length=64, use_chat_template=True)
+        RewardModel.load(str(save_tiny_bert_rm(tmp_path / "bert")), "cpu", max_length=64, use_chat_template=True)
 
 
 # ---------------------------------------------------------------- the embedded reward model
@@ -114,8 +118,8 @@ def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     world_dir = write_world_pairs(tmp_path / "world" / "w0", n_rm=288, n_eval=160)
     n_eval = sum(1 for _ in open(world_dir / "eval_pairs.jsonl"))
     builds = []
-    real_train = E.train_embedded
-    monkeypatch.setattr(E, "train_embedded", lambda *a, **k: builds.append(1) or real_train(*a, **k))
+    real_train = E.train_world
+    monkeypatch.setattr(E, "train_world", lambda *a, **k: builds.append(1) or real_train(*a, **k))
     ev = evaluators.get("reward_model", train=TEST_TRAIN, max_length=96, device="cpu")
     batch = _batch(n=16, world_dir=str(world_dir), cache_root=str(tmp_path / "cache"))
 
@@ -141,7 +145,7 @@ def test_embedded_trains_caches_and_beats_chance(tmp_path, monkeypatch):
     assert builds == [1] and again == out  # no second build (how long either took is not asserted: shared machines)
     # other training settings are another model
     other = evaluators.get("reward_model", train={**TEST_TRAIN, "seed": 1}).train
-    assert E.embedded_key(world_dir, other, 96) != folder.name
+    assert E.world_key(world_dir, evaluators.get("reward_model", train=other.values(), max_length=96).options) != folder.name
 
 
 # ---------------------------------------------------------------- errors
@@ -177,9 +181,9 @@ def test_bad_paths_and_options(tmp_path):
     two = save_tiny_bert_rm(tmp_path / "two", num_labels=2)
     with pytest.raises(ValueError, match="num_labels=2"):
         evaluators.get("reward_model", path=str(two), device="cpu").evaluate(_batch(n=2))
-    with pytest.raises(TypeError, match="Did you mean 'batch_size'"):
+    with pytest.raises(ConfigError, match="Did you mean 'batch_size'"):
         evaluators.get("reward_model", batch_sise=4)
-    with pytest.raises(TypeError, match=r"train: unknown option.*'lr'"):
+    with pytest.raises(ConfigError, match=r"train: unknown option.*'lr'"):
         evaluators.get("reward_model", train={"lr": 1e-4})
     with pytest.raises(ValueError, match="device"):
         evaluators.get("reward_model", path=str(two), device="tpu").evaluate(_batch(n=2))

@@ -23,8 +23,7 @@ import tiny_models
 from bench import losses
 from bench import methods as methods_pkg
 from bench.config.compose import compose, group_node
-from bench.core.spec import ConfigError
-from bench.methods import MethodConfigError
+from bench.core.options import ConfigError
 from bench.methods import curriculum as cur
 from bench.methods import rm_ensemble as rme
 from bench.methods.stages import split_steps, total_steps
@@ -66,7 +65,7 @@ def test_split_steps_sums_to_total_at_least_one_each_and_within_one_of_the_share
 
 
 def test_split_steps_error_when_the_budget_is_below_the_stages():
-    with pytest.raises(MethodConfigError, match=r"method=curriculum: the training budget is 2 steps, fewer than its "
+    with pytest.raises(ConfigError, match=r"method=curriculum: the training budget is 2 steps, fewer than its "
                                                 r"3 stages.*train\.max_steps.*method\.budget=per_stage"):
         split_steps(2, [5, 5, 5], "method=curriculum")
     assert split_steps(3, [5, 5, 5], "t") == [1, 1, 1]
@@ -75,11 +74,11 @@ def test_split_steps_error_when_the_budget_is_below_the_stages():
 def test_the_methods_name_their_own_budget_setting_in_the_error():
     train = tiny_models.train_config(max_steps=2)
     ctx = SimpleNamespace(train_dataset=list(range(30)), train=train, scorer=object(), seed=0)
-    with pytest.raises(MethodConfigError, match=r"method=curriculum.*2 steps.*3 stages.*method\.budget=per_stage"):
+    with pytest.raises(ConfigError, match=r"method=curriculum.*2 steps.*3 stages.*method\.budget=per_stage"):
         _method("curriculum").train(ctx)
-    with pytest.raises(MethodConfigError, match=r"method=self_play.*2 steps.*3 stages.*method\.budget=per_round"):
+    with pytest.raises(ConfigError, match=r"method=self_play.*2 steps.*3 stages.*method\.budget=per_round"):
         _method("self_play").train(ctx)
-    with pytest.raises(MethodConfigError, match="method=self_play needs a scorer"):
+    with pytest.raises(ConfigError, match="method=self_play needs a scorer"):
         _method("self_play").train(SimpleNamespace(**{**vars(ctx), "scorer": None}))
 
 
@@ -171,9 +170,9 @@ def test_curriculum_difficulty_puts_flipped_pairs_last(tmp_path):
 
     with_ref = noisy.add_column("ref_chosen_logps", [-1.0] * 20).add_column("ref_rejected_logps", [-3.0] * 20)
     np.testing.assert_allclose(cur.difficulty(with_ref, "ref_margin"), 2.0)
-    with pytest.raises(MethodConfigError, match=r"method\.by=score_gap.*score_chosen.*scorer=proxy"):
+    with pytest.raises(ConfigError, match=r"method\.by=score_gap.*score_chosen.*scorer=proxy"):
         cur.difficulty(_pairs(), "score_gap")
-    with pytest.raises(MethodConfigError, match=r"method\.by=ref_margin.*ref_chosen_logps"):
+    with pytest.raises(ConfigError, match=r"method\.by=ref_margin.*ref_chosen_logps"):
         cur.difficulty(noisy, "ref_margin")
 
 
@@ -261,13 +260,13 @@ def test_method_config_errors_name_the_field(name, changes, field):
 
 
 def test_method_defaults_build():
-    assert _method("curriculum").cfg.stages == 3 and _method("curriculum").needs_scores
+    assert _method("curriculum").options.stages == 3 and _method("curriculum").needs_scores
     assert not _method("curriculum", by="ref_margin").needs_scores
     assert _method("rm_ensemble").extra_columns == () and _method("rm_ensemble", action="weight").extra_columns == (
         "pair_weight",)
     assert _method("self_play").needs_scores
     rm = {**group_node("method", "rm_ensemble")["rm"], "path": "/models/mine"}
-    with pytest.raises(MethodConfigError, match=r"method\.rm\.path.*embedded"):
+    with pytest.raises(ConfigError, match=r"method\.rm\.path.*embedded"):
         _method("rm_ensemble", rm=rm)
 
 

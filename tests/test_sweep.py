@@ -326,3 +326,16 @@ def test_cell_id_ignores_progress_bars_and_keys_gpus_per_cell():
     assert cid("train.num_gpus=1") == base
     assert cid("train.num_gpus=2") != base  # twice the effective batch: another cell
     assert cid("train.learning_rate=1e-4") != base
+
+
+def test_all_losses_is_every_registered_loss():
+    """Issue 24: ``experiment=all_losses`` is built from the registry (``losses: all``), so a new loss joins it."""
+    from bench import losses
+    from bench.sweep.sweeper import CellsSweeper
+
+    node = OmegaConf.to_container(_compose("experiment=all_losses").hydra.sweeper)
+    sweeper = CellsSweeper(node["losses"], node.get("conditions"), node.get("seeds"), node.get("params"))
+    jobs = sweeper.jobs([])
+    assert sorted({j for job in jobs for j in job if j.startswith("loss=")}) == sorted(f"loss={n}" for n in
+                                                                                      losses.names())
+    assert len(jobs) == len(losses.names()) * 2 * 3 and ["noise.rate=0", "loss=dpo", "seed=0"] in jobs

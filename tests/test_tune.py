@@ -137,7 +137,7 @@ def test_a_final_cell_takes_the_selected_values_and_records_where_they_came_from
     assert source["source"] == "tuning" and source["criterion"] == "val_rm" and source["at_edge"]
     assert source["values"] == {"train.learning_rate": 4e-4, "loss.beta": 0.05}
     assert apply(compose(base))[1] == {"source": "default"}
-    from bench.core.spec import ConfigError
+    from bench.core.options import ConfigError
 
     with pytest.raises(ConfigError, match="seed=0 was a tuning seed"):
         apply(compose([*base, "seed=0", "tuning=t/val_rm"]))

@@ -95,7 +95,7 @@ def test_the_tiny_world_is_keyed_as_before():
 def test_model_mistakes_fail_at_start_up(overrides, message):
     from bench.cell.parts import build_parts
     from bench.config.compose import compose
-    from bench.core.spec import ConfigError
+    from bench.core.options import ConfigError
 
     with pytest.raises(ConfigError) as e:
         build_parts(compose(overrides))

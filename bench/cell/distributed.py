@@ -29,6 +29,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench import data as data_mod
+from bench.cell.parts import build_parts
+from bench.core import records
+from bench.core.files import atomic_write_json, atomic_write_text
+
 log = logging.getLogger("prefnoise")
 
 CHILD_ENV = "PREFNOISE_DISTRIBUTED_CHILD"
@@ -142,8 +147,6 @@ def launch_command(config_path: str | os.PathLike, n: int, cell_id: str, port: i
 
 def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dict) -> dict:
     """Run a multi-GPU cell as its own distributed launch; returns rank 0's record. A failure is recorded."""
-    from bench.core import records
-    from bench.core.files import atomic_write_json, atomic_write_text
 
     results = Path(results)
     n = num_gpus(cfg)
@@ -158,11 +161,9 @@ def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dic
     if len(devices) < n:
         fail("ValueError", f"train.num_gpus={n} but {len(devices)} CUDA device(s) are visible", "launch")
     # the shared artifacts are built here, in one process, so the ranks only read them
-    from bench import data as data_mod
-    from bench.cell.parts import build_parts
 
     parts = build_parts(cfg)
-    data_mod.load(parts.data, parts.model, cfg.paths.cache)
+    data_mod.load(parts.data, parts.model, parts.cache_root)
     config_path = records.cell_dir(results, cid) / "launch_config.yaml"
     atomic_write_text(config_path, OmegaConf.to_yaml(cfg, resolve=True))
     hp_path = records.cell_dir(results, cid) / "launch_hp_source.json"  # rank 0 records where the values came from

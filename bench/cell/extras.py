@@ -9,7 +9,11 @@
 """
 from __future__ import annotations
 
-from bench.core.spec import ConfigError
+import numpy as np
+
+import noise
+from bench.core.cache import stable_hash
+from bench.core.options import ConfigError
 from bench.evaluation import scorer as scoring
 
 
@@ -35,7 +39,7 @@ def with_scores(parts, data, noise_node: dict, cache_root):
     """(training pairs with their scores, the scorer) or (the pairs as they are, None) when nothing reads scores."""
     if parts.scorer is None or parts.scorer.name == "none":
         return data.train, None
-    scorer = scoring.load(parts.scorer, data, noise_node, parts.run.seed, cache_root)
+    scorer = scoring.load_scorer(parts.scorer, data, noise_node, parts.run.seed, cache_root)
     return scoring.add_scores(data.train, scorer, data.fingerprint, cache_root), scorer
 
 
@@ -71,11 +75,6 @@ def training_pairs(noisy, loss):
     log-probs are cached for that subset under its own key (``bench.cell.run``), so every cache entry holds the
     pairs it was computed for.
     """
-    import numpy as np
-
-    import noise
-    from bench.core.cache import stable_hash
-
     soft = bool(getattr(loss, "soft_labels", False))
     rows, used = noise.training_rows(noisy, soft)
     if soft and "label_confidence" in noisy.column_names and (np.asarray(noisy["label_confidence"]) < 1).any():

@@ -9,13 +9,16 @@ ends with that one line (no traceback unless ``HYDRA_FULL_ERROR=1``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import evaluators
+import noise
+from bench import losses, methods
+from bench.cell.extras import check_annotators
 from bench.config.schema import DATA_KINDS, MODEL_KINDS, EvalConfig, RunConfig, TrainConfig
 from bench.config.typed import plain, typed
-from bench.core.registry import did_you_mean
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError, did_you_mean
 from bench.evaluation import scorer as scoring
 
 GROUPS = ("data", "model", "loss", "method", "noise", "scorer", "evaluator", "train", "eval")
@@ -36,6 +39,9 @@ class Parts:
     method: Any
     label: str  # what the cell's results are called (the method may rename the loss: "ROPO (full method)")
     scorer: Any = None  # bench.evaluation.scorer.ScorerConfig: per-response scores, when the loss or method reads them
+    cache_root: str | None = None  # paths.cache: the shared artifact cache (worlds, reward models, scores, ...)
+    noise_node: dict = field(default_factory=dict)  # the noise config as resolved (a proxy reward model re-noises)
+    wandb: bool = False  # logger=wandb: the trainer reports to it
 
 
 def build_parts(cfg) -> Parts:
@@ -60,19 +66,19 @@ def build_parts(cfg) -> Parts:
     for ev in evaluator_list:  # what an evaluator needs of the data, before any of it is loaded
         if callable(getattr(ev, "check_data", None)):
             ev.check_data(data)
-    method = _method(c["method"])
+    method = methods.from_config(c["method"])
     label = method.check(loss) if callable(getattr(method, "check", None)) else None
     label = label or getattr(loss, "label", loss.name)
-    from bench.cell.extras import check_annotators
-
     check_annotators(loss, injector)
     scorer = scoring.check(c.get("scorer"), data.kind)
     scoring.check_needed(scorer, loss, method)
     if not scoring.reads_scores(loss, method):
-        scorer = scoring.ScorerConfig("none")  # nothing reads scores: not computed, not in the identity
+        scorer = scoring.ScorerConfig(name="none")  # nothing reads scores: not computed, not in the identity
     elif scorer.name != "proxy":
         label = f"{label} [{scorer.name} scorer]"  # the oracle (or a given model) is said in every table
-    return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method, label, scorer)
+    return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method, label, scorer,
+                 cache_root=(c.get("paths") or {}).get("cache"), noise_node=dict(c["noise"]),
+                 wandb=(c.get("logger") or {}).get("name") == "wandb")
 
 
 def _kind(kinds: dict, node: Mapping, group: str):
@@ -83,9 +89,6 @@ def _kind(kinds: dict, node: Mapping, group: str):
 
 
 def _loss_and_noise(loss_node: Mapping, noise_node: Mapping, seed: int):
-    import noise
-    from bench import losses
-
     injector = noise.from_config(noise_node, seed=seed)
     # eps: oracle is the flip rate the noise states (its rate; 0 for skip and tie; none for a scale or natural labels)
     rate = getattr(injector, "flip_rate", noise_node.get("rate"))
@@ -93,12 +96,4 @@ def _loss_and_noise(loss_node: Mapping, noise_node: Mapping, seed: int):
 
 
 def _evaluators(nodes: Mapping) -> list:
-    import evaluators
-
-    return [evaluators.from_config(node, key) for key, node in nodes.items()]
-
-
-def _method(node: Mapping):
-    from bench import methods
-
-    return methods.from_config(node)
+    return [evaluators.from_config(node, where=f"evaluator.{key}") for key, node in nodes.items()]

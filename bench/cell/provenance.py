@@ -30,6 +30,11 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.cell.wandb_log import scrub
+from bench.rewards.backbones import KIND as BACKBONES
+from bench.rewards.load import EMBEDDED
+from evaluators.judge.client import redact, safe_url
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -109,10 +114,9 @@ def _backbone(ev) -> str | None:
     meta = (getattr(ev, "last_info", None) or {}).get("meta") or {}
     if meta.get("base"):
         return str(meta["base"])
-    if str(ev.path) == "embedded":
-        from evaluators.embedded_reward_model import BASE_PACKAGE
-
-        return f"{BASE_PACKAGE} (sentence-transformers/all-MiniLM-L6-v2)"
+    if str(ev.path) == EMBEDDED:
+        backbone = BACKBONES.get(getattr(ev, "backbone", "minilm"))
+        return f"{backbone.package} ({backbone.description})"
     config = Path(str(ev.path)) / "config.json"
     if not config.is_file():
         return str(ev.path)  # a hub name names its model
@@ -139,9 +143,6 @@ def project_commit() -> str | None:
 def safe_config(config):
     """The resolved config as a record (or a model card) keeps it: keys that look like secrets dropped (as for
     W&B), and every string with credentials in a URL or anything shaped like an API key redacted."""
-    from bench.cell.wandb_log import scrub
-    from evaluators.judge.client import redact, safe_url
-
     def clean(obj):
         if isinstance(obj, dict):
             return {k: clean(v) for k, v in obj.items()}

@@ -27,15 +27,27 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+import noise as noise_pkg
+from bench import data as data_mod
 from bench.cell import distributed, extras, provenance
 from bench.cell.checkpoints import CellCheckpoints
 from bench.cell.identity import cell_id
 from bench.cell.parts import Parts, build_parts
+from bench.cell.saved import save_model
 from bench.core import progress, records
+from bench.core.cache import stable_hash
 from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text
 from bench.core.metrics import COUNTER, infos
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError
+from bench.data import text_rows
 from bench.evaluation import scorer as scoring
+from bench.evaluation.checkpoints import PolicyEvaluation
+from bench.evaluation.validation import proxy_reward_model
+from bench.methods import TrainContext
+from bench.models import load_causal_lm
+from bench.models.devices import pick_device, use_bf16
+from bench.training import lora
+from bench.training.ref_cache import ReferenceLogpCache
 
 log = logging.getLogger("prefnoise")
 
@@ -82,14 +94,21 @@ def short_name(cfg: DictConfig) -> str:
     return f"{d['loss']} {d['noise']}{rate} seed {d['seed']}"
 
 
-def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None) -> dict:
+def decide(cfg: DictConfig) -> tuple[str, bool]:
+    """(the cell's id, whether its complete record exists and ``resume`` lets it be skipped): decided once."""
+    cid = cell_id(cfg)
+    return cid, bool(cfg.resume) and records.is_complete(Path(cfg.paths.results), cid)
+
+
+def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, decided: tuple | None = None) -> dict:
     """Run (or skip, if its complete record exists) one cell; always leaves a record. Returns the record.
 
     ``slot`` is the row of the cell's progress bar (its place among the cells running at once); ``hp_source`` says
-    where its training and loss values came from (``bench.tune.apply``: the defaults, or a tuning selection)."""
+    where its training and loss values came from (``bench.tune.apply``: the defaults, or a tuning selection);
+    ``decided``: (its id, whether it is complete) as the job decided them (``decide``), so they are decided once."""
     results = Path(cfg.paths.results)
-    cid = cell_id(cfg)
-    if cfg.resume and records.is_complete(results, cid):
+    cid, complete = decided or decide(cfg)
+    if complete:
         log.info("cell %s already complete: skipped", cid)
         records.note_hp_source(results, cid, hp_source or {"source": "default"})
         return {**records.read_record(results, cid), "skipped": True}
@@ -133,17 +152,14 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "data"
     t0 = time.time()
-    from bench import data as data_mod
-
-    data = data_mod.load(parts.data, parts.model, cfg.paths.cache, columns=getattr(parts.injector, "data_columns", ()))
+    data = data_mod.load(parts.data, parts.model, parts.cache_root, columns=getattr(parts.injector, "data_columns", ()))
     t["data"] = time.time() - t0
 
     scorer = None
     if parts.scorer is not None and parts.scorer.name != "none":
         phase["name"] = "scores"  # the scorer's reward model (trained once, cached) scores every clean response
         t0 = time.time()
-        data.train, scorer = extras.with_scores(parts, data, OmegaConf.to_container(cfg.noise, resolve=True),
-                                                cfg.paths.cache)
+        data.train, scorer = extras.with_scores(parts, data, parts.noise_node, parts.cache_root)
         t["scores"] = time.time() - t0
 
     phase["name"] = "noise"
@@ -153,7 +169,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "train"
     train_fingerprint = provenance.fingerprint_pairs(trained)  # the pairs as trained, after the noise
-    policy, result, t_load, checkpoints, ctx = _train(cfg, parts, data, (noisy, trained, rows_key), cell_dir, scorer)
+    policy, result, t_load, checkpoints, ctx = _train(parts, data, (noisy, trained, rows_key), cell_dir, scorer)
     t.update(load_model=t_load, trainer_init=result.timings["trainer_init"],
              train=result.timings["train"] - checkpoints.seconds)
     if checkpoints.points:
@@ -164,23 +180,41 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
 
     phase["name"] = "evaluate"
     t0 = time.time()
-    final = checkpoints.evaluate(policy, final=True)
-    metrics, info = final.metrics, final.info
-    atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(final.samples))
-    if final.val_samples:
-        atomic_write_text(cell_dir / "val_samples.jsonl", jsonl_text(final.val_samples))
-    curve = checkpoints.curve(int(result.global_step), final)
-    atomic_write_json(cell_dir / "margins.json", checkpoints.margins(curve, final))
+    final, curve = _evaluate(checkpoints, policy, int(result.global_step), cell_dir)
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
     if result.timings.get("parts"):  # inside train already: named apart (rm_ensemble's cached ensemble, ...)
         t["train_parts"] = dict(result.timings["parts"])
+    rec = _record(parts, final, result, curve, t, scorer, (noisy, trained, noise_stats),
+                  _provenance(parts, data, ctx.policy, train_fingerprint))
+    if parts.train.save_model:
+        rec["saved_model"] = _save_model(cfg, cid, ctx, cell_dir, rec)
+    return rec
+
+
+def _evaluate(checkpoints, policy, global_step: int, cell_dir: Path):
+    """(the end's scores, the curve over the checkpoints); the samples behind them and the margins written beside
+    the record."""
+    final = checkpoints.evaluate(policy, final=True)
+    atomic_write_text(cell_dir / "samples.jsonl", jsonl_text(final.samples))
+    if final.val_samples:
+        atomic_write_text(cell_dir / "val_samples.jsonl", jsonl_text(final.val_samples))
+    curve = checkpoints.curve(global_step, final)
+    atomic_write_json(cell_dir / "margins.json", checkpoints.margins(curve, final))
+    return final, curve
+
+
+def _record(parts: Parts, final, result, curve: list, timings: dict, scorer, noise: tuple, prov: dict) -> dict:
+    """The cell's record (``bench.core.records``) from its phases; ``noise``: (the noisy pairs, the pairs trained
+    on, the noise's record)."""
+    noisy, trained, noise_stats = noise
+    metrics, info = final.metrics, final.info
     gpu = _gpu_memory()
     metrics["train_loss"] = float(result.training_loss)  # each loss's own scale: shown, never compared
     info.update(infos({"train_loss": COUNTER}, "train"))
     metrics.update(result.metrics)
     info.update(infos(result.directions, parts.method.name))
-    rec = {
+    return {
         "method": parts.method.name,
         "loss_label": parts.label,
         "loss_params": dict(getattr(parts.loss, "params", {}) or {}),
@@ -190,22 +224,18 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
         "noise_stats": noise_stats,
         "n_train_pairs": len(trained),
         "train_steps": int(result.global_step),
-        "timings": t,
+        "timings": timings,
         **({"gpu": gpu} if gpu else {}),
         **({"curve": curve} if len(curve) > 1 else {}),  # the policy at each checkpoint; the last one is the end
         "scorer": None if scorer is None else {**scorer.info, **scoring.agreement(noisy)},
         "loss_learned": extras.learned_vs_injected(parts.loss, noise_stats) or None,
-        "provenance": _provenance(parts, data, ctx.policy, train_fingerprint),
+        "provenance": prov,
         **result.record,  # what the method adds (ropo_full: its per-round filter stats)
     }
-    if parts.train.save_model:
-        rec["saved_model"] = _save_model(cfg, cid, ctx, cell_dir, rec)
-    return rec
 
 
 def _save_model(cfg: DictConfig, cid: str, ctx, cell_dir: Path, rec: dict) -> dict:
     """``train.save_model``: the trained policy (its adapter under LoRA) and its card (``bench.cell.saved``)."""
-    from bench.cell.saved import save_model
 
     config = provenance.safe_config(OmegaConf.to_container(cfg, resolve=True))
     return save_model(ctx.policy, ctx.tokenizer, cell_dir, {"cell_id": cid, **describe(cfg), "config": config, **rec})
@@ -213,8 +243,6 @@ def _save_model(cfg: DictConfig, cid: str, ctx, cell_dir: Path, rec: dict) -> di
 
 def _provenance(parts: Parts, data, trained, train_fingerprint: str) -> dict:
     """The record's ``provenance`` block (``bench.cell.provenance``)."""
-    from bench.models.devices import pick_device, use_bf16
-    from bench.training import lora
 
     device = pick_device(parts.train.device)
     param_dtype = next(trained.parameters()).dtype
@@ -229,7 +257,6 @@ def _noise(parts: Parts, train, cell_dir: Path):
     """(the noisy pairs, every row; the pairs the cell trains on; a key of which rows those are, None for all of them;
     the noise's record). Skipped pairs, and ties for a loss without soft labels, are not trained on
     (``bench.cell.extras.training_pairs``); the record says how many."""
-    import noise as noise_pkg
 
     noisy = parts.injector(train)
     noise_stats = parts.injector.summary(noisy)
@@ -239,21 +266,12 @@ def _noise(parts: Parts, train, cell_dir: Path):
     return noisy, trained, rows_key, {**noise_stats, **used}
 
 
-def _train(cfg: DictConfig, parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
+def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
     """The cell's method trains a fresh copy of the reference policy; returns it, the method's result, the time it
     took to load the model, and the cell's checkpoint scorer (``bench.evaluation.checkpoints``: it scored the
     policy within the run where ``eval.checkpoints.every`` says, and scores the end). ``pairs``: (the noisy pairs,
     the ones it trains on, the key of those rows or None), as ``_noise`` gives them."""
     import torch
-
-    from bench.core.cache import stable_hash
-    from bench.data import text_rows
-    from bench.evaluation.checkpoints import PolicyEvaluation
-    from bench.evaluation.validation import proxy_reward_model
-    from bench.methods import TrainContext
-    from bench.models import load_causal_lm
-    from bench.models.devices import pick_device
-    from bench.training.ref_cache import ReferenceLogpCache
 
     t0 = time.time()
     device = pick_device(parts.train.device)
@@ -268,21 +286,20 @@ def _train(cfg: DictConfig, parts: Parts, data, pairs: tuple, cell_dir: Path, sc
         key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length,
                **({"path": "packed"} if parts.train.packing else {}),  # the path computes them (float round-off)
                **({"rows": rows_key} if rows_key is not None else {})}
-        ref_cache = ReferenceLogpCache(cfg.paths.cache, key)
-    noise_node = OmegaConf.to_container(cfg.noise, resolve=True)
-    evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, noise_node, cfg.paths.cache)
+        ref_cache = ReferenceLogpCache(parts.cache_root, key)
+    evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, parts.noise_node, parts.cache_root)
     checkpoints = CellCheckpoints(evaluation, parts.eval.checkpoints)
     ctx = TrainContext(
         policy=policy, tokenizer=tokenizer, train_dataset=trained, loss=parts.loss, train=parts.train,
         out_dir=cell_dir, seed=parts.run.seed, reference_path=data.model_path, ref_cache=ref_cache,
-        report_to="wandb" if (cfg.get("logger") or {}).get("name") == "wandb" else "none",
+        report_to="wandb" if parts.wandb else "none",
         gold_reward=data.gold_reward, max_new_tokens=int(getattr(parts.data, "max_new_tokens", 0) or
                                                          parts.eval.max_new_tokens),
         log=log.info, scorer=scorer, extra_columns=extras.columns(parts.loss, parts.method),
-        cache_root=cfg.paths.cache, data_key=data_key, heldout_pairs=text_rows(data.eval_pairs) or None,
+        cache_root=parts.cache_root, data_key=data_key, heldout_pairs=text_rows(data.eval_pairs) or None,
         callbacks=checkpoints.callbacks, noise_rate=getattr(parts.injector, "flip_rate", parts.injector.target_rate),
-        proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, noise_node, parts.run.seed,
-                                                      cfg.paths.cache),
+        proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, parts.noise_node,
+                                                      parts.run.seed, parts.cache_root),
     )
     return policy, parts.method.train(ctx), t_load, checkpoints, ctx  # ctx.policy: under LoRA, its PeftModel
 

@@ -14,13 +14,13 @@ import json
 from pathlib import Path
 
 from bench.core.files import atomic_write_text
+from bench.training import lora
 
 FOLDER = "model"
 
 
 def save_model(policy, tokenizer, cell_dir: Path, record: dict) -> dict:
     """Save ``policy`` (a ``PeftModel`` saves its adapter) and its card; returns what the record says of it."""
-    from bench.training import lora
 
     folder = Path(cell_dir) / FOLDER
     adapter = lora.is_peft(policy)

@@ -21,6 +21,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench.core.options import ConfigError
+
 log = logging.getLogger("prefnoise")
 
 SECRET = re.compile(r"(^|[_-])(api[_-]?key|key|token|secret|password|passwd|credentials?)$", re.I)  # max_new_tokens is not
@@ -55,7 +57,7 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 def mode(cfg: DictConfig) -> str:
     m = (cfg.get("logger") or {}).get("mode") or os.environ.get("WANDB_MODE") or "offline"
     if m not in ("online", "offline", "disabled", "shared"):
-        raise ValueError(f"logger.mode={m!r}; valid choices: online, offline, disabled")
+        raise ConfigError(f"logger.mode={m!r}; valid choices: online, offline, disabled")
     return m
 
 

@@ -13,6 +13,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench.config.schema import TrainConfig
+from bench.config.typed import typed
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -57,7 +60,4 @@ def group_node(group: str, name: str) -> dict[str, Any]:
 def train_config(**changes: Any):
     """The composed default ``train`` config, typed (``bench.config.schema.TrainConfig``), with ``changes``: for
     scripts and tests that drive the trainer directly."""
-    from bench.config.schema import TrainConfig
-    from bench.config.typed import typed
-
     return typed(TrainConfig, {**OmegaConf.to_container(compose().train, resolve=True), **changes}, "train")

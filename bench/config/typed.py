@@ -15,9 +15,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bench.config.fields import NO_NEUTRAL, is_neutral, meta
-from bench.core.registry import did_you_mean
-from bench.core.spec import ConfigError
+from bench.core.options import NO_NEUTRAL, ConfigError, did_you_mean, identity_of, meta, nested_options
 
 T = TypeVar("T")
 
@@ -25,9 +23,14 @@ _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str:
 
 
 def plain(node: Any) -> Any:
-    """A DictConfig/ListConfig as plain Python values (interpolations resolved); anything else as it is."""
+    """A DictConfig/ListConfig as plain Python values (interpolations resolved), also where a plain dict or list
+    holds one; anything else as it is."""
     if isinstance(node, DictConfig) or OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, dict):
+        return {k: plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
     return node
 
 
@@ -58,7 +61,7 @@ def typed(schema: type[T], node: Any, where: str) -> T:
 
 def _absent_value(field: dataclasses.Field) -> Any:
     """What a field left out of a composed config means: its ``neutral`` value (the behaviour from before the field
-    existed, ``bench.config.fields``) where that is a value; otherwise ``NO_NEUTRAL`` (it must be set)."""
+    existed, ``bench.core.options``) where that is a value; otherwise ``NO_NEUTRAL`` (it must be set)."""
     neutral = meta(field)["neutral"]
     return NO_NEUTRAL if callable(neutral) else neutral
 
@@ -74,7 +77,9 @@ def _check_values(obj: Any, where: str) -> Any:
             _check_values(value, _at(where, f.name))
             continue
         m = meta(f)
-        if m["param"] is not None:
+        if m["options"] is not None:  # a mapping of options of their own (a reward model's recipe)
+            setattr(obj, f.name, nested_options(m["options"], value, _at(where, f.name), m["doc"]))
+        elif m["param"] is not None:
             param = dataclasses.replace(m["param"], why=m["param"].why or m["doc"])
             setattr(obj, f.name, param.check(_at(where, f.name), value))
     check = getattr(obj, "check", None)
@@ -119,19 +124,6 @@ def _value_at(values: Mapping, dotted: str) -> Any:
     return v
 
 
-def identity_of(obj: Any) -> dict:
-    """The fields of a typed config that determine a cell's result (see ``bench.config.fields``)."""
-    out = {}
-    for f in dataclasses.fields(obj):
-        m = meta(f)
-        value = getattr(obj, f.name)
-        if not m["identity"]:
-            continue
-        if is_neutral(m, _plain_value(value)):
-            continue
-        out[f.name] = identity_of(value) if dataclasses.is_dataclass(value) else value
-    return out
-
-
-def _plain_value(value: Any) -> Any:
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+def identity_values(obj: Any) -> dict:
+    """The fields of a typed config that determine a cell's result (``bench.core.options.identity_of``)."""
+    return identity_of(type(obj), dataclasses.asdict(obj))

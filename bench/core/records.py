@@ -10,27 +10,9 @@ result, so a re-run of the same cell finds it):
                                             (``python -m bench.export``: AlpacaEval's model-outputs format)
     results/cells/<cell_id>/model/          (train.save_model) the trained policy or its LoRA adapter, a model card
 
-Record schema (``SCHEMA_VERSION`` 1)::
-
-    cell_id, sweep, status ("ok" | "failed"), loss, noise, rate (target noise rate), seed, data, model,
-    metrics      {metric name: float}
-    metric_info  {metric name: {"higher_is_better": bool, "evaluator": str}}
-    noise_stats  {"target_rate", "realized_rate", ... injector-specific rates}
-    loss_params  {hyperparameters as bound}, eps_source ("oracle" | "fixed" | None)
-    hp_source    where train/loss values came from: {"source": "default"} or {"source": "tuning", "tuning":
-                 "<sweep>/<criterion>", "values": {...}, ...}; hp_sources: every source the cell served (a reused cell)
-    config (full resolved Hydra config, less anything that looks like a secret), timings {phase: seconds},
-    versions     {package: version} of python, torch, transformers, trl, datasets, accelerate, peft, hydra-core,
-                 numpy, prefnoise, and prefnoise_commit (the project's git commit, "+dirty" when tracked files differ;
-                 absent outside a git checkout)
-    provenance   how the numbers were made (bench.cell.provenance): effective_batch_size (per-device batch x
-                 gradient accumulation x processes), per_device_batch_size, gradient_accumulation_steps, world_size,
-                 device, device_name, dtype (compute precision), param_dtype, lora (rank, alpha, dropout,
-                 target_modules; None: full fine-tuning), parameters {trainable, total}, data_fingerprint (the clean
-                 data), train_fingerprint (the pairs as trained, after noise), evaluators {name: the models behind its
-                 numbers: a judge's model id and base-URL host, a reward model's path and backbone; never a key}
-    saved_model  (train.save_model only) {"path": "model", "kind": "adapter" | "full model", "base_model", "files"}
-    error (None or {"type", "message", "where"}), finished_at (ISO time)
+Record schema: ``Record`` below, field by field (``SCHEMA_VERSION`` 2; 1 lacked ``schema`` on some records and
+``method``, ``scorer``, ``train_steps``, ``gpu``, ``curve``, ``loss_learned``: ``upgrade`` fills what a reader
+needs, so old records are still read).
 
 A failed run never replaces a complete ("ok") record: results already written are never lost.
 """
@@ -40,11 +22,60 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypedDict
 
 from bench.core.files import atomic_write_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the Record contract below (method, scorer, train_steps, gpu, curve, loss_learned, ...)
 RECORD_FILE = "record.json"
+
+
+class Record(TypedDict, total=False):
+    """One cell's record (``results/cells/<cell_id>/record.json``), as ``bench.cell.run`` writes it."""
+
+    schema: int  # SCHEMA_VERSION when written
+    cell_id: str  # the hash of what determines the result (bench.cell.identity)
+    sweep: str
+    status: str  # "ok" | "failed"
+    loss: str
+    noise: str
+    rate: float | None  # the injector's target noise rate (None: set by a scale or by the data)
+    seed: int
+    data: str
+    model: str
+    method: str  # "standard" unless a method of bench.methods trained the policy
+    loss_label: str
+    loss_params: dict[str, Any]  # the loss's hyperparameters as bound
+    eps_source: str | None  # "oracle" | "fixed" | None
+    metrics: dict[str, float]
+    metric_info: dict[str, dict]  # {metric: {"higher_is_better", "compare", "evaluator"}} (bench.core.metrics)
+    noise_stats: dict[str, Any]  # target_rate, realized_rate, ... the injector's own rates
+    n_train_pairs: int  # the pairs trained on (after skips and ties)
+    train_steps: int  # optimizer steps
+    timings: dict[str, Any]  # {phase: seconds}
+    gpu: dict[str, Any]  # peak memory, on a GPU only
+    curve: list[dict]  # the policy's metrics at each checkpoint (eval.checkpoints); the last is the end
+    scorer: dict | None  # the per-response scorer, when a loss or method read scores (bench.evaluation.scorer)
+    loss_learned: dict | None  # a loss that learns the noise: what it learned vs what was injected
+    hp_source: dict  # {"source": "default"} or {"source": "tuning", "tuning": "<sweep>/<criterion>", ...}
+    hp_sources: list[dict]  # every source a reused cell served
+    config: dict  # the resolved Hydra config, less anything that looks like a secret
+    versions: dict[str, str]  # python, torch, transformers, trl, ..., prefnoise and prefnoise_commit
+    provenance: dict[str, Any]  # how the numbers were made (bench.cell.provenance): batch, devices, dtypes, LoRA,
+    #                             parameters, data and train fingerprints, the evaluators' models (never a key)
+    saved_model: dict  # train.save_model only: {"path", "kind", "base_model", "files"}
+    error: dict | None  # {"type", "message", "where"} on a failed cell
+    finished_at: str  # ISO time
+    # ... and what a method adds (ropo_full: its per-round filter stats; clean: its detector's figures)
+
+
+def upgrade(record: dict) -> dict:
+    """A record as the current schema reads it: one written before ``SCHEMA_VERSION`` 2 gets the fields it lacked
+    where a reader needs them (``method``: "standard", the only one then; ``scorer``: None). Its ``schema`` says
+    what was written."""
+    if int(record.get("schema") or 1) >= SCHEMA_VERSION:
+        return record
+    return {"method": "standard", "scorer": None, **record, "schema": int(record.get("schema") or 1)}
 
 
 def cell_dir(results_dir: str | os.PathLike, cell_id: str) -> Path:
@@ -55,7 +86,7 @@ def read_record(results_dir: str | os.PathLike, cell_id: str) -> dict | None:
     path = cell_dir(results_dir, cell_id) / RECORD_FILE
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    return upgrade(json.loads(path.read_text()))
 
 
 def is_complete(results_dir: str | os.PathLike, cell_id: str) -> bool:
@@ -89,20 +120,16 @@ def iter_records(results_dir: str | os.PathLike):
     root = Path(results_dir) / "cells"
     for path in sorted(root.glob(f"*/{RECORD_FILE}")):
         try:
-            yield json.loads(path.read_text())
+            yield upgrade(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError) as e:  # a record being written by another job, or corrupt
             import warnings
 
             warnings.warn(f"skipping unreadable record {path}: {e}", stacklevel=2)
 
 
-def load_rows(results_dir: str | os.PathLike):
-    """Tidy long table: one row per (cell, metric), with the cell's identifying columns."""
-    return rows_of(iter_records(results_dir))
-
-
 def rows_of(recs):
-    """``load_rows`` for records already read (the report reads each record file once)."""
+    """Tidy long table of records already read (the report reads each record file once): one row per (cell,
+    metric), with the cell's identifying columns."""
     import pandas as pd
 
     rows = []

@@ -5,9 +5,11 @@ any dataset by hub name or local path, plain or conversational, columns mapped i
 """
 from __future__ import annotations
 
+from bench.core.options import ConfigError
 from bench.core.text import prompt_text
 from bench.data.base import REQUIRED, DataError, PreferenceData, text_rows, validate
-from bench.data.hf import to_preference_form
+from bench.data.hf import load_hf, to_preference_form
+from bench.data.world import load_world
 
 __all__ = ["DataError", "PreferenceData", "REQUIRED", "load", "prompt_text", "text_rows", "validate", "to_preference_form"]
 
@@ -16,12 +18,8 @@ def load(data, model, cache_root: str, columns: tuple[str, ...] = ()) -> Prefere
     """``data``/``model`` are typed configs (``bench.config.schema``); the world is built once under cache_root.
     ``columns``: columns of a data file to keep beside the pairs (``noise=natural``: the annotators' votes)."""
     if data.kind == "world":
-        from bench.data.world import load_world
-
         return load_world(data, model, cache_root)
     if data.kind == "hf":
-        from bench.data.hf import load_hf
-
         return load_hf(data, model, columns)
-    raise ValueError(f"data.kind={data.kind!r}; valid choices: world, hf")
+    raise ConfigError(f"data.kind={data.kind!r}; valid choices: world, hf")
 

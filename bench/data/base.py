@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError
 from bench.core.text import completion_text, prompt_text, text_of
 
 REQUIRED = ("prompt", "chosen", "rejected")
@@ -28,6 +28,7 @@ class PreferenceData:
     model_path: str  # the reference policy: the trained policy starts from it
     fingerprint: str  # what determines the training data (for cache keys)
     gold_reward: Callable[[str, str], float] | None = None
+    world_dir: str | None = None  # the embedded world's folder (its reward-model split, its held-out pairs)
     meta: dict = field(default_factory=dict)
     # the validation split: prompts disjoint from training and evaluation, pairs labelled like the training pairs
     # (clean here: a tuning cell noises them with its injector and its own mask); None where the source has none

@@ -14,6 +14,7 @@ from datasets import Dataset
 
 from bench.core.cache import stable_hash
 from bench.data.base import REQUIRED, DataError, PreferenceData, validate
+from bench.models import resolve_model_path
 
 
 def read(path: str, split: str) -> Dataset:
@@ -108,7 +109,6 @@ def to_preference_form(ds: Dataset, columns: dict, keep: tuple[str, ...] = ()) -
     first = ds[0]
     conversational = isinstance(first["chosen"], list)
     if conversational:
-
         def split(row):
             prompt, c, r = _split_conversation(row["chosen"], row["rejected"])
             if "prompt" in row and isinstance(row["prompt"], list) and row["prompt"]:
@@ -128,7 +128,6 @@ def to_preference_form(ds: Dataset, columns: dict, keep: tuple[str, ...] = ()) -
 def load_hf(data, model, keep: tuple[str, ...] = ()) -> PreferenceData:
     """The pairs of ``data`` (``HFData``), whole prompts held out for evaluation; the reference policy of ``model``.
     ``keep``: columns of the file to carry beside the pairs (the annotators' votes ``noise=natural`` reads)."""
-    from bench.models import resolve_model_path
 
     ds = to_preference_form(read(data.path, data.split), dict(data.columns or {}), tuple(keep))
     validate(ds, f"data.path={data.path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datasets import Dataset
 
 from bench.data.base import PreferenceData
-from bench.world import rules
+from bench.world import build, rules
 from bench.world.pretrained import assistant_turn, user_turn
 
 WORLD_COLUMNS = ("pair_id", "prompt", "chosen", "rejected", "gold_chosen", "gold_rejected")
@@ -13,7 +13,6 @@ WORLD_COLUMNS = ("pair_id", "prompt", "chosen", "rejected", "gold_chosen", "gold
 def load_world(data, model, cache_root: str) -> PreferenceData:
     """The world of ``data`` (``WorldData``) with the reference policy of ``model`` (the tiny model or a pretrained
     LM), built once and cached."""
-    from bench.world import build
 
     w = build.load(data, model, cache_root)
     chat = bool(w.meta.get("chat"))  # a chat model's world: prompts are user turns, responses assistant turns
@@ -31,7 +30,8 @@ def load_world(data, model, cache_root: str) -> PreferenceData:
         model_path=str(w.reference_path),
         fingerprint=w.path.name,
         gold_reward=rules.gold_reward,
-        meta={"world": w.meta, "world_dir": str(w.path)},
+        world_dir=str(w.path),
+        meta={"world": w.meta},
         val_pairs=val,
         val_prompts=_distinct(val["prompt"]),
     )

@@ -27,6 +27,7 @@ from bench.core.metrics import infos
 from bench.evaluation import margins as margin_diag
 from bench.evaluation import validation as val
 from bench.evaluation.core import CORE_METRICS, evaluate_policy
+from bench.models import load_causal_lm
 
 
 @dataclass
@@ -44,7 +45,6 @@ class PolicyEvaluation:
     """Scores a policy of one cell (see the module docstring); the reference model is loaded once."""
 
     def __init__(self, data, parts, noisy, tokenizer, noise_node: dict, cache_root: str | None):
-        from bench.models import load_causal_lm
 
         self.data, self.parts, self.tokenizer = data, parts, tokenizer
         self.noise_node, self.cache_root = noise_node, cache_root

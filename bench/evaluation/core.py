@@ -8,14 +8,17 @@ truly preferred response higher). Then each configured evaluator (gold, reward m
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
-import evaluators
+from bench.core.cache import get_or_build, stable_hash
 from bench.core.metrics import COUNTER, HIGHER, LOWER, NO_DIRECTION, infos
 from bench.core.text import completion_text, prompt_text
-from bench.data import PreferenceData, text_rows
+from bench.data.base import PreferenceData, text_rows
 from bench.models import sampling
+from evaluators import EvalBatch
 
 CORE_METRICS = {"length": NO_DIRECTION, "length_ref": COUNTER, "kl": LOWER, "implicit_acc": HIGHER}
 
@@ -30,34 +33,26 @@ def render_prompts(prompts: list, tokenizer) -> list[str]:
 def reference_samples(ref_model, tokenizer, data: PreferenceData, eval_cfg, cache_root: str | None) -> list[str]:
     """The reference policy's samples on the evaluation prompts: the same for every cell of a data and model, so
     they are generated once (seeded) and cached under a hash of the data, the model and the sampling settings."""
-    import json
-
-    from bench.core.cache import get_or_build, stable_hash
-
     texts = render_prompts(data.eval_prompts, tokenizer)
 
     def build(folder):
-        out = sampling.generate(ref_model, tokenizer, texts, seed=12_345, desc="reference samples", **_gen(eval_cfg))
+        out = sampling.generate(ref_model, tokenizer, texts, seed=12_345, desc="reference samples", **generation_settings(eval_cfg))
         (folder / "samples.json").write_text(json.dumps(out))
 
     if cache_root is None:
-        return sampling.generate(ref_model, tokenizer, texts, seed=12_345, desc="reference samples", **_gen(eval_cfg))
-    key = stable_hash({"data": data.fingerprint, "model": data.model_path, "eval": _gen(eval_cfg), "prompts": texts})
+        return sampling.generate(ref_model, tokenizer, texts, seed=12_345, desc="reference samples", **generation_settings(eval_cfg))
+    key = stable_hash({"data": data.fingerprint, "model": data.model_path, "eval": generation_settings(eval_cfg), "prompts": texts})
     return json.loads((get_or_build(cache_root, "ref_samples", key, build) / "samples.json").read_text())
 
 
-def _gen(eval_cfg) -> dict:
+def generation_settings(eval_cfg) -> dict:
     """Sampling settings of a typed ``eval`` config (``bench.config.schema.EvalConfig``)."""
     return dict(max_new_tokens=eval_cfg.max_new_tokens, temperature=eval_cfg.temperature, top_p=eval_cfg.top_p,
                 batch_size=eval_cfg.batch_size)
 
 
-def _reference_logps(ref_model, tokenizer, prompts, responses, key_parts: dict, cache_root: str | None):
+def reference_logps(ref_model, tokenizer, prompts, responses, key_parts: dict, cache_root: str | None):
     """Reference log-probs of fixed held-out responses: the same for every cell of a data and model, so cached."""
-    import json
-
-    from bench.core.cache import get_or_build, stable_hash
-
     if cache_root is None:
         return sampling.sequence_logps(ref_model, tokenizer, prompts, responses)
 
@@ -97,8 +92,8 @@ def pair_rewards(policy, ref_model, tokenizer, pairs, loss, key: dict, cache_roo
     pr = sampling.sequence_logps(policy, tokenizer, prompts, rejected)
     rc = rr = None
     if loss.needs_reference_model:
-        rc = _reference_logps(ref_model, tokenizer, prompts, chosen, key, cache_root)
-        rr = _reference_logps(ref_model, tokenizer, prompts, rejected, key, cache_root)
+        rc = reference_logps(ref_model, tokenizer, prompts, chosen, key, cache_root)
+        rr = reference_logps(ref_model, tokenizer, prompts, rejected, key, cache_root)
     return loss.rewards(pc, pr, rc, rr, lengths(chosen), lengths(rejected))
 
 
@@ -118,7 +113,7 @@ def evaluate_policy(
 ):
     """Returns (metrics, metric_info, samples) for one trained policy."""
     prompts = render_prompts(data.eval_prompts, tokenizer)
-    sampled = sampling.sample(policy, tokenizer, prompts, seed=seed, desc="policy samples", **_gen(eval_cfg))
+    sampled = sampling.sample(policy, tokenizer, prompts, seed=seed, desc="policy samples", **generation_settings(eval_cfg))
     policy_out = sampled.texts
     reference_out = reference_samples(ref_model, tokenizer, data, eval_cfg, cache_root)
     kl = kl_estimate(policy, ref_model, tokenizer, sampled, eval_cfg)
@@ -129,15 +124,16 @@ def evaluate_policy(
         "implicit_acc": implicit_accuracy(policy, ref_model, tokenizer, data, loss, cache_root),
     }
     info = infos(CORE_METRICS, "core")
-    batch = evaluators.EvalBatch(
+    batch = EvalBatch(
         prompts=[prompt_text(p) for p in data.eval_prompts],
         policy=policy_out,
         reference=reference_out,
         task=data.task,
         gold_reward=data.gold_reward,
-        extra={"world_dir": data.meta.get("world_dir"), "cache_root": cache_root,
-               **({} if data.meta.get("world_dir") else  # off the world: what a reward model may train and be measured on
-                  {"rm_pairs": text_rows(data.val_pairs), "test_pairs": text_rows(data.eval_pairs)})},
+        world_dir=data.world_dir, cache_root=cache_root,
+        # off the world: what an embedded reward model trains on, and is measured on
+        val_pairs=[] if data.world_dir else text_rows(data.val_pairs),
+        test_pairs=[] if data.world_dir else text_rows(data.eval_pairs),
     )
     for ev in evaluator_list:  # built and checked at the cell's start (bench.cell.parts)
         metrics.update(ev.evaluate(batch))

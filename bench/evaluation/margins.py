@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.core.metrics import COUNTER
+from bench.evaluation.core import pair_rewards
 
 QUANTILES = (5, 25, 50, 75, 95)
 SAMPLE_SEED = 5_000_011
@@ -68,7 +69,6 @@ class MarginProbe:
 
     def __call__(self, policy, ref_model) -> tuple[dict[str, float], np.ndarray]:
         """(the diagnostics, the margins z in the order of ``self.rows``)."""
-        from bench.evaluation.core import pair_rewards
 
         if len(self.rows) == 0:
             return {}, np.zeros(0)

@@ -13,14 +13,13 @@ margin ``score_chosen - score_rejected`` flips with its label, and a loss takes 
     rm      any sequence-classification reward model with one output logit (``scorer.rm.path``), on any data
 
 A scorer is only used, and only part of a cell's identity, when something reads scores (``reads_scores``): a loss
-with ``needs_scores`` or a method with ``needs_scores``. The record's ``scorer`` field says which one it was, how
-it was trained and how often it agrees with the training pairs' clean labels (a diagnostic after the fact).
+with ``needs_scores`` or a method with ``needs_scores``. Its reward model comes from the one ``bench.rewards.load``.
+The record's ``scorer`` field says which one it was, how it was trained and how often it agrees with the training
+pairs' clean labels (a diagnostic after the fact).
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,126 +27,43 @@ import numpy as np
 
 from bench.core.cache import get_or_build, stable_hash
 from bench.core.detection import auroc
-from bench.core.registry import did_you_mean
-from bench.core.spec import ConfigError
 from bench.core.text import completion_text, prompt_text
+from bench.evaluation.scorer_config import KINDS, SCORE_COLUMNS, WHERE, ScorerConfig, check, check_needed, reads_scores  # noqa: F401  (part of this module's API)
+from bench.evaluation.validation import proxy_reward_model
+from bench.rewards.load import World, load
 
-KINDS = {
-    "none": "no per-response scores",
-    "proxy": "realistic: embedded reward model trained on the reward-model split noised by the cell's injector",
-    "oracle": "oracle: embedded reward model trained on the clean reward-model split",
-    "rm": "the reward model at scorer.rm.path",
-}
-EMBEDDED = ("proxy", "oracle")
-SCORE_COLUMNS = ("score_chosen", "score_rejected")
 SCORES_VERSION = 1  # bump when what a scorer computes for a response changes
 
 
 class Scorer:
     """A loaded scorer: ``score(prompts, responses)`` and what the record says about it."""
 
-    # settings that never change a score: how many texts per forward, where it runs, an evaluator-only switch
-    not_in_identity = ("rm.batch_size", "rm.device", "rm.gold_accuracy")
-
     def __init__(self, name: str, model, key: str, info: dict):
         self.name, self.model, self.key, self.info = name, model, key, info
-
-    @property
-    def tag(self) -> str:
-        """What the cell's label carries: nothing for the realistic scorer, the kind otherwise."""
-        return "" if self.name == "proxy" else f"{self.name} scorer"
 
     def score(self, prompts: list, responses: list) -> np.ndarray:
         return self.model.score([prompt_text(p) for p in prompts], [completion_text(r) for r in responses])
 
 
-@dataclass
-class ScorerConfig:
-    name: str
-    rm: dict = field(default_factory=dict)
-
-
-def check(node: Mapping | None, data_kind: str) -> ScorerConfig:
-    """Start-up check of ``cfg.scorer`` (before any data): the kind, the reward model's path, the data it needs."""
-    node = dict(node or {"name": "none"})
-    name = node.get("name")
-    if name not in KINDS:
-        raise ConfigError(f"scorer.name: {did_you_mean('scorer', name, list(KINDS))}")
-    unknown = sorted(set(node) - {"name", "rm"})
-    if unknown:
-        raise ConfigError(f"scorer.{unknown[0]}: unknown key; valid: name, rm (the reward model's recipe)")
-    rm = dict(node.get("rm") or {})
-    if name == "none":
-        return ScorerConfig(name)
-    if not rm:
-        raise ConfigError(f"scorer={name} has no `rm` node; valid: a scorer config from conf/scorer/")
-    path = rm.get("path")
-    if name in EMBEDDED:
-        if path != "embedded":
-            raise ConfigError(f"scorer.rm.path={path!r} with scorer={name}: the {name} scorer is the embedded reward "
-                              "model; valid: embedded (or scorer=rm for a reward model of your own)")
-        if data_kind != "world":
-            raise ConfigError(f"scorer={name} trains the embedded reward model on the world's reward-model split; "
-                              f"with data={data_kind} valid: scorer=rm scorer.rm.path=<a reward-model folder>")
-    elif path in (None, "", "???", "embedded"):
-        raise ConfigError(f"scorer.rm.path={path!r}: scorer=rm needs a reward-model folder (a sequence-classification "
-                          "model with one output logit); for the embedded one use scorer=proxy or scorer=oracle")
-    return ScorerConfig(name, rm)
-
-
-def reads_scores(loss, method) -> bool:
-    return bool(getattr(loss, "needs_scores", False) or getattr(method, "needs_scores", False))
-
-
-def check_needed(cfg: ScorerConfig, loss, method) -> None:
-    """A loss or method that reads scores with no scorer is an error naming what to set."""
-    if cfg.name != "none" or not reads_scores(loss, method):
-        return
-    who = f"loss={loss.name}" if getattr(loss, "needs_scores", False) else f"method={method.name}"
-    raise ConfigError(f"scorer=none, but {who} reads per-response scores; valid: scorer=proxy (realistic: a reward "
-                      "model trained on noisy labels), scorer=oracle (clean labels, an upper bound) or scorer=rm "
-                      "scorer.rm.path=<folder>")
-
-
 # ------------------------------------------------------------------------------------------- loading and scoring
-def load(cfg: ScorerConfig, data, noise_node: dict, seed: int, cache_root: str | None) -> Scorer:
+def load_scorer(cfg: ScorerConfig, data, noise_node: dict, seed: int, cache_root: str | None) -> Scorer:
     """The cell's scorer: its reward model (trained and cached on first use), its cache key and its record."""
-    from bench.evaluation.validation import proxy_reward_model
-    from bench.models.devices import pick_device
-    from evaluators.rm_model import RewardModel
-
-    rm = dict(cfg.rm)
-    kw = {"max_length": int(rm["max_length"]), "use_chat_template": rm["chat_template"],
-          "batch_size": int(rm["batch_size"])}
+    rm = cfg.rm
     if cfg.name == "rm":
-        device = pick_device(rm.get("device", "auto"), "scorer.rm.device")
-        model = RewardModel.load(str(rm["path"]), device, **kw)
-        key = stable_hash({"path": str(rm["path"]), "files": _folder_digest(Path(str(rm["path"])).expanduser()),
-                           "max_length": kw["max_length"], "template": str(rm["chat_template"])})
-        return Scorer("rm", model, key, {"name": "rm", "kind": KINDS["rm"], "path": str(rm["path"])})
+        model = load(rm, WHERE, cache_root).model
+        key = stable_hash({"path": str(rm.path), "files": _folder_digest(Path(str(rm.path)).expanduser()),
+                           "max_length": rm.max_length, "template": str(rm.chat_template)})
+        return Scorer("rm", model, key, {"name": "rm", "kind": KINDS["rm"], "path": str(rm.path)})
     if cfg.name == "proxy":
-        model, meta = proxy_reward_model(data, rm, noise_node, seed, cache_root)
+        model, meta = proxy_reward_model(data, rm, noise_node, seed, cache_root, where=WHERE)
     else:
-        model, meta = _oracle_model(data, rm, cache_root, kw)
+        world_dir = Path(data.world_dir)
+        loaded = load(rm, WHERE, cache_root if cache_root is not None else str(world_dir.parents[1]), World(world_dir))
+        model, meta = loaded.model, {**loaded.meta, "folder": str(loaded.folder)}
     info = {"name": cfg.name, "kind": KINDS[cfg.name], "rm_key": Path(meta["folder"]).name,
             "rm_labels": meta.get("labels"), "rm_gold_accuracy": meta.get("gold_accuracy"),
             "rm_train_pairs": meta.get("n_train_pairs")}
-    return Scorer(cfg.name, model, stable_hash({"rm": info["rm_key"], "max_length": kw["max_length"]}), info)
-
-
-def _oracle_model(data, rm: dict, cache_root, kw):
-    import evaluators
-    from bench.models.devices import pick_device
-    from evaluators.embedded_reward_model import ensure_embedded
-    from evaluators.rm_model import RewardModel
-
-    world_dir = Path(data.meta["world_dir"])
-    train = evaluators.get("reward_model", train=rm["train"]).train  # checked, as the evaluator checks it
-    device = pick_device(rm.get("device", "auto"), "scorer.rm.device")
-    root = cache_root if cache_root is not None else str(world_dir.parents[1])
-    folder = ensure_embedded(world_dir, root, train, kw["max_length"], device)
-    meta = json.loads((Path(folder) / "meta.json").read_text())
-    return RewardModel.load(str(Path(folder) / "model"), device, **kw), {**meta, "folder": str(folder)}
+    return Scorer(cfg.name, model, stable_hash({"rm": info["rm_key"], "max_length": rm.max_length}), info)
 
 
 def _folder_digest(folder: Path) -> dict:
@@ -167,8 +83,6 @@ def add_scores(ds, scorer: Scorer, data_fingerprint: str, cache_root: str | None
         np.save(tmp / "scores.npy", np.stack([s[:n], s[n:]], axis=1))
 
     if cache_root is None:
-        import tempfile
-
         cache_root = tempfile.mkdtemp(prefix="prefnoise-scores-")
     scores = np.load(get_or_build(cache_root, "scores", key, build) / "scores.npy")
     if len(scores) != len(ds):

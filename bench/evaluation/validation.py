@@ -17,12 +17,20 @@ compared by the report):
 """
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+from datasets import Dataset
+
+import noise
+from bench.config.schema import RewardModelRecipe
 from bench.core.metrics import COUNTER
 from bench.core.text import prompt_text
-from bench.data import PreferenceData
+from bench.data.base import PreferenceData
+from bench.evaluation.core import generation_settings, kl_estimate, pair_rewards, render_prompts
 from bench.models import sampling
+from bench.rewards.embedded import training_rows
+from bench.rewards.load import EMBEDDED, World, load
 
 VAL_SEED = 1_000_003  # the validation pairs' mask: seed + VAL_SEED (never the training mask's seed)
 RM_SEED = 2_000_003  # the proxy reward model's training pairs' mask
@@ -34,8 +42,6 @@ METRICS = dict.fromkeys(("val_implicit_acc", "val_realized_rate", "val_kl", "val
 def score_validation(policy, ref_model, tokenizer, data: PreferenceData, loss, eval_cfg, noise_node: dict, seed: int,
                      cache_root: str | None) -> tuple[dict, list[dict]]:
     """(metrics, samples) of the validation split for one trained policy; see the module docstring."""
-    from bench.evaluation.core import _gen, kl_estimate, pair_rewards, render_prompts
-
     if data.val_pairs is None or len(data.val_pairs) == 0 or not data.val_prompts:
         raise ValueError(f"eval.validation.enabled=true but data={data.name!r} has no validation split "
                          "(data=hf: set data.val_fraction > 0)")
@@ -52,7 +58,7 @@ def score_validation(policy, ref_model, tokenizer, data: PreferenceData, loss, e
     prompts = [p for p in data.val_prompts for _ in range(v.samples_per_prompt)]
     texts = render_prompts(prompts, tokenizer)
     sampled = sampling.sample(policy, tokenizer, texts, seed=seed + SAMPLE_SEED, desc="validation samples",
-                              **_gen(eval_cfg))
+                              **generation_settings(eval_cfg))
     out = sampled.texts
     metrics["val_kl"] = kl_estimate(policy, ref_model, tokenizer, sampled, eval_cfg)
     plain = [prompt_text(p) for p in prompts]
@@ -70,46 +76,26 @@ def score_validation(policy, ref_model, tokenizer, data: PreferenceData, loss, e
 
 
 def _injector(noise_node: dict, seed: int):
-    import noise
-
-    return noise.from_config({**noise_node, "seed": seed}, seed)
+    return noise.from_config({**noise_node, "seed": seed}, seed=seed)
 
 
-def proxy_reward_model(data: PreferenceData, options: dict, noise_node: dict, seed: int, cache_root: str | None):
+def proxy_reward_model(data: PreferenceData, recipe: RewardModelRecipe, noise_node: dict, seed: int,
+                       cache_root: str | None, where: str = "eval.validation.proxy_rm"):
     """(RewardModel, its meta or None) that scores for the proxy rule, or None where there is none.
 
-    On the embedded world (``path: embedded``): MiniLM trained on the reward-model split with labels noised by the
-    cell's injector configuration (mask seed ``seed + RM_SEED``), cached per distinct mask. On other data: the
-    reward model at ``path`` as it is (its own training data is the user's), or none for ``path: embedded``.
+    On the embedded world (``path: embedded``): the embedded model trained on the reward-model split with labels
+    noised by the cell's injector configuration (mask seed ``seed + RM_SEED``), cached per distinct mask. On other
+    data: the reward model at ``path`` as it is (its own training data is the user's), or none for ``path: embedded``.
     """
-    import json
-
-    import evaluators
-    from bench.models.devices import pick_device
-    from evaluators.rm_model import RewardModel
-
-    options = dict(options)
-    device = pick_device(options.get("device", "auto"), "eval.validation.proxy_rm.device")
-    kw = {"max_length": int(options["max_length"]), "use_chat_template": options["chat_template"],
-          "batch_size": int(options["batch_size"])}
-    if options["path"] != "embedded":
-        return RewardModel.load(str(options["path"]), device, **kw), None
-    world_dir = data.meta.get("world_dir")
-    if not world_dir:
+    if recipe.path != EMBEDDED:
+        return load(recipe, where, cache_root).model, None
+    if not data.world_dir:
         return None
-    from pathlib import Path
-
-    from datasets import Dataset
-
-    from evaluators.embedded_reward_model import ensure_embedded, training_rows
-
-    train = evaluators.get("reward_model", train=options["train"]).train  # checked, as the evaluator checks it
-    rows = training_rows(Path(world_dir), train)
+    world_dir = Path(data.world_dir)
+    rows = training_rows(world_dir, recipe, where)
     injector = _injector(noise_node, seed + RM_SEED)
     flips = list(injector(Dataset.from_list(rows).select_columns(["prompt", "chosen", "rejected"]))["is_flipped"])
     labels = {"noise": injector.config(), "realized_rate": float(np.mean(flips)) if flips else 0.0}
-    root = cache_root if cache_root is not None else str(Path(world_dir).parents[1])
-    folder = ensure_embedded(world_dir, root, train, kw["max_length"], device, flips=flips, labels=labels)
-    meta = {**json.loads((Path(folder) / "meta.json").read_text()), "folder": str(folder)}
-    return RewardModel.load(str(Path(folder) / "model"), device, **kw), meta
-
+    root = cache_root if cache_root is not None else str(world_dir.parents[1])
+    loaded = load(recipe, where, root, World(world_dir, flips, labels))
+    return loaded.model, {**loaded.meta, "folder": str(loaded.folder)}

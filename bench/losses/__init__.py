@@ -1,34 +1,51 @@
 """Preference-optimization losses (see ``bench.losses.base`` for the contract and conventions).
 
-    from bench.losses import get, names, from_config, PairLoss, Param, BETA, register
+    from bench.losses import KIND, get, names, from_config, PairLoss, BETA
 
 Built in: ``classic`` (DPO, IPO, hinge, SimPO), ``robust`` (cDPO, rDPO, ROPO, Dr. DPO, SymPO, UDPO), ``seed``
-(f-DPO, anchored DPO, ASFT, NC-DPO) and ``scored`` (SPPO, MADPO, smoothed DPO, DA-DPO: they read a scorer).
+(f-DPO, anchored DPO, ASFT, NC-DPO) and ``scored`` (SPPO, MADPO, smoothed DPO, DA-DPO: they read a scorer); lazy
+entries, so listing them imports nothing.
 """
-from bench.losses import classic, robust, scored, seed  # noqa: F401  (registered on import)
-from bench.losses.base import (
-    BETA,
-    REGISTRY,
-    HyperparameterError,
-    LossContractError,
-    PairLoss,
-    Param,
-    UnknownNameError,
-    check_contract,
-    defaults,
-    from_config,
-    get,
-    names,
-    register,
-)
-from bench.losses.classic import DPO, IPO, Hinge, SimPO
-from bench.losses.robust import CDPO, RDPO, ROPO, UDPO, DrDPO, SymPO
-from bench.losses.scored import DADPO, MADPO, SPPO, SmDPO
-from bench.losses.seed import ASFT, FDPO, NCDPO, Anchored
+from __future__ import annotations
 
-__all__ = [
-    "BETA", "REGISTRY", "HyperparameterError", "LossContractError", "PairLoss", "Param", "UnknownNameError",
-    "check_contract", "defaults", "from_config", "get", "names", "register",
-    "DPO", "IPO", "Hinge", "SimPO", "CDPO", "RDPO", "ROPO", "DrDPO", "SymPO", "UDPO",
-    "FDPO", "Anchored", "ASFT", "NCDPO", "SPPO", "MADPO", "SmDPO", "DADPO",
-]
+import importlib
+from typing import Any
+
+from bench.config.plugin import Kind
+
+__all__ = ["BETA", "KIND", "Hyperparameters", "PairLoss", "defaults", "from_config", "get", "names"]
+
+KIND = Kind("loss", "bench.losses.base:PairLoss", {
+    "dpo": "bench.losses.classic:DPO",
+    "ipo": "bench.losses.classic:IPO",
+    "simpo": "bench.losses.classic:SimPO",
+    "hinge": "bench.losses.classic:Hinge",
+    "cdpo": "bench.losses.robust:CDPO",
+    "rdpo": "bench.losses.robust:RDPO",
+    "ropo": "bench.losses.robust:ROPO",
+    "drdpo": "bench.losses.robust:DrDPO",
+    "sympo": "bench.losses.robust:SymPO",
+    "udpo": "bench.losses.robust:UDPO",
+    "fdpo": "bench.losses.seed:FDPO",
+    "anchored": "bench.losses.seed:Anchored",
+    "asft": "bench.losses.seed:ASFT",
+    "ncdpo": "bench.losses.seed:NCDPO",
+    "sppo": "bench.losses.scored:SPPO",
+    "madpo": "bench.losses.scored:MADPO",
+    "smdpo": "bench.losses.scored:SmDPO",
+    "dadpo": "bench.losses.scored:DADPO",
+}, required=("name", "needs_reference_model", "length_normalized", "params", "__call__()", "rewards()",
+             "diagnostics()"))
+
+get, names, defaults, from_config = KIND.get, KIND.names, KIND.defaults, KIND.from_config
+
+
+def __getattr__(name: str) -> Any:
+    """``BETA``, ``Hyperparameters`` and ``PairLoss`` from ``bench.losses.base`` (torch) on first use, so listing the
+    losses or hashing a cell's id imports no model code; a submodule otherwise."""
+    if name in ("BETA", "Hyperparameters", "PairLoss"):
+        return getattr(importlib.import_module("bench.losses.base"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

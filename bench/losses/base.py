@@ -16,19 +16,22 @@ Log-probs are sums over completion tokens; lengths are completion token counts. 
 ``None`` for losses that are not length-normalized. Every loss object has ``name``, ``label`` (for tables and
 plots), ``needs_reference_model``, ``length_normalized``, ``batch_level``, ``params`` and ``eps_source``.
 
-Adding a loss is a subclass of :class:`PairLoss` with flags, a hyperparameter spec and ``loss_of_margin``::
+A loss is a plug-in like every other (``bench.config.plugin``): a subclass of :class:`PairLoss` with its flags,
+its hyperparameters (``Options``) and ``loss_of_margin``::
 
     class FocalDPO(PairLoss):
         name, label = "focal_dpo", "focal DPO"
         needs_reference_model, length_normalized = True, False
-        hyperparameters = {"beta": BETA, "g": Param(default=2.0, low=0)}
+
+        class Options(PairLoss.Options):      # beta, and its own
+            g: float = option("the focusing exponent", Param(low=0), default=2.0)
 
         def loss_of_margin(self, z):          # z = beta * h, per pair
             return -((1 - torch.sigmoid(z)) ** self.g) * F.logsigmoid(z)
 
 Plug it in from your own module without editing the project: ``loss: {_target_: mymodule.FocalDPO, beta: 0.1}``.
-A loss that is not a function of the reward margin overrides ``forward`` (all six arguments) instead.
-Registering it (``@register``) and adding ``conf/loss/<name>.yaml`` makes it available by name.
+A loss that is not a function of the reward margin overrides ``forward`` (all six arguments) instead. A built-in
+loss is a lazy entry of ``bench.losses.KIND`` with its ``conf/loss/<name>.yaml``.
 
 Conventions decided here (see each class for details):
 - the *margin* ``z`` is ``chosen_reward - rejected_reward`` with rewards from :meth:`PairLoss.rewards`
@@ -43,99 +46,79 @@ Conventions decided here (see each class for details):
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from bench.core.registry import Registry, UnknownNameError
-from bench.core.spec import ConfigError, Param
+from bench.config.plugin import Plugin
+from bench.core.options import ConfigError, Options, Param, option
 
-__all__ = [
-    "REGISTRY", "PairLoss", "Param", "HyperparameterError", "LossContractError", "UnknownNameError",
-    "get", "names", "from_config", "register", "check_contract", "BETA",
-]
-
-REGISTRY: Registry[PairLoss] = Registry("loss")
-
-
-class HyperparameterError(ConfigError):
-    """A hyperparameter is missing, unknown, of the wrong type or out of its valid range."""
-
-
-class LossContractError(TypeError):
-    """A user's loss (plugged in through ``_target_``) lacks part of the loss contract."""
-
+__all__ = ["PairLoss", "Hyperparameters", "BETA", "score_margin"]
 
 BETA = Param(low=0.0, low_open=True, why="beta scales the log-ratios; it must be positive")
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# base class
+class Hyperparameters(Options):
+    """A loss's options: its hyperparameters (every one of them determines the result)."""
+
+    word = "hyperparameter"
 
 
-class PairLoss:
+class PairLoss(Plugin):
     """Base of every loss: a per-pair loss over summed log-probs, its flags and its bound hyperparameters.
 
     Subclasses set the class attributes below and implement ``loss_of_margin(z)`` (or, for a loss that is not a
     function of the reward margin, ``forward(...)`` over all six arguments).
     """
 
-    name: str = ""
+    kind = "loss"
     label: str = ""  # display name for tables and plots; defaults to ``name``
     needs_reference_model: bool = True
     length_normalized: bool = False
     batch_level: bool = False  # per-pair values are not separable (Dr. DPO): don't mask or filter them per pair
-    # per-pair inputs beyond log-probs, taken at batch time from the (noisy) pairs' columns, so a flip flips them:
+    # per-pair inputs beyond log-probs (the loss's *extras*), taken at batch time from the (noisy) pairs' columns,
+    # so a flip flips them:
     needs_scores: bool = False  # extras["score_chosen"], extras["score_rejected"]: a scorer's per-response scores
     needs_annotators: bool = False  # extras["annotator_idx"]: the pair's annotator (0 where none is known)
-    hyperparameters: dict[str, Param] = {"beta": BETA}
+
+    class Options(Hyperparameters):
+        beta: float = option("the scale of the log-ratios", BETA)
 
     def __init__(self, **params: Any):
-        spec = self.hyperparameters
-        unknown = sorted(set(params) - set(spec))
-        if unknown:
-            raise HyperparameterError(
-                f"loss {self.name!r}: unknown hyperparameter(s) {', '.join(unknown)}; "
-                f"valid: {', '.join(sorted(spec)) or '(none)'}."
-            )
-        bound = {}
-        for key, p in spec.items():
-            if key in params:
-                value = params[key]
-            elif p.has_default:
-                value = p.default
-            else:
-                raise HyperparameterError(
-                    f"loss {self.name!r}: missing hyperparameter {key!r} (valid: {p.range_text()}). Built-in "
-                    f"values live in conf/loss/{self.name}.yaml: use bench.losses.get({self.name!r}, ...)."
-                )
-            if hasattr(type(self), key):
-                raise HyperparameterError(f"loss {self.name!r}: hyperparameter {key!r} shadows an attribute")
-            if key == "eps" and value == "oracle":
-                raise HyperparameterError(
-                    f"loss {self.name!r}: eps='oracle' means the cell's injected noise rate; resolve it with "
-                    "bench.losses.from_config(cfg, noise_rate) (get() needs a number)."
-                )
-            bound[key] = p.check(key, value, where=f"loss {self.name!r}: ", error=HyperparameterError)
-        self.params: dict[str, Any] = bound
-        # "fixed" for a numeric eps; from_config() sets "oracle" when eps was the cell's injected noise rate
-        self.eps_source: str | None = "fixed" if "eps" in bound else None
+        super().__init__(**params)
         if not self.label:
             self.label = self.name
-        self.validate()
+        # "fixed" for a numeric eps; from_options() sets "oracle" when eps was the cell's injected noise rate
+        self.eps_source: str | None = "fixed" if "eps" in self.params else None
 
-    def validate(self) -> None:
-        """Cross-field checks and warnings beyond each field's range (override when needed)."""
+    @classmethod
+    def option_head(cls) -> str:
+        return f"loss {cls.name!r}"
 
-    def __getattr__(self, key: str) -> Any:  # self.beta reads self.params["beta"]
-        if key != "params" and key in self.__dict__.get("params", {}):
-            return self.__dict__["params"][key]
-        raise AttributeError(f"{type(self).__name__!s} has no attribute {key!r}")
+    @classmethod
+    def option_prefix(cls) -> str:
+        return f"loss {cls.name!r}: "
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{type(self).__name__}({args})"
+    @classmethod
+    def from_options(cls, options: dict, noise_rate: float | None = None, **context: Any) -> PairLoss:
+        """``eps: oracle`` becomes ``noise_rate`` (the flip rate the cell's injector states) and the loss's
+        ``eps_source`` says so."""
+        if options.get("eps") != "oracle":
+            return cls(**options)
+        if noise_rate is None:
+            raise ConfigError(f"loss {cls.name!r}: eps='oracle' means the cell's injected noise rate, and none is "
+                              "given: bench.losses.from_config(cfg, noise_rate=...) (get() needs a number).")
+        try:
+            loss = cls(**{**options, "eps": float(noise_rate)})
+        except ConfigError as err:
+            raise ConfigError(f"{err} (eps='oracle' resolved to the cell's noise rate {noise_rate!r})") from None
+        loss.eps_source = "oracle"
+        return loss
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The hyperparameters as bound (the record's ``loss_params``)."""
+        return self.option_values()
 
     # -- the pieces a loss is made of ------------------------------------------------------------------------
 
@@ -233,111 +216,3 @@ def _require(loss: PairLoss, value, arg: str, why: str) -> None:
 
 def _lengths(lengths, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(lengths, device=like.device).to(like.dtype).clamp(min=1.0)
-
-
-def register(cls: type[PairLoss]) -> type[PairLoss]:
-    """Class decorator: make ``get(cls.name)`` build this loss (values from ``conf/loss/<name>.yaml``)."""
-    if not cls.label:
-        cls.label = cls.name
-    REGISTRY.register(cls.name)(cls)
-    return cls
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# entry points
-
-
-def names() -> list[str]:
-    """Registered loss names (each has ``conf/loss/<name>.yaml``)."""
-    return REGISTRY.names()
-
-
-def defaults(name: str) -> dict[str, Any]:
-    """The hyperparameters of ``conf/loss/<name>.yaml`` as composed (the registry checks the name first)."""
-    from bench.config.compose import group_node
-    from bench.core.plugins import options
-
-    REGISTRY.lookup(name)
-    return options(group_node("loss", name))
-
-
-def get(name: str, **hyperparameters: Any) -> PairLoss:
-    """The loss ``name`` with its values from ``conf/loss/<name>.yaml`` overridden by ``hyperparameters``."""
-    cls = REGISTRY.lookup(name)
-    return cls(**{**defaults(name), **hyperparameters})
-
-
-_CONTRACT_ATTRS = ("name", "needs_reference_model", "length_normalized", "params")
-_CONTRACT_METHODS = ("__call__", "rewards", "diagnostics")
-
-
-def check_contract(obj: Any, source: str = "loss") -> Any:
-    """Raise :class:`LossContractError` listing every missing part of the loss contract; fill optional parts.
-
-    Required: attributes ``name``, ``needs_reference_model`` (bool), ``length_normalized`` (bool), ``params``
-    (mapping), and callables ``obj(...)``, ``rewards(...)``, ``diagnostics(...)``. Optional, filled in when
-    absent: ``label`` (= name), ``batch_level`` (False), ``eps_source``.
-    """
-    missing = [a for a in _CONTRACT_ATTRS if not hasattr(obj, a)]
-    missing += [m + "()" for m in _CONTRACT_METHODS if not callable(getattr(obj, m, None))]
-    wrong = [f for f in ("needs_reference_model", "length_normalized")
-             if hasattr(obj, f) and not isinstance(getattr(obj, f), bool)]
-    if hasattr(obj, "params") and not isinstance(obj.params, Mapping):
-        wrong.append("params (must be a dict)")
-    if missing or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)}")
-        if wrong:
-            parts.append(f"wrong type: {', '.join(wrong)}")
-        raise LossContractError(
-            f"{source} ({type(obj).__name__}) does not satisfy the loss contract: {'; '.join(parts)}. Subclass "
-            "bench.losses.PairLoss (flags + hyperparameters + loss_of_margin) to get all of it."
-        )
-    for attr, value in (("label", getattr(obj, "name", "")), ("batch_level", False), ("needs_scores", False),
-                        ("needs_annotators", False), ("eps_source", "fixed" if "eps" in obj.params else None)):
-        if not hasattr(obj, attr):
-            try:
-                setattr(obj, attr, value)
-            except (AttributeError, TypeError):
-                pass
-    return obj
-
-
-def from_config(cfg: Mapping | Any, noise_rate: float | None = None) -> PairLoss:
-    """Build a loss from a config group entry (``cfg.loss``): ``{name: rdpo, beta: 0.1, eps: oracle}``.
-
-    - ``eps: oracle`` becomes ``noise_rate`` (the cell's injected flip rate) and ``loss.eps_source = "oracle"``;
-      a number gives ``"fixed"``; a loss without eps has ``None``.
-    - With ``_target_``, the object is built by ``hydra.utils.instantiate`` (a user's class or factory from their
-      own module; the other keys except ``name`` are its keyword arguments) and checked against the contract.
-    - Otherwise ``get(cfg["name"], **rest)``: keys left out take the values of ``conf/loss/<name>.yaml``.
-    """
-    from bench.config.typed import plain
-    from bench.core.plugins import instantiate, options
-
-    cfg = dict(plain(cfg))
-    oracle = cfg.get("eps") == "oracle"
-    if oracle:
-        if noise_rate is None:
-            raise HyperparameterError("eps='oracle' needs the cell's noise_rate: from_config(cfg, noise_rate=...)")
-        cfg["eps"] = float(noise_rate)
-    try:
-        if "_target_" in cfg:
-            loss = check_contract(instantiate("loss", cfg), source=f"loss._target_={cfg['_target_']!r}")
-        elif "name" in cfg:
-            loss = get(cfg["name"], **options(cfg))
-        else:
-            raise HyperparameterError(
-                f"a loss config needs 'name' (one of {', '.join(names())}) or '_target_'; got keys {sorted(cfg)}"
-            )
-    except HyperparameterError as err:
-        if oracle:
-            raise HyperparameterError(f"{err} (eps='oracle' resolved to the cell's noise rate {noise_rate!r})") from err
-        raise
-    if "eps" in options(cfg):
-        try:
-            loss.eps_source = "oracle" if oracle else "fixed"
-        except (AttributeError, TypeError):  # a user's frozen object: it keeps its own record
-            pass
-    return loss

@@ -7,22 +7,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.losses.base import BETA, PairLoss, Param, register
+from bench.core.options import NONNEGATIVE, POSITIVE, option
+from bench.losses.base import Hyperparameters, PairLoss
 
 
-@register
 class DPO(PairLoss):
     """DPO (Rafailov et al. 2023): ``-log sigma(z)``."""
 
     name, label = "dpo", "DPO"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {"beta": BETA}
 
     def loss_of_margin(self, z):
         return -F.logsigmoid(z)
 
 
-@register
 class IPO(PairLoss):
     """IPO (Azar et al. 2023, eq. 17): ``(h_bar - 1/(2 tau))^2``.
 
@@ -33,13 +31,14 @@ class IPO(PairLoss):
 
     name, label = "ipo", "IPO"
     needs_reference_model, length_normalized = True, True
-    hyperparameters = {"tau": Param(low=0.0, low_open=True, why="the target margin is 1/(2 tau)")}
+
+    class Options(Hyperparameters):  # no beta: tau alone
+        tau: float = option("the target margin is 1/(2 tau)", POSITIVE)
 
     def loss_of_margin(self, h_bar):
         return (h_bar - 1.0 / (2.0 * self.tau)) ** 2
 
 
-@register
 class SimPO(PairLoss):
     """SimPO (Meng et al. 2024): ``-log sigma(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma)``.
 
@@ -50,22 +49,20 @@ class SimPO(PairLoss):
 
     name, label = "simpo", "SimPO"
     needs_reference_model, length_normalized = False, True
-    hyperparameters = {
-        "beta": BETA,
-        "gamma": Param(low=0.0, why="gamma is the target reward margin, absolute: gamma = gamma_beta_ratio * beta"),
-    }
+
+    class Options(PairLoss.Options):
+        gamma: float = option("gamma is the target reward margin, absolute: gamma = gamma_beta_ratio * beta",
+                              NONNEGATIVE)
 
     def loss_of_margin(self, z):
         return -F.logsigmoid(z - self.gamma)
 
 
-@register
 class Hinge(PairLoss):
     """hinge loss (SLiC, Zhao et al. 2023; RSO, Liu et al. 2024), as TRL's ``loss_type="hinge"``: ``max(0, 1 - z)``."""
 
     name, label = "hinge", "hinge (SLiC/RSO)"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {"beta": BETA}
 
     def loss_of_margin(self, z):
         return torch.relu(1 - z)

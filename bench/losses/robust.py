@@ -10,12 +10,10 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from bench.losses.base import BETA, PairLoss, Param, register
+from bench.core.options import POSITIVE, Param, option
+from bench.losses.base import PairLoss
 
-_EPS_CDPO = Param(low=0.0, high=0.5, why="eps is the assumed label-flip rate; above 0.5 flip the labels instead")
 
-
-@register
 class CDPO(PairLoss):
     """conservative DPO (Mitchell's cDPO note, eq. 3): ``-(1-eps) log sigma(z) - eps log sigma(-z)``.
 
@@ -30,7 +28,10 @@ class CDPO(PairLoss):
 
     name, label = "cdpo", "cDPO"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {"beta": BETA, "eps": _EPS_CDPO}
+
+    class Options(PairLoss.Options):
+        eps: float = option("eps is the assumed label-flip rate; above 0.5 flip the labels instead",
+                            Param(low=0.0, high=0.5))
     soft_labels = True  # can read extras["label_confidence"] (bench.cell.extras turns it on where the pairs have it)
     reads_label_confidence = False
 
@@ -49,7 +50,6 @@ class CDPO(PairLoss):
         return -(1 - eps) * F.logsigmoid(z) - eps * F.logsigmoid(-z)
 
 
-@register
 class RDPO(PairLoss):
     """robust DPO (Chowdhury et al., ICML 2024): ``[(1-eps)(-log sigma(z)) - eps(-log sigma(-z))] / (1-2 eps)``.
 
@@ -60,17 +60,15 @@ class RDPO(PairLoss):
 
     name, label = "rdpo", "rDPO"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {
-        "beta": BETA,
-        "eps": Param(low=0.0, high=0.5, high_open=True,
-                     why="rDPO divides by 1 - 2*eps, which vanishes at 0.5 and flips the loss's sign beyond"),
-    }
+
+    class Options(PairLoss.Options):
+        eps: float = option("rDPO divides by 1 - 2*eps, which vanishes at 0.5 and flips the loss's sign beyond",
+                            Param(low=0.0, high=0.5, high_open=True))
 
     def loss_of_margin(self, z):
         return (-(1 - self.eps) * F.logsigmoid(z) + self.eps * F.logsigmoid(-z)) / (1 - 2 * self.eps)
 
 
-@register
 class ROPO(PairLoss):
     """ROPO's loss alone (Liang et al., arXiv 2404.04102, ICML 2025): ``4a/(1+a)^2 [-log sigma(z) + a sigma(-z)]``.
 
@@ -82,7 +80,9 @@ class ROPO(PairLoss):
 
     name, label = "ropo", "ROPO (loss only)"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {"beta": BETA, "alpha": Param(low=0.0, low_open=True, why="the paper requires alpha > 2")}
+
+    class Options(PairLoss.Options):
+        alpha: float = option("the paper requires alpha > 2", POSITIVE)
 
     def validate(self):
         if self.alpha <= 2:
@@ -93,7 +93,6 @@ class ROPO(PairLoss):
         return 4 * a / (1 + a) ** 2 * (-F.logsigmoid(z) + a * torch.sigmoid(-z))
 
 
-@register
 class DrDPO(PairLoss):
     """Dr. DPO (Wu et al., ICLR 2025), batch-level: ``L = -beta' log( mean_i exp(-l_i / beta') )``, l_i the DPO loss.
 
@@ -110,7 +109,9 @@ class DrDPO(PairLoss):
     name, label = "drdpo", "Dr. DPO"
     needs_reference_model, length_normalized = True, False
     batch_level = True
-    hyperparameters = {"beta": BETA, "beta_prime": Param(low=0.0, low_open=True, why="beta' is a temperature")}
+
+    class Options(PairLoss.Options):
+        beta_prime: float = option("beta' is a temperature", POSITIVE)
 
     def loss_of_margin(self, z):
         l = -F.logsigmoid(z)
@@ -127,7 +128,6 @@ class DrDPO(PairLoss):
         return out
 
 
-@register
 class SymPO(PairLoss):
     """SymPO (Nishimori et al. 2025, arXiv 2505.24709): a symmetric loss, ``l(z) + l(-z) = const``.
 
@@ -140,11 +140,11 @@ class SymPO(PairLoss):
 
     name = "sympo"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {
-        "beta": BETA,
-        "variant": Param(choices=("sigmoid", "ramp")),
-        "clip": Param(low=0.0, low_open=True, nullable=True, why="per-response reward clip, null for none"),
-    }
+
+    class Options(PairLoss.Options):
+        variant: str = option("sigmoid: sigma(-z); ramp: clip(0.5 - 0.5 z, 0, 1)", Param(choices=("sigmoid", "ramp")))
+        clip: float | None = option("per-response reward clip, null for none",
+                                    Param(low=0.0, low_open=True, nullable=True))
 
     @property
     def label(self):
@@ -170,7 +170,6 @@ class SymPO(PairLoss):
         return out
 
 
-@register
 class UDPO(PairLoss):
     """UDPO (Wang et al., ICML 2026): ``-log((e^z + c) / (e^z + 1))``, ``c = eps/(1-eps)``.
 
@@ -180,10 +179,10 @@ class UDPO(PairLoss):
 
     name, label = "udpo", "UDPO"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {
-        "beta": BETA,
-        "eps": Param(low=0.0, high=0.5, high_open=True, why="c = eps/(1-eps) must be < 1; at 0.5 the loss is flat"),
-    }
+
+    class Options(PairLoss.Options):
+        eps: float = option("c = eps/(1-eps) must be < 1; at 0.5 the loss is flat", Param(low=0.0, high=0.5,
+                                                                                              high_open=True))
 
     def loss_of_margin(self, z):
         log_c = math.log(self.eps / (1 - self.eps)) if self.eps > 0 else -math.inf

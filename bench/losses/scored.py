@@ -9,11 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.core.spec import Param
-from bench.losses.base import BETA, PairLoss, _require, register, score_margin
+from bench.core.options import POSITIVE, Param, option
+from bench.losses.base import PairLoss, _require, score_margin
 
 
-@register
 class SPPO(PairLoss):
     """SPPO (Wu et al. 2024): squared distance of each response's log-ratio to its win-rate target.
 
@@ -25,7 +24,10 @@ class SPPO(PairLoss):
 
     name = "sppo"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {"beta": BETA, "variant": Param(choices=("hard", "single"))}
+
+    class Options(PairLoss.Options):
+        variant: str = option("hard (TRL's sppo_hard) or single (the scorer as a preference model)",
+                              Param(choices=("hard", "single")))
 
     @property
     def label(self):
@@ -47,7 +49,6 @@ class SPPO(PairLoss):
         return 0.5 * ((uw - target) ** 2 + (ul + target) ** 2)
 
 
-@register
 class MADPO(PairLoss):
     """Margin-Adaptive DPO: ``-w log sigma(z)`` with a weight from the scorer's margin ``m`` (detached).
 
@@ -61,14 +62,14 @@ class MADPO(PairLoss):
     name, label = "madpo", "MADPO"
     needs_reference_model, length_normalized = True, False
     needs_scores = True
-    hyperparameters = {
-        "beta": BETA,
-        "c_max": Param(low=1.0, low_open=True),
-        "c_min": Param(low=0.0, high=1.0, high_open=True),
-        "lam": Param(low=0.0, low_open=True),
-        "tau": Param(low=0.0, low_open=True),
-        "reset": Param(choices=(True, False)),
-    }
+
+    class Options(PairLoss.Options):
+        c_max: float = option("the largest scale of an agreeing pair's margin", Param(low=1.0, low_open=True))
+        c_min: float = option("the smallest scale, of a disputed pair's margin", Param(low=0.0, high=1.0,
+                                                                                        high_open=True))
+        lam: float = option("the steepness of the scale's transition", POSITIVE)
+        tau: float = option("the margin where the scale turns", POSITIVE)
+        reset: bool = option("strong disagreement (m <= -tau) resets the weight to 1", Param(choices=(True, False)))
 
     def weight(self, m: torch.Tensor) -> torch.Tensor:
         a = m.abs()
@@ -81,7 +82,6 @@ class MADPO(PairLoss):
         return -self.weight(score_margin(extras).detach().to(z.dtype)) * F.logsigmoid(z)
 
 
-@register
 class SmDPO(PairLoss):
     """DPO with a scorer-smoothed label, ``p = sigma(m / temperature)``.
 
@@ -93,8 +93,10 @@ class SmDPO(PairLoss):
     name = "smdpo"
     needs_reference_model, length_normalized = True, False
     needs_scores = True
-    hyperparameters = {"beta": BETA, "temperature": Param(low=0.0, low_open=True),
-                       "variant": Param(choices=("smpo", "brain"))}
+
+    class Options(PairLoss.Options):
+        temperature: float = option("p = sigma(m / temperature)", POSITIVE)
+        variant: str = option("smpo (a signed scale) or brain (a soft label)", Param(choices=("smpo", "brain")))
 
     @property
     def label(self):
@@ -107,7 +109,6 @@ class SmDPO(PairLoss):
         return -(p * F.logsigmoid(z) + (1 - p) * F.logsigmoid(-z))
 
 
-@register
 class DADPO(PairLoss):
     """DA-DPO: a difficulty-scaled beta, ``-log sigma(a_db (1 + |s_w - s_l|) z)``: pairs the scorer finds easy get a
     larger effective beta (the opposite bias of MADPO, which down-weights the pairs the scorer disputes)."""
@@ -115,7 +116,9 @@ class DADPO(PairLoss):
     name, label = "dadpo", "DA-DPO"
     needs_reference_model, length_normalized = True, False
     needs_scores = True
-    hyperparameters = {"beta": BETA, "a_db": Param(low=0.0, low_open=True)}
+
+    class Options(PairLoss.Options):
+        a_db: float = option("the difficulty scale of beta", POSITIVE)
 
     def loss_of_margin(self, z, extras=None):
         scale = self.a_db * (1 + score_margin(extras).detach().abs().to(z.dtype))

@@ -12,14 +12,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.core.spec import Param
-from bench.losses.base import BETA, HyperparameterError, PairLoss, _lengths, _require, register
+from bench.core.options import NONNEGATIVE, ConfigError, Param, option
+from bench.losses.base import Hyperparameters, PairLoss, _lengths, _require
 
 F_DIVERGENCES = ("reverse_kl", "forward_kl", "js", "alpha")
 EXP_CLAMP = 80.0  # as TRL clamps the alpha-divergence exponent in fp32: exp(80) stays representable
 
 
-@register
 class FDPO(PairLoss):
     """f-DPO (Wang et al., "Beyond Reverse KL", ICLR 2024): ``-log sigma(beta (psi(u_w) - psi(u_l)))``, psi = f'(e^u).
 
@@ -32,11 +31,11 @@ class FDPO(PairLoss):
 
     name = "fdpo"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {
-        "beta": BETA,
-        "divergence": Param(choices=F_DIVERGENCES),
-        "alpha": Param(low=0.0, high=1.0, low_open=True, high_open=True, why="the paper's alpha in (0, 1)"),
-    }
+
+    class Options(PairLoss.Options):
+        divergence: str = option("the f-divergence: reverse_kl (DPO), forward_kl, js or alpha",
+                                 Param(choices=F_DIVERGENCES))
+        alpha: float = option("the paper's alpha in (0, 1)", Param(low=0.0, high=1.0, low_open=True, high_open=True))
 
     @property
     def label(self):
@@ -62,7 +61,6 @@ class FDPO(PairLoss):
         return -F.logsigmoid(z)
 
 
-@register
 class Anchored(PairLoss):
     """DPO plus a likelihood anchor on the chosen response: ``-log sigma(z) + alpha * NLL(y_w)``, the NLL a per-token
     mean (RPO, Pang et al. 2024; the offline form of VPO, Cen et al. 2024; Triple PO's anchor, Saeidi et al. 2024,
@@ -72,11 +70,10 @@ class Anchored(PairLoss):
 
     name = "anchored"
     length_normalized = False
-    hyperparameters = {
-        "beta": BETA,
-        "alpha": Param(low=0.0, why="the weight of the chosen response's NLL"),
-        "reference_free": Param(choices=(True, False)),
-    }
+
+    class Options(PairLoss.Options):
+        alpha: float = option("the weight of the chosen response's NLL", NONNEGATIVE)
+        reference_free: bool = option("drop the reference from the margin (Triple PO)", Param(choices=(True, False)))
 
     @property
     def label(self):
@@ -95,7 +92,6 @@ class Anchored(PairLoss):
         return -F.logsigmoid(z) + self.alpha * nll
 
 
-@register
 class ASFT(PairLoss):
     """ASFT (Wang et al. 2024): ``-log P_w - lam [log sigma(rho_w) + log sigma(-rho_l)]``, ``rho = log(P/(1-P))``,
     ``P = exp(lbar)`` as in ORPO; equal to ``-(1 + lam) lbar_w - lam log(1 - exp(lbar_l))``. Reference-free and
@@ -105,7 +101,9 @@ class ASFT(PairLoss):
 
     name, label = "asft", "ASFT"
     needs_reference_model, length_normalized = False, True
-    hyperparameters = {"lam": Param(low=0.0, why="the weight of the odds terms")}
+
+    class Options(Hyperparameters):
+        lam: float = option("the weight of the odds terms", NONNEGATIVE)
 
     def forward(self, chosen_logps, rejected_logps, ref_chosen_logps=None, ref_rejected_logps=None,
                 chosen_lengths=None, rejected_lengths=None):
@@ -114,7 +112,6 @@ class ASFT(PairLoss):
         return -(1 + self.lam) * lw - self.lam * torch.log(-torch.expm1(ll))
 
 
-@register
 class NCDPO(PairLoss):
     """Noisy-channel DPO with a learned flip rate: ``-log[(1 - eps) sigma(z) + eps sigma(-z)]`` (NBPO's idea, Yu et
     al., on preference pairs; UDPO is the same likelihood at a fixed eps). ``eps = 0.5 sigmoid(theta)`` is learned
@@ -125,12 +122,13 @@ class NCDPO(PairLoss):
 
     name = "ncdpo"
     needs_reference_model, length_normalized = True, False
-    hyperparameters = {
-        "beta": BETA,
-        "eps_init": Param(low=0.0, high=0.5, low_open=True, high_open=True, why="the flip rate it starts from"),
-        "eps_lr": Param(low=0.0, why="Adam step size of the flip rate's logit"),
-        "per_annotator": Param(choices=(True, False)),
-    }
+
+    class Options(PairLoss.Options):
+        eps_init: float = option("the flip rate it starts from", Param(low=0.0, high=0.5, low_open=True,
+                                                                       high_open=True))
+        eps_lr: float = option("Adam step size of the flip rate's logit", NONNEGATIVE)
+        per_annotator: bool = option("one rate per annotator (the pairs carry annotator ids)",
+                                     Param(choices=(True, False)))
 
     def validate(self):
         self.annotators: list[str] = []
@@ -153,8 +151,8 @@ class NCDPO(PairLoss):
         if not self.per_annotator:
             return
         if not names:
-            raise HyperparameterError("loss 'ncdpo': per_annotator=true but the pairs carry no annotator ids "
-                                      "(noise=annotator_biased, or data with an annotator column)")
+            raise ConfigError("loss 'ncdpo': per_annotator=true but the pairs carry no annotator ids "
+                              "(noise=annotator_biased, or data with an annotator column)")
         self.annotators = list(names)
         self.theta = torch.nn.Parameter(self.theta.detach().repeat(len(names)))
 

@@ -5,21 +5,19 @@ sampling), ``curriculum`` (Curry-DPO's easy-to-hard stages), ``rm_ensemble`` (a 
 of the noisy pairs drops, relabels or weights them), ``self_play`` (SPPO's rounds on the policy's own samples),
 ``clean`` (a detector names suspect pairs, an action removes, flips or down-weights them: the oracle and random
 cleaners are the controls) and ``subset`` (a random share of the pairs: the clean learning curve); lazy entries, so
-listing them imports nothing. ``from_config(cfg.method)`` builds a registered method
-or a user's own (``_target_``) and checks it against the contract.
+listing them imports nothing. ``from_config(cfg.method)`` builds a registered method or a user's own
+(``_target_``) and checks it against the contract.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
 from typing import Any
 
-from bench.core.registry import Registry
-from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult, check_contract
+from bench.config.plugin import Kind
 
-__all__ = ["REGISTRY", "Method", "MethodConfigError", "TrainContext", "TrainResult", "check_contract",
-           "from_config", "names"]
+__all__ = ["KIND", "Method", "TrainContext", "TrainResult", "from_config", "get", "names"]
 
-REGISTRY: Registry = Registry("method", {
+KIND = Kind("method", "bench.methods.base:Method", {
     "standard": "bench.methods.standard:Standard",
     "ropo_full": "bench.methods.ropo_full:RopoFull",
     "curriculum": "bench.methods.curriculum:Curriculum",
@@ -27,16 +25,17 @@ REGISTRY: Registry = Registry("method", {
     "self_play": "bench.methods.self_play:SelfPlay",
     "clean": "bench.methods.clean:Clean",
     "subset": "bench.methods.clean:Subset",
-})
+}, required=("name", "train(ctx)"))
+
+get, names, from_config = KIND.get, KIND.names, KIND.from_config
 
 
-def names() -> list[str]:
-    return REGISTRY.names()
-
-
-def from_config(node: Mapping | Any) -> Method:
-    """The method a ``cfg.method`` node describes: ``{name: ropo_full, rounds: 3, ...}`` or ``{_target_: ...}``."""
-    from bench.config.typed import plain
-    from bench.core.plugins import build
-
-    return build("method", dict(plain(node)), REGISTRY, check_contract)
+def __getattr__(name: str) -> Any:
+    """``Method``, ``TrainContext`` and ``TrainResult`` from ``bench.methods.base`` (the trainer) on first use, so
+    listing the methods or hashing a cell's id imports no model code; a submodule otherwise."""
+    if name in ("Method", "TrainContext", "TrainResult"):
+        return getattr(importlib.import_module("bench.methods.base"), name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -1,10 +1,11 @@
 """What a method is: one way of training a policy on the cell's (noisy) pairs with the cell's loss.
 
-A method has a ``name`` and ``train(ctx: TrainContext) -> TrainResult``; optionally ``check(loss)`` (start-up
-checks, before any data is loaded; it may return the label the cell's results carry) and ``not_in_identity``
-(option names that never change its result). ``standard`` is one TRL run; ``ropo_full`` trains in rounds with a
-loss-based filter and rejection sampling. A user's own method is a class like these in the user's package, named
-by ``_target_`` in ``conf/method/<name>.yaml`` on their ``hydra.searchpath``.
+A method is a plug-in like every other (``bench.config.plugin``): a subclass of ``Method`` with a ``name``, its
+options (``Options``: what of them counts for a cell's identity is declared there) and
+``train(ctx: TrainContext) -> TrainResult``; optionally ``check(loss)`` (start-up checks against the cell's loss,
+before any data is loaded; it may return the label the cell's results carry). ``standard`` is one TRL run;
+``ropo_full`` trains in rounds with a loss-based filter and rejection sampling. A user's own method is a class like
+these in the user's package, named by ``_target_`` in ``conf/method/<name>.yaml`` on their ``hydra.searchpath``.
 """
 from __future__ import annotations
 
@@ -14,12 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config.fields import not_in_identity as fields_not_in_identity
-from bench.core.spec import ConfigError
-
-
-class MethodConfigError(ConfigError):
-    """A ``method`` setting is unknown or out of range, or the method cannot run with this loss."""
+from bench.config.plugin import Plugin
+from bench.training import PreferenceTrainer, dpo_config
 
 
 @dataclass
@@ -50,8 +47,6 @@ class TrainContext:
 
     def args(self, out: str = "trainer", **changes: Any):
         """TRL's DPOConfig for this cell, with ``train`` fields changed (``max_steps=...``)."""
-        from bench.training import dpo_config
-
         return dpo_config(dataclasses.replace(self.train, **changes), self.out_dir / out, self.seed,
                           report_to=self.report_to)
 
@@ -60,8 +55,6 @@ class TrainContext:
         the cell's policy and carries the cell's callbacks unless told otherwise (a detector's warm-up copy).
         Under LoRA (``train.lora``) the first trainer wraps the policy in its adapter (TRL's route) and ``policy``
         becomes that ``PeftModel``: later trainers train the same adapter, samples come from the adapted policy."""
-        from bench.training import PreferenceTrainer
-
         callbacks = [*kwargs.pop("callbacks", []), *(self.callbacks if with_callbacks else [])]
         trainer = PreferenceTrainer(model=self.policy if model is None else model,
                                     args=args if args is not None else self.args(), train_dataset=dataset,
@@ -89,19 +82,12 @@ class TrainResult:
     timings: dict[str, Any] = field(default_factory=dict)
 
 
-class Method:
-    """Base class of the built-in methods (a user's method needs only ``name`` and ``train``)."""
+class Method(Plugin):
+    """Base of every method (see the module docstring)."""
 
-    name: str = ""
-    # the method's typed options (a dataclass of ``bench.config.fields.spec`` fields): its ``not_in_identity`` is
-    # derived from their ``identity=False`` marks, never written twice
-    config_class: type | None = None
-    not_in_identity: tuple[str, ...] = ()
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("config_class") is not None:
-            cls.not_in_identity = fields_not_in_identity(cls.config_class)
+    kind = "method"
+    needs_scores: bool = False  # whether it reads the scorer's per-response scores
+    extra_columns: tuple[str, ...] = ()  # per-pair columns its trainers carry into batches (``pair_weight``)
 
     def check(self, loss) -> str | None:
         """Start-up checks against the cell's loss; the label of the cell's results (None: the loss's own)."""
@@ -109,15 +95,3 @@ class Method:
 
     def train(self, ctx: TrainContext) -> TrainResult:
         raise NotImplementedError
-
-
-def check_contract(obj: Any, source: str = "method") -> Any:
-    missing = [a for a in ("name",) if not isinstance(getattr(obj, a, None), str) or not getattr(obj, a)]
-    missing += [] if callable(getattr(obj, "train", None)) else ["train(ctx)"]
-    if missing:
-        raise MethodConfigError(
-            f"{source} ({type(obj).__name__}) does not satisfy the method contract: missing {', '.join(missing)}; "
-            "valid: an object with a name and train(ctx: bench.methods.TrainContext) -> bench.methods.TrainResult "
-            "(subclass bench.methods.Method)."
-        )
-    return obj

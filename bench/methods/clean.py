@@ -17,14 +17,15 @@ many at random. Every cell records the detector's precision, recall, F1 and AURO
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
-from bench.config.fields import spec
+from bench.config.schema import RewardModelRecipe
 from bench.core.counting import exact_count
-from bench.core.spec import COUNT, NONNEGATIVE, POSITIVE, Param
-from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult
+from bench.core.options import COUNT, NONNEGATIVE, POSITIVE, ConfigError, Param, option
+from bench.methods.base import Method, TrainContext, TrainResult
 from bench.methods.cleaning import (
     ACTIONS,
     BUDGETS,
@@ -35,57 +36,53 @@ from bench.methods.cleaning import (
     top_k,
     train_cleaned,
 )
-from bench.methods.detectors import DETECTORS
+from bench.methods.detectors import KIND as DETECTORS
+from bench.methods.detectors import RANDOM_SEED
 
 CONTROLS = {"oracle": "positive", "random": "negative"}
 BUDGET_DOC = "epochs: train.epochs passes over the pairs left; steps: the standard cell's optimizer steps"
 
 
-@dataclass
-class CleanConfig:
-    detector: str = spec("which pairs look mislabelled: oracle, random, rm_margin, rm_ensemble, ref_margin, small_loss",
-                         Param(choices=("oracle", "random", "rm_margin", "rm_ensemble", "ref_margin", "small_loss")))
-    action: str = spec("what happens to the named pairs: remove, flip, or weight (named_weight each)",
-                       Param(choices=ACTIONS))
-    fraction: float | None = spec("share of the pairs named (null: the cell's noise rate, as its injector states it)",
-                                     Param(low=0.0, high=1.0, nullable=True))
-    budget: str = spec(BUDGET_DOC, Param(choices=BUDGETS))
-    named_weight: float = spec("action=weight: each named pair's weight (the others weigh 1)", NONNEGATIVE)
-    warmup_epochs: float = spec("detector=small_loss: the warm-up pass over the noisy pairs", POSITIVE)
-    k: int = spec("detector=rm_ensemble: reward models in the ensemble", Param(low=2, integer=True))
-    combine: str = spec("detector=rm_ensemble: mean, worst_case or uncertainty",
-                        Param(choices=("mean", "worst_case", "uncertainty")))
-    coeff: float = spec("detector=rm_ensemble, combine=uncertainty: the variance's weight", NONNEGATIVE)
-    rm: dict = spec("detector=rm_ensemble: each member's recipe (evaluator/reward_model's keys)",
-                    not_in_identity=("batch_size", "device", "gold_accuracy"))
-    score_batch_size: int = spec("pairs per forward when scoring pairs (small_loss)", COUNT, identity=False)
-
-
 class Clean(Method):
     name = "clean"
-    config_class = CleanConfig
 
-    def __init__(self, **options):
-        from bench.config.typed import typed
+    class Options(Method.Options):
+        detector: Any = option("which pairs look mislabelled: oracle, random, rm_margin, rm_ensemble, ref_margin, "
+                               "small_loss (bench.methods.detectors), or a detector of your own (its class path, or a "
+                               "{_target_: ..., options} node)")
+        action: str = option("what happens to the named pairs: remove, flip, or weight (named_weight each)",
+                           Param(choices=ACTIONS))
+        fraction: float | None = option("share of the pairs named (null: the cell's noise rate, as its injector states it)",
+                                         Param(low=0.0, high=1.0, nullable=True))
+        budget: str = option(BUDGET_DOC, Param(choices=BUDGETS))
+        named_weight: float = option("action=weight: each named pair's weight (the others weigh 1)", NONNEGATIVE)
+        warmup_epochs: float = option("detector=small_loss: the warm-up pass over the noisy pairs", POSITIVE)
+        k: int = option("detector=rm_ensemble: reward models in the ensemble", Param(low=2, integer=True))
+        combine: str = option("detector=rm_ensemble: mean, worst_case or uncertainty",
+                            Param(choices=("mean", "worst_case", "uncertainty")))
+        coeff: float = option("detector=rm_ensemble, combine=uncertainty: the variance's weight", NONNEGATIVE)
+        rm: RewardModelRecipe = option("detector=rm_ensemble: each member's recipe (evaluator/reward_model's)")
+        score_batch_size: int = option("pairs per forward when scoring pairs (small_loss)", COUNT, identity=False)
 
-        self.cfg = typed(CleanConfig, options, "method")
+    def validate(self) -> None:
+        self.detector_part = DETECTORS.from_ref(self.options.detector, where="method.detector")
 
     @property
     def extra_columns(self) -> tuple[str, ...]:
-        return ("pair_weight",) if self.cfg.action == "weight" else ()
+        return ("pair_weight",) if self.options.action == "weight" else ()
 
     def check(self, loss) -> str:
-        check_weights(loss, self.cfg.action, self.name)
-        return f"{getattr(loss, 'label', loss.name)} + {self.cfg.detector} cleaner ({self.cfg.action})"
+        check_weights(loss, self.options.action, self.name)
+        return f"{getattr(loss, 'label', loss.name)} + {self.options.detector} cleaner ({self.options.action})"
 
     def train(self, ctx: TrainContext) -> TrainResult:
-        cfg, ds = self.cfg, ctx.train_dataset
+        cfg, ds = self.options, ctx.train_dataset
         fraction = cfg.fraction if cfg.fraction is not None else ctx.noise_rate
         if fraction is None:
-            raise MethodConfigError("method.fraction=null takes the cell's noise rate, and this injector states none; "
+            raise ConfigError("method.fraction=null takes the cell's noise rate, and this injector states none; "
                                     "valid: method.fraction=<share of pairs to name>")
         t0 = time.time()
-        scores, info = DETECTORS.lookup(cfg.detector)(ctx, cfg)
+        scores, info = self.detector_part.scores(ctx, cfg)
         named = top_k(scores, exact_count(float(fraction), len(ds)), ctx.seed)
         t_detect = time.time() - t0
         stats = stats_record(named, flipped_of(ds), scores)
@@ -95,34 +92,24 @@ class Clean(Method):
         run, n_trained = train_cleaned(ctx, named, cfg.action, cfg.budget, "clean", weights=weights)
         record = {"clean": {"config": {k: v for k, v in asdict(cfg).items() if k != "rm"}, "fraction": float(fraction),
                             **stats, "n_trained_pairs": n_trained, **info},
-                  "control": CONTROLS.get(cfg.detector)}
+                  "control": CONTROLS.get(cfg.detector) if isinstance(cfg.detector, str) else None}
         return result_of(run, record, "clean", stats, timings={"detect": t_detect})
-
-
-@dataclass
-class SubsetConfig:
-    keep: float = spec("share of the pairs kept, drawn at random (seeded by the cell's seed)",
-                       Param(low=0.0, high=1.0, low_open=True))
-    budget: str = spec(BUDGET_DOC, Param(choices=BUDGETS))
 
 
 class Subset(Method):
     name = "subset"
-    config_class = SubsetConfig
 
-    def __init__(self, **options):
-        from bench.config.typed import typed
-
-        self.cfg = typed(SubsetConfig, options, "method")
+    class Options(Method.Options):
+        keep: float = option("share of the pairs kept, drawn at random (seeded by the cell's seed)",
+                           Param(low=0.0, high=1.0, low_open=True))
+        budget: str = option(BUDGET_DOC, Param(choices=BUDGETS))
 
     def check(self, loss) -> str:
-        return f"{getattr(loss, 'label', loss.name)} on {self.cfg.keep:.0%} of pairs"
+        return f"{getattr(loss, 'label', loss.name)} on {self.options.keep:.0%} of pairs"
 
     def train(self, ctx: TrainContext) -> TrainResult:
-        from bench.methods.detectors import RANDOM_SEED
-
         n = len(ctx.train_dataset)
         dropped = top_k(np.random.default_rng([ctx.seed, RANDOM_SEED, 1]).random(n),
-                        n - exact_count(float(self.cfg.keep), n), ctx.seed)
-        run, n_trained = train_cleaned(ctx, dropped, "remove", self.cfg.budget, "subset")
-        return run.result({"subset": {**asdict(self.cfg), "n_trained_pairs": n_trained}})
+                        n - exact_count(float(self.options.keep), n), ctx.seed)
+        run, n_trained = train_cleaned(ctx, dropped, "remove", self.options.budget, "subset")
+        return run.result({"subset": {**asdict(self.options), "n_trained_pairs": n_trained}})

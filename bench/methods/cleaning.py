@@ -18,8 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench.core.detection import detection_stats
-from bench.methods.base import MethodConfigError, TrainContext, TrainResult
+from bench.core.metrics import COUNTER, HIGHER
+from bench.core.options import ConfigError
+from bench.methods.base import TrainContext, TrainResult
 from bench.methods.stages import Staged, total_steps
+from noise.base import apply_flips
 
 ACTIONS = ("remove", "flip", "weight")
 BUDGETS = ("epochs", "steps")
@@ -28,7 +31,6 @@ BUDGETS = ("epochs", "steps")
 def relabel(ds, mask: np.ndarray):
     """``ds`` with chosen and rejected (and every ``*_chosen``/``*_rejected`` column) swapped where ``mask``;
     ``is_flipped`` then says whether a pair's orientation differs from its clean label."""
-    from noise.base import apply_flips
 
     out = apply_flips(ds, np.asarray(mask, dtype=bool), add_columns=False)
     if "is_flipped" in out.column_names:
@@ -56,7 +58,7 @@ def train_cleaned(ctx: TrainContext, named: np.ndarray, action: str, budget: str
     elif action == "weight":
         run.run(0, ds.add_column("pair_weight", np.asarray(weights, dtype=float).tolist()))
     else:
-        raise MethodConfigError(f"action={action!r}; valid: {', '.join(ACTIONS)}")
+        raise ConfigError(f"action={action!r}; valid: {', '.join(ACTIONS)}")
     return run, len(kept)
 
 
@@ -64,7 +66,7 @@ def check_weights(loss, action: str, name: str) -> None:
     """Per-pair weights are a weighted mean of per-pair losses: a batch-level loss (Dr. DPO: every per-pair value is
     the batch's loss) would ignore them without a word."""
     if action in ("weight",) and getattr(loss, "batch_level", False):
-        raise MethodConfigError(f"method={name} with action={action}: loss {loss.name!r} is batch-level (its per-pair "
+        raise ConfigError(f"method={name} with action={action}: loss {loss.name!r} is batch-level (its per-pair "
                                 "values are the batch's loss), so pair weights would change nothing; valid: action "
                                 "remove or flip, or a per-pair loss")
 
@@ -90,7 +92,6 @@ def stats_record(named: np.ndarray, flipped, scores=None) -> dict:
 
 def result_of(run: Staged, record: dict, prefix: str, stats: dict, timings: dict | None = None) -> TrainResult:
     """The run's result with the detector's precision, recall and F1 as ``<prefix>_*`` metrics."""
-    from bench.core.metrics import COUNTER, HIGHER
 
     nan = float("nan")
     metrics = {f"{prefix}_{k}": nan if stats.get(k) is None else float(stats[k])

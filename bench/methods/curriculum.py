@@ -14,52 +14,45 @@ splits the standard cell's steps over the stages by bin size; ``per_stage`` trai
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
+from datasets import Value
 
-from bench.config.fields import spec
 from bench.core.metrics import COUNTER
-from bench.core.spec import COUNT, Param
-from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult
+from bench.core.options import COUNT, ConfigError, Param, option
+from bench.methods.base import Method, TrainContext, TrainResult
+from bench.methods.pairs import pair_logps
 from bench.methods.stages import Staged, split_steps, total_steps
-
-
-@dataclass
-class CurriculumConfig:
-    stages: int = spec("easy-to-hard stages", Param(low=2, integer=True, why="one stage is method=standard"))
-    by: str = spec("difficulty: score_gap (the scorer's margin as labelled) or ref_margin (the reference's)",
-                   Param(choices=("score_gap", "ref_margin")))
-    reset_reference: bool = spec("each later stage uses the policy it starts from as its reference")
-    budget: str = spec("matched: the standard cell's steps split over the stages; per_stage: each its own budget",
-                       Param(choices=("matched", "per_stage")))
-    score_batch_size: int = spec("pairs per forward when re-computing reference log-probs", COUNT, identity=False)
 
 
 class Curriculum(Method):
     name = "curriculum"
-    config_class = CurriculumConfig
 
-    def __init__(self, **options):
-        from bench.config.typed import typed
-
-        self.cfg = typed(CurriculumConfig, options, "method")
+    class Options(Method.Options):
+        stages: int = option("easy-to-hard stages", Param(low=2, integer=True, why="one stage is method=standard"))
+        by: str = option("difficulty: score_gap (the scorer's margin as labelled) or ref_margin (the reference's)",
+                       Param(choices=("score_gap", "ref_margin")))
+        reset_reference: bool = option("each later stage uses the policy it starts from as its reference")
+        budget: str = option("matched: the standard cell's steps split over the stages; per_stage: each its own budget",
+                           Param(choices=("matched", "per_stage")))
+        score_batch_size: int = option("pairs per forward when re-computing reference log-probs", COUNT, identity=False)
 
     @property
     def needs_scores(self) -> bool:
-        return self.cfg.by == "score_gap"
+        return self.options.by == "score_gap"
 
     def check(self, loss) -> str:
-        if not loss.needs_reference_model and (self.cfg.by == "ref_margin" or self.cfg.reset_reference):
-            what = "method.by=ref_margin" if self.cfg.by == "ref_margin" else "method.reset_reference=true"
-            raise MethodConfigError(f"{what} needs the reference's log-probs, but loss={loss.name} is reference-free "
+        if not loss.needs_reference_model and (self.options.by == "ref_margin" or self.options.reset_reference):
+            what = "method.by=ref_margin" if self.options.by == "ref_margin" else "method.reset_reference=true"
+            raise ConfigError(f"{what} needs the reference's log-probs, but loss={loss.name} is reference-free "
                                     "(the cell computes none); valid: method.by=score_gap, reset_reference=false")
-        return f"{getattr(loss, 'label', loss.name)} + curriculum ({self.cfg.by})"
+        return f"{getattr(loss, 'label', loss.name)} + curriculum ({self.options.by})"
 
     def train(self, ctx: TrainContext) -> TrainResult:
-        cfg, n = self.cfg, len(ctx.train_dataset)
+        cfg, n = self.options, len(ctx.train_dataset)
         if n < cfg.stages:
-            raise MethodConfigError(f"method.stages={cfg.stages} but the cell has {n} training pairs; valid: at most "
+            raise ConfigError(f"method.stages={cfg.stages} but the cell has {n} training pairs; valid: at most "
                                     f"{n} stages")
         sizes = [len(b) for b in np.array_split(np.arange(n), cfg.stages)]
         if cfg.budget == "matched":
@@ -93,17 +86,13 @@ def difficulty(ds, by: str) -> np.ndarray:
     a, b = ("score_chosen", "score_rejected") if by == "score_gap" else ("ref_chosen_logps", "ref_rejected_logps")
     missing = [c for c in (a, b) if c not in ds.column_names]
     if missing:
-        raise MethodConfigError(f"method.by={by}: the pairs have no {missing[0]} column"
+        raise ConfigError(f"method.by={by}: the pairs have no {missing[0]} column"
                                 + (" (set a scorer: scorer=proxy)" if by == "score_gap" else ""))
     return np.asarray(ds[a], dtype=float) - np.asarray(ds[b], dtype=float)
 
 
 def _policy_as_reference(trainer, policy, stage, batch_size: int):
     """``stage`` (tokenized by TRL) with the current policy's log-probs as its reference columns."""
-    from datasets import Value
-
-    from bench.methods.pairs import pair_logps
-
     s = pair_logps(trainer, policy, stage, batch_size)
     stage = stage.remove_columns(["ref_chosen_logps", "ref_rejected_logps"])
     stage = stage.add_column("ref_chosen_logps", s["chosen"].double().tolist())

@@ -8,11 +8,16 @@ rewards. Used by ``method=rm_ensemble`` and by the cleaner's ``rm_ensemble`` det
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import json
+import tempfile
 
 import numpy as np
 
+from bench.config.schema import RewardModelRecipe
+from bench.core.cache import stable_hash
+from bench.core.text import completion_text, prompt_text
 from bench.methods.base import TrainContext
+from bench.rewards.load import Given, load
 
 ENSEMBLE_VERSION = 1  # bump when what a member learns from the same pairs changes
 BOOTSTRAP_SEED = 4_000_037
@@ -28,11 +33,9 @@ def combine(margins: np.ndarray, how: str, coeff: float) -> np.ndarray:
     return margins.mean(axis=0)
 
 
-def ensemble_margins(ds, k: int, rm: dict, ctx: TrainContext) -> tuple[np.ndarray, list[dict]]:
+def ensemble_margins(ds, k: int, rm: RewardModelRecipe, ctx: TrainContext) -> tuple[np.ndarray, list[dict]]:
     """(k, n) margins of every pair of ``ds`` as labelled under each of ``k`` members trained with recipe ``rm``,
     and each member's summary."""
-    from bench.core.text import completion_text, prompt_text
-
     rows = [{"prompt": prompt_text(p), "chosen": completion_text(c), "rejected": completion_text(r)}
             for p, c, r in zip(ds["prompt"], ds["chosen"], ds["rejected"])]
     n = len(rows)
@@ -48,37 +51,13 @@ def ensemble_margins(ds, k: int, rm: dict, ctx: TrainContext) -> tuple[np.ndarra
     return margins, members
 
 
-def _member(rows: list[dict], sample: np.ndarray, recipe: dict, ctx: TrainContext, j: int):
-    import json
-
-    import evaluators
-    from bench.core.cache import get_or_build, stable_hash
-    from bench.models.devices import pick_device
-    from evaluators.embedded_reward_model import fit
-    from evaluators.rm_model import RewardModel
-
-    rm = dict(recipe)
-    train = evaluators.get("reward_model", train=rm["train"]).train  # checked, as the evaluator checks it
-    device = pick_device(rm.get("device", "auto"), "method.rm.device")
-    max_length = int(rm["max_length"])
+def _member(rows: list[dict], sample: np.ndarray, recipe: RewardModelRecipe, ctx: TrainContext, j: int):
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
     key = stable_hash({"v": ENSEMBLE_VERSION, "pairs": digest, "sample": hashlib.sha256(sample.tobytes()).hexdigest(),
-                       "train": train, "max_length": max_length, "member": j})
-
-    def build(tmp: Path) -> None:
-        _, fitted = fit(tmp, [rows[i] for i in sample], train, max_length, device)
-        (tmp / "meta.json").write_text(json.dumps({k: v for k, v in fitted.items() if k != "history"}))
-
-    root = ctx.cache_root
-    if root is None:
-        import tempfile
-
-        root = tempfile.mkdtemp(prefix="prefnoise-ensemble-")
-    folder = get_or_build(root, "rm_ensemble", key, build)
-    meta = json.loads((folder / "meta.json").read_text())
-    model = RewardModel.load(str(folder / "model"), device, max_length=max_length,
-                             use_chat_template=rm["chat_template"], batch_size=int(rm["batch_size"]))
-    out = {"key": key, "train_steps": meta.get("train_steps"), "train_s": meta.get("train_s")}
+                       "train": recipe.train.values(), "max_length": recipe.max_length, "member": j})
+    root = ctx.cache_root if ctx.cache_root is not None else tempfile.mkdtemp(prefix="prefnoise-ensemble-")
+    loaded = load(recipe, "method.rm", root, Given([rows[i] for i in sample], key))
+    out = {"key": key, "train_steps": loaded.meta.get("train_steps"), "train_s": loaded.meta.get("train_s")}
     if ctx.heldout_pairs:  # the world's: gold-labelled; other data: as its held-out labels say
-        out["heldout_accuracy"] = model.pairwise_accuracy(ctx.heldout_pairs)
-    return model, out
+        out["heldout_accuracy"] = loaded.model.pairwise_accuracy(ctx.heldout_pairs)
+    return loaded.model, out

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from bench.evaluation import render_prompts
+from bench.models import sampling
+
 
 @torch.no_grad()
 def pair_logps(trainer, model, tokenized, batch_size: int) -> dict[str, torch.Tensor]:
@@ -68,8 +71,6 @@ def tokenize_pairs(trainer, dataset, name: str):
 def sample_candidates(policy, tokenizer, prompts: list, n: int, *, max_new_tokens: int, seed: int,
                       temperature: float, top_p: float, desc: str) -> list[list[str]]:
     """``n`` samples of the current policy per prompt; empty ones dropped, duplicates removed (sampling order)."""
-    from bench.evaluation import render_prompts
-    from bench.models import sampling
 
     texts = render_prompts(list(prompts), tokenizer)
     asks = [t for t in texts for _ in range(n)]

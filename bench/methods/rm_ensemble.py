@@ -24,14 +24,14 @@ held-out pairs (on the world: against gold).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
-from bench.config.fields import spec
+from bench.config.schema import RewardModelRecipe
 from bench.core.detection import detection_stats
 from bench.core.metrics import COUNTER, HIGHER
-from bench.core.spec import NONNEGATIVE, POSITIVE, Param
+from bench.core.options import NONNEGATIVE, POSITIVE, ConfigError, Param, option
 from bench.methods.base import Method, TrainContext, TrainResult
 from bench.methods.cleaning import check_weights, flipped_of, relabel, train_cleaned  # noqa: F401  (relabel: API)
 from bench.methods.ensemble import combine, ensemble_margins  # noqa: F401  (combine: part of this API)
@@ -39,43 +39,40 @@ from bench.methods.ensemble import combine, ensemble_margins  # noqa: F401  (com
 ACTION = {"drop": "remove", "relabel": "flip", "weight": "weight"}  # this method's words for the cleaners' actions
 
 
-@dataclass
-class RMEnsembleConfig:
-    k: int = spec("reward models in the ensemble", Param(low=2, integer=True, why="an ensemble of one is no ensemble"))
-    combine: str = spec("mean, worst_case (min over members) or uncertainty (mean - coeff * variance)",
-                        Param(choices=("mean", "worst_case", "uncertainty")))
-    coeff: float = spec("the variance's weight for combine=uncertainty", NONNEGATIVE)
-    action: str = spec("what happens to disputed pairs: drop, relabel, or weight (every pair)",
-                       Param(choices=("drop", "relabel", "weight")))
-    threshold: float = spec("a pair is disputed when its combined margin is below this", Param())
-    temperature: float = spec("action=weight: each pair weighs sigmoid(margin / temperature)", POSITIVE)
-    rm: dict = spec("each member's recipe (evaluator/reward_model's keys; method.rm.train.max_steps, ...)",
-                    not_in_identity=("batch_size", "device", "gold_accuracy"))
-
-
 class RMEnsemble(Method):
     name = "rm_ensemble"
-    config_class = RMEnsembleConfig
 
-    def __init__(self, **options):
-        from bench.config.typed import typed
+    class Options(Method.Options):
+        k: int = option("reward models in the ensemble", Param(low=2, integer=True, why="an ensemble of one is no ensemble"))
+        combine: str = option("mean, worst_case (min over members) or uncertainty (mean - coeff * variance)",
+                            Param(choices=("mean", "worst_case", "uncertainty")))
+        coeff: float = option("the variance's weight for combine=uncertainty", NONNEGATIVE)
+        action: str = option("what happens to disputed pairs: drop, relabel, or weight (every pair)",
+                           Param(choices=("drop", "relabel", "weight")))
+        threshold: float = option("a pair is disputed when its combined margin is below this", Param())
+        temperature: float = option("action=weight: each pair weighs sigmoid(margin / temperature)", POSITIVE)
+        rm: RewardModelRecipe = option("each member's recipe (evaluator/reward_model's; method.rm.train.max_steps, ...)")
 
-        self.cfg = typed(RMEnsembleConfig, options, "method")
-        if self.cfg.rm.get("path", "embedded") != "embedded":
-            from bench.methods.base import MethodConfigError
+    @classmethod
+    def from_options(cls, options: dict, **context) -> RMEnsemble:
+        method = cls(**options)
+        method.rm_node = dict(options["rm"])  # the record keeps the recipe as configured
+        return method
 
-            raise MethodConfigError("method.rm.path: the ensemble trains its own members; valid: embedded")
+    def validate(self) -> None:
+        if self.rm.path != "embedded":
+            raise ConfigError("method.rm.path: the ensemble trains its own members; valid: embedded")
 
     @property
     def extra_columns(self) -> tuple[str, ...]:
-        return ("pair_weight",) if self.cfg.action == "weight" else ()
+        return ("pair_weight",) if self.options.action == "weight" else ()
 
     def check(self, loss) -> str:
-        check_weights(loss, self.cfg.action, self.name)
-        return f"{getattr(loss, 'label', loss.name)} + RM ensemble ({self.cfg.action}, {self.cfg.combine})"
+        check_weights(loss, self.options.action, self.name)
+        return f"{getattr(loss, 'label', loss.name)} + RM ensemble ({self.options.action}, {self.options.combine})"
 
     def train(self, ctx: TrainContext) -> TrainResult:
-        cfg, ds = self.cfg, ctx.train_dataset
+        cfg, ds = self.options, ctx.train_dataset
         t0 = time.time()
         margins, members = ensemble_margins(ds, cfg.k, cfg.rm, ctx)
         combined = combine(margins, cfg.combine, cfg.coeff)
@@ -91,7 +88,8 @@ class RMEnsemble(Method):
         # the cleaners' one mechanism (bench.methods.cleaning), on the standard cell's budget whatever is dropped
         run, _ = train_cleaned(ctx, disputed, ACTION[cfg.action], "steps", "rm_ensemble",
                                weights=weights(combined, cfg.temperature) if cfg.action == "weight" else None)
-        record = {"rm_ensemble": {"config": asdict(cfg), **stats, "members": members,
+        record = {"rm_ensemble": {"config": {**asdict(cfg), "rm": getattr(self, "rm_node", cfg.rm.values())}, **stats,
+                                  "members": members,
                                   "combined_margin_mean": float(np.mean(combined))}}
         metrics = {"rm_ensemble_precision": _nan(stats["precision"]), "rm_ensemble_recall": _nan(stats["recall"]),
                    "rm_ensemble_touched": float(stats["n_touched"])}

@@ -14,58 +14,52 @@ with the gold reward (a diagnostic after the fact, never used to choose).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
+from datasets import Dataset
 
-from bench.config.fields import spec
 from bench.core.metrics import COUNTER
-from bench.core.spec import COUNT, Param
+from bench.core.options import COUNT, ConfigError, Param, option
 from bench.core.text import as_completion, prompt_text
-from bench.methods.base import Method, MethodConfigError, TrainContext, TrainResult
+from bench.methods.base import Method, TrainContext, TrainResult
+from bench.methods.pairs import pair_logps, sample_candidates, tokenize_pairs
 from bench.methods.stages import Staged, split_steps, total_steps
+from bench.models.load import load_causal_lm
 
 PROMPT_SEED = 5_000_011  # how the prompts are dealt into rounds
 SAMPLE_SEED = 6_000_001  # the policy's samples in each round
 
 
-@dataclass
-class SelfPlayConfig:
-    rounds: int = spec("training rounds: the offline pairs, then rounds - 1 on the policy's own samples",
-                       Param(low=2, integer=True, why="round 1 is method=standard"))
-    n_samples: int = spec("responses sampled per prompt; the best and worst under the scorer form its pair",
-                          Param(low=2, integer=True))
-    reference: str = spec("round: each round's reference is the policy it starts from (SPPO); initial: the start",
-                          Param(choices=("round", "initial")))
-    budget: str = spec("matched: the standard cell's steps split over the rounds; per_round: each round gets all",
-                       Param(choices=("matched", "per_round")))
-    temperature: float = spec("sampling temperature", Param(low=0.0, low_open=True))
-    top_p: float = spec("nucleus mass", Param(low=0.0, high=1.0, low_open=True))
-    max_new_tokens: int | None = spec("sample length (null: the data's pair length)",
-                                         Param(low=1, integer=True, nullable=True))
-    score_batch_size: int = spec("pairs per forward when computing reference log-probs", COUNT, identity=False)
-
-
 class SelfPlay(Method):
     name = "self_play"
     needs_scores = True
-    config_class = SelfPlayConfig
 
-    def __init__(self, **options):
-        from bench.config.typed import typed
-
-        self.cfg = typed(SelfPlayConfig, options, "method")
+    class Options(Method.Options):
+        rounds: int = option("training rounds: the offline pairs, then rounds - 1 on the policy's own samples",
+                           Param(low=2, integer=True, why="round 1 is method=standard"))
+        n_samples: int = option("responses sampled per prompt; the best and worst under the scorer form its pair",
+                              Param(low=2, integer=True))
+        reference: str = option("round: each round's reference is the policy it starts from (SPPO); initial: the start",
+                              Param(choices=("round", "initial")))
+        budget: str = option("matched: the standard cell's steps split over the rounds; per_round: each round gets all",
+                           Param(choices=("matched", "per_round")))
+        temperature: float = option("sampling temperature", Param(low=0.0, low_open=True))
+        top_p: float = option("nucleus mass", Param(low=0.0, high=1.0, low_open=True))
+        max_new_tokens: int | None = option("sample length (null: the data's pair length)",
+                                             Param(low=1, integer=True, nullable=True))
+        score_batch_size: int = option("pairs per forward when computing reference log-probs", COUNT, identity=False)
 
     def check(self, loss) -> str:
         if getattr(loss, "needs_annotators", False):
-            raise MethodConfigError(f"method=self_play makes new pairs with no annotator; loss={loss.name} needs "
+            raise ConfigError(f"method=self_play makes new pairs with no annotator; loss={loss.name} needs "
                                     "annotator ids (set loss.per_annotator=false)")
         return f"{getattr(loss, 'label', loss.name)} + self-play"
 
     def train(self, ctx: TrainContext) -> TrainResult:
-        cfg, ds = self.cfg, ctx.train_dataset
+        cfg, ds = self.options, ctx.train_dataset
         if ctx.scorer is None:
-            raise MethodConfigError("method=self_play needs a scorer (scorer=proxy, oracle or rm)")
+            raise ConfigError("method=self_play needs a scorer (scorer=proxy, oracle or rm)")
         total = total_steps(ctx.train, len(ds))
         steps = [total] * cfg.rounds if cfg.budget == "per_round" else split_steps(
             total, [1] * cfg.rounds, "method=self_play", "method.budget=per_round")
@@ -92,9 +86,7 @@ class SelfPlay(Method):
 
     def _pairs(self, ctx: TrainContext, prompts: list, i: int, like, timings: dict) -> tuple[list[dict], dict]:
         """The round's new pairs: per prompt the best and the worst of its samples under the scorer."""
-        from bench.methods.pairs import sample_candidates
-
-        cfg = self.cfg
+        cfg = self.options
         t0 = time.time()
         cands = sample_candidates(ctx.policy, ctx.tokenizer, prompts, cfg.n_samples,
                                   max_new_tokens=int(cfg.max_new_tokens or ctx.max_new_tokens),
@@ -129,7 +121,7 @@ class SelfPlay(Method):
 class _Reference:
     """Reference log-probs of a round's new pairs: the policy the round starts from, or the initial policy."""
 
-    def __init__(self, ctx: TrainContext, cfg: SelfPlayConfig):
+    def __init__(self, ctx: TrainContext, cfg):
         self.ctx, self.cfg, self.frozen = ctx, cfg, None
         self.needed = bool(ctx.loss.needs_reference_model)
 
@@ -139,18 +131,12 @@ class _Reference:
         if self.frozen is None:
             from trl.trainer.utils import add_fused_lm_head
 
-            from bench.models import load_causal_lm
-
             self.frozen, _ = load_causal_lm(self.ctx.reference_path, str(trainer.accelerator.device))
             self.frozen.eval().requires_grad_(False)
             add_fused_lm_head(self.frozen)  # TRL's forward, as for the policy
         return self.frozen
 
     def attach(self, trainer, pairs: list[dict]):
-        from datasets import Dataset
-
-        from bench.methods.pairs import pair_logps, tokenize_pairs
-
         data = Dataset.from_list(pairs)
         if not self.needed:
             return data

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import time
 
-from bench.methods.base import MethodConfigError, TrainContext, TrainResult
+from bench.core.options import ConfigError
+from bench.methods.base import TrainContext, TrainResult
 
 
 def total_steps(train, n_pairs: int) -> int:
@@ -27,7 +28,7 @@ def split_steps(total: int, weights: list[float], where: str, per_stage: str = "
     ``per_stage`` names the caller's setting that gives every stage the whole budget (for the error)."""
     k = len(weights)
     if total < k:
-        raise MethodConfigError(f"{where}: the training budget is {total} steps, fewer than its {k} stages; raise "
+        raise ConfigError(f"{where}: the training budget is {total} steps, fewer than its {k} stages; raise "
                                 f"train.max_steps / train.epochs, use fewer stages, or {per_stage}")
     s = float(sum(weights))
     raw = [total * w / s for w in weights] if s > 0 else [total / k] * k  # each stage's exact share
@@ -65,7 +66,7 @@ class Staged:
         self.trainer = self.ctx.trainer(dataset, args=self.args(0), ref_cache=self.ctx.ref_cache, **kwargs)
         self.timings["trainer_init"] += time.time() - t0
         if self.trainer.accelerator.num_processes > 1:
-            raise MethodConfigError(f"method={self.name} runs in one process (its stages are not distributed)")
+            raise ConfigError(f"method={self.name} runs in one process (its stages are not distributed)")
         self._schedule()
         return self.trainer.train_dataset
 

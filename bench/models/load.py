@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import torch
 
+from bench.models.smollm2 import ensure_smollm2_folder
+
 
 def resolve_model_path(model) -> str:
     """The folder (or hub name) of a ``model`` config (``bench.config.schema.PretrainedModel`` / ``SmolLM2Model``)."""
     if model.kind == "pretrained":
         return str(model.path)
     if model.kind == "smollm2":
-        from bench.models.smollm2 import ensure_smollm2_folder
-
         # shared with the judge tests' server: $PREFNOISE_CACHE_DIR or ~/.cache/prefnoise, converted once
         return str(ensure_smollm2_folder())
     raise ValueError(f"model.kind={model.kind!r} has no folder to load; valid here: pretrained, smollm2")

@@ -22,13 +22,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 def pieces(evaluation, policy) -> dict[str, float]:
     """Each part of a checkpoint's evaluation, timed alone (the same calls PolicyEvaluation makes)."""
-    from bench.evaluation.core import _gen, implicit_accuracy, kl_estimate, render_prompts
+    from bench.evaluation.core import generation_settings, implicit_accuracy, kl_estimate, render_prompts
     from bench.models import sampling
 
     d, p, tok = evaluation.data, evaluation.parts, evaluation.tokenizer
     out = {}
     t0 = time.perf_counter()
-    sampled = sampling.sample(policy, tok, render_prompts(d.eval_prompts, tok), seed=0, **_gen(p.eval))
+    sampled = sampling.sample(policy, tok, render_prompts(d.eval_prompts, tok), seed=0, **generation_settings(p.eval))
     out["sample (+ policy log-probs)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     kl_estimate(policy, evaluation.ref_model, tok, sampled, p.eval)

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.core.options import ConfigError
 from bench.core.records import iter_records, rows_of
 from bench.tune.apply import is_current
-from bench.tune.selection import read, tuning_dir
+from bench.tune.selection import checkpoint_key, read, tuning_dir
 
 # noise names that mean "no noise": their rate-0 cells serve as the rate-0 point of every noise type's curve
 CLEAN_NOISE = {"none", "clean", "null", ""}
@@ -78,13 +79,6 @@ def hp_of(rec: dict) -> str:
     return str(source.get("criterion") or "default") if source.get("source") == "tuning" else "default"
 
 
-def hps_of(rec: dict) -> list[str]:
-    """Every source a cell served (``note_hp_source``): a cell whose values two rules picked counts for both."""
-    sources = rec.get("hp_sources") or [rec.get("hp_source") or {}]
-    out = [hp_of({"hp_source": s}) for s in sources]
-    return list(dict.fromkeys(out))
-
-
 def per_protocol(records: list[dict]) -> list[dict]:
     """One record per (cell, source of its values), each with ``hp`` set: the unit the report groups. A cell
     counted for a tuning rule is ``<cell id>@<rule>`` in the report's tables."""
@@ -101,7 +95,6 @@ def at_checkpoint(rec: dict, epoch) -> dict:
     """A record's ``metrics`` at the checkpoint a tuning rule picked (``{}``: none picked, the end's stand)."""
     if epoch is None or not rec.get("curve"):
         return {}
-    from bench.tune.selection import checkpoint_key
 
     for p in rec["curve"]:
         if checkpoint_key(p["epoch"]) == checkpoint_key(epoch):
@@ -122,7 +115,7 @@ def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str
         if sweep not in selections:
             try:
                 selections[sweep] = read(tuning_dir(results_dir, sweep))
-            except FileNotFoundError:
+            except ConfigError:  # no selection yet (``bench.tune.selection.read``)
                 selections[sweep] = None  # nothing to check against
         return selections[sweep]
 

@@ -17,11 +17,13 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.aggregate import Results, load_results, robustness_table
+from bench.report.analysis import Analysis
 from bench.report.controls import controls_of
 from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, protocol_title
 from bench.report.margins import margin_blocks, margin_figures
 from bench.report.render import to_html, to_markdown
 from bench.report.stats import paired_vs_baseline, reference_curve, resolve_baseline, summary_table
+from bench.report.tuning import tuning_blocks
 
 
 def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward", sweep: str | None = None,
@@ -53,7 +55,6 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
     for a in analyses:
         figures.update(_figures(a, out, slug))
         figures.update(margin_figures(a, out, results_dir))
-    from bench.report.tuning import tuning_blocks
 
     tuning, tuning_figures = tuning_blocks(results_dir, res, out, metric)
     figures.update(tuning_figures)
@@ -69,7 +70,7 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
                 paired_file=f"paired_vs_{slug}.csv", analyses=analyses)
 
 
-def _analyse(res: Results, hp: str, baseline: str, metric: str, notes: list[str], several: bool) -> dict:
+def _analyse(res: Results, hp: str, baseline: str, metric: str, notes: list[str], several: bool) -> Analysis:
     """Tables and tests of the cells of one source of values, against that source's baseline."""
     base, note = resolve_baseline(res.cells, baseline)
     if note:
@@ -95,7 +96,7 @@ def _pick_headline(metric: str, metrics: list[str], res: Results, notes: list[st
     return pick
 
 
-def _figures(a: dict, out: Path, slug: str) -> dict[str, str]:
+def _figures(a: Analysis, out: Path, slug: str) -> dict[str, str]:
     """Per source: one curve figure per metric, the paired differences against the baseline, the heatmap."""
     res, table, paired, headline, base, tag = a["res"], a["table"], a["paired"], a["headline"], a["baseline"], a["tag"]
     files = {}
@@ -115,7 +116,7 @@ def _figures(a: dict, out: Path, slug: str) -> dict[str, str]:
     return files
 
 
-def _intro(res: Results, analyses: list[dict], notes: list[str], results_dir) -> list:
+def _intro(res: Results, analyses: list[Analysis], notes: list[str], results_dir) -> list:
     c = res.cells
     n_ok, n_failed, n_missing = int((c["status"] == "ok").sum()), len(res.failed), len(res.missing)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -18,6 +18,7 @@ import pandas as pd
 from bench.core.metrics import compared
 from bench.report import plots
 from bench.report.aggregate import Results, direction
+from bench.report.analysis import Analysis
 from bench.report.render import fmt, fmt_p
 from bench.report.stats import holm, interval_and_mde, paired_differences, paired_test
 
@@ -179,7 +180,7 @@ def _with_interval(mean, lo, hi) -> str:
     return fmt(mean) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
 
 
-def headroom_blocks(a: dict) -> list:
+def headroom_blocks(a: Analysis) -> list:
     """"Could this condition show a gain?": the headroom per condition, then each curve's share of it."""
     base, metric, h = a["baseline"], a["headline"], a["headroom"]
     b: list = [("h", 3, f"Could this condition show a gain? ({metric})")]
@@ -206,7 +207,7 @@ def _verdict(flag) -> str:
     return "no: no loss can be declared better" if bool(flag) else "yes"
 
 
-def _share_blocks(a: dict) -> list:
+def _share_blocks(a: Analysis) -> list:
     s = a["share"]
     s = s[s["share"].notna()]
     if s.empty:
@@ -224,7 +225,7 @@ def _share_blocks(a: dict) -> list:
             ("table", pd.DataFrame(rows))]
 
 
-def interaction_blocks(a: dict) -> list:
+def interaction_blocks(a: Analysis) -> list:
     """"Does the gap to the baseline grow with the noise rate?": one slope contrast per curve and noise type."""
     base, metric = a["baseline"], a["headline"]
     t = a["interaction"]

@@ -9,6 +9,7 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.aggregate import Results
+from bench.report.analysis import Analysis
 from bench.report.controls import headroom_blocks, interaction_blocks
 from bench.report.provenance import mixing_warnings
 from bench.report.render import fmt, fmt_p
@@ -149,7 +150,7 @@ def _cut(df: pd.DataFrame, what: str) -> list:
     return blocks
 
 
-def analysis_blocks(a: dict, figures: dict, slug: str, several: bool) -> list:
+def analysis_blocks(a: Analysis, figures: dict, slug: str, several: bool) -> list:
     """One source of values: its headline figure and table, summary, paired tests, length and other metrics."""
     res, table, base, headline, tag = a["res"], a["table"], a["baseline"], a["headline"], a["tag"]
     title = f" ({protocol_title(a['hp'])})" if several else ""

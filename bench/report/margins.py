@@ -24,6 +24,7 @@ import pandas as pd
 from bench.core.records import cell_dir
 from bench.report import plots
 from bench.report.aggregate import Results
+from bench.report.analysis import Analysis
 
 MARGINS_FILE = "margins.json"
 PROGRESS = ("diag_memorized", "diag_fit")
@@ -90,7 +91,7 @@ def _read(results_dir, rec: dict) -> dict | None:
         return None
 
 
-def margin_figures(a: dict, out: Path, results_dir) -> dict[str, str]:
+def margin_figures(a: Analysis, out: Path, results_dir) -> dict[str, str]:
     """The two figures of one source of values (each only when it has something to draw)."""
     res, base, tag, files = a["res"], a["baseline"], a["tag"], {}
     table = progress_table(progress_points(res))
@@ -104,7 +105,7 @@ def margin_figures(a: dict, out: Path, results_dir) -> dict[str, str]:
     return files
 
 
-def margin_blocks(a: dict, figures: dict) -> list:
+def margin_blocks(a: Analysis, figures: dict) -> list:
     tag = a["tag"]
     progress, z = figures.get(f"margins:progress{tag}"), figures.get(f"margins:z{tag}")
     if not progress and not z:

@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
+from bench.cell import distributed, wandb_log
+from bench.cell.run import decide, run_cell, short_name
 from bench.core import records
-from bench.core.files import atomic_write_json
-from bench.core.spec import ConfigError
-from bench.sweep.status import STATUS_FILE, progress_line, read_plan, summarize
+from bench.core.options import ConfigError
+from bench.data import DataError
+from bench.sweep.precheck import EXIT_CONFIG, one_line
+from bench.sweep.status import JobStatus, progress_line, read_plan, summarize
+from bench.tune.apply import apply
 
 log = logging.getLogger("prefnoise")
 
@@ -32,27 +34,8 @@ def _hydra():
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
-class JobStatus:
-    """The status file of one Hydra job (a no-op outside Hydra)."""
-
-    def __init__(self, job_dir: Path | None, info: dict):
-        self.path = job_dir / STATUS_FILE if job_dir else None
-        self.state: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), **info}
-
-    def write(self, **changes: Any) -> None:
-        self.state.update(changes)
-        if self.path is not None:
-            atomic_write_json(self.path, self.state)
-
-    def ended(self) -> dict:
-        end = time.time()
-        return {"ended_at": end, "duration": round(end - self.state["started_at"], 3)}
-
-
 def run_job(cfg: DictConfig) -> dict:
     from hydra.types import RunMode
-
-    from bench.cell import cell_id, distributed, run_cell, wandb_log
 
     hc = _hydra()
     multirun = hc is not None and hc.mode == RunMode.MULTIRUN
@@ -66,17 +49,14 @@ def run_job(cfg: DictConfig) -> dict:
     results = Path(cfg.paths.results)
     cid = None
     try:
-        from bench.tune.apply import apply
-
         cfg, hp_source = apply(cfg)  # tuning=<sweep>/<criterion>: the selected values, before the cell's identity
-        cid = cell_id(cfg)
+        cid, complete = decide(cfg)  # the id and the skip, decided once (run_cell takes them)
         status.write(cell_id=cid)
-        complete = bool(cfg.resume) and records.is_complete(results, cid)
         if not complete and str(cfg.train.device) != "cpu":
             distributed.claim_devices(distributed.num_gpus(cfg))  # a skipped cell claims no GPU
         run = None if complete or distributed.needs_launch(cfg) else wandb_log.start(cfg, cid)
         try:
-            rec = run_cell(cfg, slot=_slot(hc), hp_source=hp_source)
+            rec = run_cell(cfg, slot=_slot(hc), hp_source=hp_source, decided=(cid, complete))
         except BaseException as e:
             wandb_log.finish(run, error=e, record=records.read_record(results, cid))
             raise
@@ -104,9 +84,6 @@ def run_job(cfg: DictConfig) -> dict:
 def _one_line_exit(e: ConfigError, cid: str | None, hc) -> None:
     """``prefnoise: data error: <what is wrong, what is valid>`` on stderr and exit code 2, as the precheck ends a
     bad command line; the failed record stays, the traceback is in the job's run.log (or: HYDRA_FULL_ERROR=1)."""
-    from bench.data import DataError
-    from bench.sweep.precheck import EXIT_CONFIG, one_line
-
     kind = "data" if isinstance(e, DataError) else "config"
     where = [f"cell {cid}: failed record kept"] if cid else []
     if hc is not None:
@@ -136,7 +113,6 @@ def _error_of(results: Path, cid: str | None, e: BaseException) -> dict:
 
 def result_line(cfg: DictConfig, state: str, status: dict, record: dict | None = None, error: dict | None = None) -> str:
     """``[prefnoise] ok      dpo random_flip@0.2 seed 0: gold_reward 0.152, kl 1.7 (24 s) cell 1a2b3c4d``"""
-    from bench.cell.run import short_name
 
     text = f"[prefnoise] {state:<7} {short_name(cfg)}"
     if error is not None:

@@ -28,8 +28,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as HydraSlurmLauncher
 from omegaconf import OmegaConf, open_dict
 
-from bench.sweep.job import JobStatus
-from bench.sweep.status import read_plan, read_statuses
+from bench.sweep.status import JobStatus, read_plan, read_statuses
 
 log = logging.getLogger(HydraSlurmLauncher.__module__)  # Hydra's own lines, as its launcher writes them
 

@@ -6,7 +6,8 @@
   or ``seed=abc`` fails here, in seconds, before any data or model is loaded. In a sweep that check runs in each
   cell, so one bad cell is recorded as failed and the others go on.
 
-``HYDRA_FULL_ERROR=1`` re-raises the original exception with its traceback.
+Only a ``ConfigError`` (a bad value, unreadable data: ``bench.core.options``) is said in one line; anything else
+raised here is a bug and shows its traceback. ``HYDRA_FULL_ERROR=1`` re-raises a config error with its traceback.
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import os
 import re
 import sys
 
-from bench.core.registry import did_you_mean
-from bench.core.spec import ConfigError
+from bench.cell.parts import build_parts
+from bench.config.compose import compose, group_options
+from bench.core.options import ConfigError, did_you_mean
+from bench.tune.apply import apply
 
 EXIT_CONFIG = 2
 
@@ -36,11 +39,8 @@ def precheck(argv: list[str]) -> int:
         for overrides in jobs:
             cfg = _compose(overrides)
         if not args.multirun:
-            from bench.cell.parts import build_parts
-            from bench.tune.apply import apply
-
             build_parts(apply(cfg)[0])
-    except (ConfigError, ValueError, TypeError, FileNotFoundError) as e:
+    except ConfigError as e:  # anything else at start-up is a bug: its traceback shows
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"prefnoise: config error: {one_line(str(e))}", file=sys.stderr)
@@ -67,8 +67,6 @@ def _compose(overrides: list[str]):
     """The composed config, or a ``ConfigError`` saying in one line which override is wrong and what is valid."""
     from hydra.errors import HydraException, MissingConfigException
 
-    from bench.config.compose import compose, group_options
-
     try:
         return compose(overrides)
     except MissingConfigException as e:
@@ -91,8 +89,6 @@ def _compose(overrides: list[str]):
 
 def _unknown_key(dotted: str, overrides: list[str]) -> str:
     from omegaconf import OmegaConf
-
-    from bench.config.compose import compose
 
     parent, _, key = dotted.rpartition(".")
     rest = [o for o in overrides if not o.lstrip("+~").startswith(dotted + "=")]

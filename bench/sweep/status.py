@@ -26,13 +26,34 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
+
+from bench.core.files import atomic_write_json
 
 PLAN_FILE = "sweep_plan.json"
 STATUS_FILE = "cell_status.json"
 SUMMARY_FILE = "sweep_summary.json"
 FINAL = ("ok", "skipped", "failed")
+
+
+
+class JobStatus:
+    """The status file of one Hydra job (a no-op outside Hydra)."""
+
+    def __init__(self, job_dir: Path | None, info: dict):
+        self.path = job_dir / STATUS_FILE if job_dir else None
+        self.state: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), **info}
+
+    def write(self, **changes: Any) -> None:
+        self.state.update(changes)
+        if self.path is not None:
+            atomic_write_json(self.path, self.state)
+
+    def ended(self) -> dict:
+        end = time.time()
+        return {"ended_at": end, "duration": round(end - self.state["started_at"], 3)}
 
 
 def plan_jobs(config: DictConfig) -> list[list[str]] | None:

@@ -23,16 +23,31 @@ from typing import Any
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from bench import losses as bench_losses
+from bench.config.compose import compose
 from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text
+from bench.core.options import ConfigError
 from bench.sweep.status import PLAN_FILE, read_plan
+from bench.tune import criteria as crit
+from bench.tune import protocol, selection
+from bench.tune.selection import score_at
+from bench.tune.space import space_for
 
 log = logging.getLogger("prefnoise")
+
+
+def every_loss(losses: Sequence[str] | str) -> list[str]:
+    """The sweeper's ``losses``; ``all`` is every registered loss (``bench.losses.KIND``), so a new one joins a
+    study that names them all."""
+    if isinstance(losses, str):
+        losses = [losses]
+    return [name for loss in losses for name in (bench_losses.names() if str(loss) == "all" else [str(loss)])]
 
 
 class CellsSweeper(Sweeper):
     def __init__(self, losses: Sequence[str] | None = None, conditions: Sequence[str] | None = None,
                  seeds: Sequence[int] | None = None, params: dict | None = None):
-        self.losses = list(losses) if losses else None
+        self.losses = every_loss(losses) if losses else None
         self.conditions = [str(c) for c in conditions] if conditions else [""]
         self.seeds = [int(s) for s in seeds] if seeds else None
         self.params = dict(params or {})
@@ -101,8 +116,6 @@ class TuneSweeper(CellsSweeper):
         self.knobs = dict(knobs or {})
 
     def sweep(self, arguments: list[str]) -> Any:
-        from bench.tune import criteria as crit
-        from bench.tune import protocol, selection
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +124,7 @@ class TuneSweeper(CellsSweeper):
             crit.get(c)
         variants, fixed, losses, seeds = self.expand(arguments)
         if len(variants) > 1:
-            raise ValueError("a tuning sweep crosses its losses, conditions and seeds only: write other swept keys "
+            raise ConfigError("a tuning sweep crosses its losses, conditions and seeds only: write other swept keys "
                              f"as conditions (hydra.sweeper.conditions); got {len(variants)} variants")
         plan = self.plan(fixed, losses, seeds)
         folder = selection.tuning_dir(self.config.paths.results, str(self.config.sweep))
@@ -133,22 +146,16 @@ class TuneSweeper(CellsSweeper):
         """Every rule's walk one stage further, on the scores of the round just run."""
         from functools import partial
 
-        from bench.tune import criteria as crit
-        from bench.tune import protocol
-        from bench.tune.selection import score_at
-
         for (lo, ck, k), p in paths.items():
             if p.stage < len(spaces[lo].stages):
                 score = partial(score_at, scores, lo, ck, seeds=plan["seeds"], metric=crit.get(k).metric,
                                 checkpoints=bool(plan.get("checkpoints")))
                 paths[(lo, ck, k)] = protocol.advance(spaces[lo], p, lambda pt, f=score: f(pt)[0])
 
-    def plan(self, fixed: list[str], losses: list[str], seeds: list[int]) -> dict:
-        from bench.config.compose import compose
-        from bench.tune.space import space_for
-
+    def plan(self, fixed: list[str], losses: list[str], seeds: list[int]) -> selection.TuningPlan:
+        """The sweep's ``plan.json`` (its contract: ``bench.tune.selection.TuningPlan``)."""
         if None in losses or None in seeds:
-            raise ValueError("a tuning sweep needs hydra.sweeper.losses (or loss=a,b) and hydra.sweeper.seeds")
+            raise ConfigError("a tuning sweep needs hydra.sweeper.losses (or loss=a,b) and hydra.sweeper.seeds")
         conditions = []
         for c in self.conditions:
             cfg = compose([*fixed, *c.split()])
@@ -159,7 +166,7 @@ class TuneSweeper(CellsSweeper):
         if len(set(budgets.values())) > 1:
             log.warning("tuning budgets differ between losses: %s", budgets)
         every = compose(list(fixed)).eval.checkpoints.every
-        return {"sweep": str(self.config.sweep), "created": time.time(), "fixed": fixed, "seeds": seeds,
+        return {"sweep": str(self.config.sweep), "created": time.time(), "fixed": list(fixed), "seeds": list(seeds),
                 "checkpoints": every is not None,  # the checkpoint is a knob: every rule picks one per point
                 "criteria": self.criteria, "lr": self.lr, "conditions": conditions, "budgets": budgets,
                 "losses": {lo: {"stages": [{"key": k.key, "values": list(k.values), "default": k.default}
@@ -167,7 +174,6 @@ class TuneSweeper(CellsSweeper):
 
     def _round(self, plan, spaces, paths, fixed, done: dict, folder: Path) -> list:
         """Launch what the rules need next that no round ran yet; append each job to jobs.jsonl."""
-        from bench.tune import protocol
 
         conds = {c["key"]: c for c in plan["conditions"]}
         wanted = []

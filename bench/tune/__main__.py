@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench.core.options import ConfigError
 from bench.tune import criteria, selection
 
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
             criteria.get(c)  # did-you-mean for a misspelt rule
         folder = selection.tuning_dir(args.results, args.sweep)
         plan = selection.read_plan(folder)
-    except (ValueError, FileNotFoundError) as e:
+    except ConfigError as e:
         print(f"python -m bench.tune: {e}", file=sys.stderr)
         return 2
     rows = selection.select(plan, selection.scores_from(folder, args.results), args.criterion)

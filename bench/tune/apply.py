@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bench.core.spec import ConfigError
+from bench.core.options import ConfigError
 from bench.tune import criteria as crit
 from bench.tune.selection import read, read_plan, tuning_dir
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from bench.core import records
 from bench.core.files import atomic_write_text, read_jsonl
+from bench.core.options import ConfigError
 from bench.tune import criteria as crit
 from bench.tune.protocol import at_edge as edges
 from bench.tune.protocol import point, replay
@@ -34,19 +35,53 @@ TEST_METRIC = "gold_reward"
 CURVE = "@curve"  # a scored point's checkpoint curve, beside its metrics
 
 
+class PlanCondition(TypedDict):
+    key: str  # the condition's overrides as one string ("default": none)
+    overrides: list[str]
+    noise: str
+    rate: float
+
+
+class PlanStage(TypedDict):
+    key: str  # the tuned config key (train.learning_rate, loss.beta, ...)
+    values: list
+    default: Any
+
+
+class PlanLoss(TypedDict):
+    stages: list[PlanStage]  # one knob after another (bench.tune.space)
+    budget: int  # cells per (condition, seed)
+
+
+class TuningPlan(TypedDict):
+    """``plan.json``: the contract between the tuning sweep that writes it (``bench.sweep.sweeper.TuneSweeper``)
+    and everything that reads it (this module, ``bench.tune.apply``, the report's tuning section)."""
+
+    sweep: str
+    created: float  # time.time() when written
+    fixed: list[str]  # the overrides every cell of the sweep shares
+    seeds: list[int]  # the tuning seeds
+    checkpoints: bool  # the cells scored checkpoints: the checkpoint is a knob every rule picks
+    criteria: list[str]  # the selection rules (bench.tune.criteria: registered names or class paths)
+    lr: list[float]  # the learning-rate grid of the first stage
+    conditions: list[PlanCondition]
+    budgets: dict[str, int]  # per loss
+    losses: dict[str, PlanLoss]
+
+
 def tuning_dir(results: str | Path, sweep: str) -> Path:
     return Path(results) / "tuning" / sweep
 
 
-def read_plan(folder: Path) -> dict:
+def read_plan(folder: Path) -> TuningPlan:
     path = Path(folder) / PLAN
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no tuning plan (run a tuning sweep first: python bench/run.py -m "
+        raise ConfigError(f"{path}: no tuning plan (run a tuning sweep first: python bench/run.py -m "
                                 "experiment=tune ...)")
     return json.loads(path.read_text())
 
 
-def spaces_of(plan: dict) -> dict[str, Space]:
+def spaces_of(plan: TuningPlan) -> dict[str, Space]:
     return {loss: Space(loss, tuple(Knob(k["key"], tuple(k["values"]), k["default"]) for k in s["stages"]))
             for loss, s in plan["losses"].items()}
 
@@ -145,5 +180,5 @@ def read(folder: Path) -> list[dict[str, Any]]:
 
     path = Path(folder) / SELECTION
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no selection yet (python -m bench.tune select --sweep ...)")
+        raise ConfigError(f"{path}: no selection yet (python -m bench.tune select --sweep ...)")
     return pd.read_csv(path).to_dict("records")

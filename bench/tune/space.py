@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.core.spec import ConfigError
+from bench.config.compose import compose
+from bench.core.options import ConfigError
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,6 @@ def space_for(loss: str, lr_values, base: list[str] | tuple[str, ...] = (), knob
     """The space of ``loss`` (a ``conf/loss`` option name) with the learning-rate grid ``lr_values``; ``knobs``
     replaces ``conf/search/<loss>.yaml``'s (a small experiment's smaller grids)."""
     from omegaconf import OmegaConf
-
-    from bench.config.compose import compose
 
     cfg = compose([*base, f"loss={loss}"])
     if knobs is None:

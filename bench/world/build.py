@@ -26,17 +26,20 @@ from pathlib import Path
 import numpy as np
 
 from bench.config.schema import TinyModel, WorldData
-from bench.config.typed import identity_of
+from bench.config.typed import identity_values
 from bench.core.cache import get_or_build, stable_hash
 from bench.core.files import read_jsonl, write_jsonl
+from bench.models import sampling
+from bench.world import pretrained, tiny_lm
 from bench.world import rules as world
-
-WORLD_CODE_VERSION = 4  # bump when rules.py or this builder changes what they produce (4: the validation split)
+from bench.world import sft as sft_mod
+from bench.world.pretrained import user_turn
+from bench.world.rules import WORLD_CODE_VERSION
 
 
 def world_key(data: WorldData, model) -> str:
     """What determines the artifact: the world's settings and the reference policy's (not their labels)."""
-    return stable_hash({"v": WORLD_CODE_VERSION, "data": identity_of(data), "model": identity_of(model)})
+    return stable_hash({"v": WORLD_CODE_VERSION, "data": identity_values(data), "model": identity_values(model)})
 
 
 def _labelled_pairs(prompts: list[str], a: list[str], b: list[str], start_id: int = 0) -> list[dict]:
@@ -61,7 +64,6 @@ def build(out: Path, data: WorldData, model_cfg) -> None:
         model, tokenizer, history, timings = _reference_policy(out, data, model_cfg)
         reference, chat = out / "reference", False
     else:  # a pretrained LM as the reference policy (bench.world.pretrained)
-        from bench.world import pretrained
 
         model, tokenizer, history, timings, reference, chat = pretrained.reference_policy(out, data, model_cfg)
     sample = _Sampler(model, tokenizer, data, chat)
@@ -116,8 +118,6 @@ def build(out: Path, data: WorldData, model_cfg) -> None:
 def _reference_policy(out: Path, data: WorldData, model_cfg: TinyModel):
     """The world's reference policy, saved to ``out/reference``: a tiny Llama with its own tokenizer, fine-tuned
     with TRL's SFTTrainer on world text of mixed quality. Returns (model, tokenizer, SFT history, timings)."""
-    from bench.world import sft as sft_mod
-    from bench.world import tiny_lm
 
     t0 = time.time()
     sft = model_cfg.sft
@@ -148,10 +148,8 @@ class _Sampler:
         return [prompts[i] for i in rng.integers(len(prompts), size=n)]
 
     def generate(self, prompts: list[str], seed: int, desc: str) -> list[str]:
-        from bench.models import sampling
 
         if self.chat:  # the prompt as a user turn; the model answers as the assistant
-            from bench.world.pretrained import user_turn
 
             prompts = [self.tokenizer.apply_chat_template(user_turn(p), tokenize=False, add_generation_prompt=True)
                        for p in prompts]

@@ -10,6 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench.models import load_causal_lm
+from bench.models.devices import pick_device
+from bench.models.load import resolve_model_path
+from bench.world import rules as world
+from bench.world import sft as sft_mod
+
 
 def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
@@ -26,11 +32,6 @@ def assistant_turn(response: str) -> list[dict]:
 def reference_policy(out: Path, data, model_cfg):
     """(model, tokenizer, SFT history, timings, reference folder, chat) for a pretrained model on the world; the
     fine-tuned policy is saved to ``out/reference``, an untouched one is used from its own folder."""
-    from bench.models import load_causal_lm
-    from bench.models.devices import pick_device
-    from bench.models.load import resolve_model_path
-    from bench.world import rules as world
-    from bench.world import sft as sft_mod
 
     t0 = time.time()
     path = resolve_model_path(model_cfg)

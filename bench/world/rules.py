@@ -29,6 +29,10 @@ from functools import lru_cache
 
 import numpy as np
 
+# bump when these rules or the builder (``bench.world.build``) change what they produce (4: the validation split);
+# here, with the rules, so a cell's identity reads it without importing the builder (and its model code)
+WORLD_CODE_VERSION = 4
+
 ITEMS = (
     "phone laptop blender backpack camera kettle watch keyboard jacket speaker vacuum printer chair tablet "
     "toaster monitor mouse lamp tent bicycle heater router drill mattress"

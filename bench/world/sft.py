@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from bench.models.callbacks import quiet
+
 
 def sft(model, tokenizer, pairs: list[tuple], settings, max_length: int, out_dir: Path, seed: int):
     """Supervised fine-tuning on (prompt, response) with TRL's SFTTrainer (loss on the completion only).
@@ -14,8 +16,6 @@ def sft(model, tokenizer, pairs: list[tuple], settings, max_length: int, out_dir
     responses are strings, or message lists for a chat model (TRL applies its chat template)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
-
-    from bench.models.callbacks import quiet
 
     ds = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [r for _, r in pairs]})
     args = SFTConfig(

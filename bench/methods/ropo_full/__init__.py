@@ -79,7 +79,7 @@ cell metric ``ropo_filter_precision`` (higher is better). Files in the cell fold
 original pair's loss and fate per round) and ``ropo_replacements.jsonl`` (every candidate pair chosen, accepted
 or not).
 """
-from bench.methods.ropo_full.config import LABEL, RopoFullConfig, check_loss, round_steps
+from bench.methods.ropo_full.config import LABEL, RopoFullOptions, check_loss, round_steps
 from bench.methods.ropo_full.method import RopoFull
 
-__all__ = ["LABEL", "RopoFull", "RopoFullConfig", "check_loss", "round_steps"]
+__all__ = ["LABEL", "RopoFull", "RopoFullOptions", "check_loss", "round_steps"]

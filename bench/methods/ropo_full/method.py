@@ -17,30 +17,26 @@ from bench.core.metrics import HIGHER
 from bench.methods.base import Method, TrainContext, TrainResult
 from bench.methods.pairs import pair_logps, pair_losses
 from bench.methods.ropo_full import candidates as rs
-from bench.methods.ropo_full.config import RopoFullConfig, check_loss, round_steps
+from bench.methods.ropo_full.config import RopoFullOptions, check_loss, round_steps
 from bench.methods.ropo_full.filter import filter_pairs, mean_of, pooled_precision
 from bench.methods.stages import Staged
+from bench.models import load_causal_lm
 
 
 class RopoFull(Method):
     name = "ropo_full"
-    config_class = RopoFullConfig
-
-    def __init__(self, **options):
-        from bench.config.typed import typed
-
-        self.cfg = typed(RopoFullConfig, options, "method")
+    Options = RopoFullOptions
 
     def check(self, loss) -> str:
-        return check_loss(loss, self.cfg)
+        return check_loss(loss, self.options)
 
     def train(self, ctx: TrainContext) -> TrainResult:
-        label = check_loss(ctx.loss, self.cfg)
-        run = _Rounds(ctx, self.cfg)
+        label = check_loss(ctx.loss, self.options)
+        run = _Rounds(ctx, self.options)
         train_i = None
-        for i in range(self.cfg.rounds):
+        for i in range(self.rounds):
             run.train_round(i, train_i)
-            if i == self.cfg.rounds - 1:
+            if i == self.rounds - 1:
                 break
             train_i = run.refresh(i)
         ctx.policy.eval()
@@ -51,7 +47,7 @@ class _Rounds:
     """The state that lives across rounds: the original pairs as TRL tokenized them, the rounds' one optimizer and
     schedule (``bench.methods.stages.Staged``), the frozen reference, and what each round recorded."""
 
-    def __init__(self, ctx: TrainContext, cfg: RopoFullConfig):
+    def __init__(self, ctx: TrainContext, cfg: RopoFullOptions):
         self.ctx, self.cfg = ctx, cfg
         self.timings = {"filter": 0.0, "generate": 0.0, "candidates": 0.0}
         self.needs_ref = bool(ctx.loss.needs_reference_model)
@@ -88,8 +84,6 @@ class _Rounds:
     def _reference(self):
         """A frozen copy of the reference policy, checked against TRL's precompute on the first pairs (choice 7)."""
         from trl.trainer.utils import add_fused_lm_head
-
-        from bench.models import load_causal_lm
 
         ref_model, _ = load_causal_lm(self.ctx.reference_path, str(self.trainer.accelerator.device))
         ref_model.eval().requires_grad_(False)

@@ -1,4 +1,4 @@
-"""A sequence-classification reward model and the one encoding its training and scoring share.
+"""A loaded reward model (``RewardModel``) and the one encoding its training and scoring share.
 
 Any ``AutoModelForSequenceClassification`` with one output logit is a reward model here. A (prompt, response) pair
 is encoded with the tokenizer's chat template when it has one (prompt as the user turn, response as the assistant
@@ -10,6 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from bench.core.options import ConfigError
 
 
 # ---------------------------------------------------------------- encoding (shared by training and scoring)
@@ -82,7 +84,8 @@ class PairCollator:
 class RewardModel:
     """A sequence-classification reward model and its tokenizer, scoring (prompt, response) pairs."""
 
-    def __init__(self, model, tokenizer, max_length: int, use_chat_template="auto", batch_size: int = 32):
+    def __init__(self, model, tokenizer, max_length: int, use_chat_template="auto", batch_size: int = 32,
+                 where: str = "evaluator.reward_model"):
         self.model, self.tokenizer = model, tokenizer
         self.max_length, self.batch_size = int(max_length), int(batch_size)
         has = _has_template(tokenizer)
@@ -90,13 +93,13 @@ class RewardModel:
             self.use_template = has
         elif use_chat_template in (True, "true"):
             if not has:
-                raise ValueError("evaluator.reward_model.chat_template=true but the reward model's tokenizer has "
-                                 "no chat template; use auto or false")
+                raise ConfigError(f"{where}.chat_template=true but the reward model's tokenizer has no chat template; "
+                                  "valid: auto or false")
             self.use_template = True
         elif use_chat_template in (False, "false"):
             self.use_template = False
         else:
-            raise ValueError(f"evaluator.reward_model.chat_template={use_chat_template!r}; valid: auto, true, false")
+            raise ConfigError(f"{where}.chat_template={use_chat_template!r}; valid: auto, true, false")
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         if tokenizer.pad_token is None:
@@ -105,9 +108,9 @@ class RewardModel:
             model.config.pad_token_id = tokenizer.pad_token_id
 
     @classmethod
-    def load(cls, path: str, device: str = "cpu", **kw) -> RewardModel:
-        model, tokenizer = _load(str(path), device)
-        return cls(model, tokenizer, **kw)
+    def load(cls, path: str, device: str = "cpu", where: str = "evaluator.reward_model", **kw) -> RewardModel:
+        model, tokenizer = _load(str(path), device, where)
+        return cls(model, tokenizer, where=where, **kw)
 
     def encode(self, prompt: str, response: str) -> dict[str, list[int]]:
         return encode(self.tokenizer, prompt, response, self.max_length, self.use_template)
@@ -150,23 +153,28 @@ class RewardModel:
         return float(np.mean((c > j) + 0.5 * (c == j)))
 
 
-@lru_cache(maxsize=2)  # one process scores many batches (and cells) with the same model: load it once
-def _load(path: str, device: str):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    field = "evaluator.reward_model.path"
+def _load(path: str, device: str, where: str):
+    """The model and tokenizer at ``path`` (a folder or a hub name); ``where`` names the recipe in errors."""
+    field = f"{where}.path"
     local = Path(path).expanduser()
     looks_local = local.exists() or path.startswith(("/", "./", "../", "~")) or path.count("/") > 1
     if looks_local and not local.is_dir():
-        raise ValueError(f"{field}={path!r}: no such folder (give a reward-model folder, a hub name, or embedded)")
-    src = str(local) if local.exists() else path
+        raise ConfigError(f"{field}={path!r}: no such folder (give a reward-model folder, a hub name, or embedded)")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForSequenceClassification.from_pretrained(src)
+        model, tokenizer = _from_pretrained(str(local) if local.exists() else path, device)
     except (OSError, ValueError) as e:
-        where = "not a sequence-classification model folder" if looks_local else "not found locally or on the hub"
-        raise ValueError(f"{field}={path!r}: {where} ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e
+        what = "not a sequence-classification model folder" if looks_local else "not found locally or on the hub"
+        raise ConfigError(f"{field}={path!r}: {what} ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e
     if model.config.num_labels != 1:
-        raise ValueError(f"{field}={path!r} has num_labels={model.config.num_labels}; a reward model outputs one "
-                         "logit (AutoModelForSequenceClassification with num_labels=1)")
+        raise ConfigError(f"{field}={path!r} has num_labels={model.config.num_labels}; a reward model outputs one "
+                          "logit (AutoModelForSequenceClassification with num_labels=1)")
+    return model, tokenizer
+
+
+@lru_cache(maxsize=2)  # one process scores many batches (and cells) with the same model: load it once
+def _from_pretrained(src: str, device: str):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForSequenceClassification.from_pretrained(src)
     return model.to(device).eval(), tokenizer
