@@ -94,7 +94,7 @@ def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells_through_subm
     before = _records(tmp_path)
     assert sorted(r["status"] for r in before.values()) == ["failed", "ok"]  # job 2 left no record, not half a one
     failed = next(r for r in before.values() if r["status"] == "failed")
-    assert failed["error"]["type"] == "ValueError" and "noise.rate" in failed["error"]["message"]
+    assert failed["error"]["type"] == "ConfigError" and "noise.rate" in failed["error"]["message"]  # the one config error (a ValueError)
     assert failed["error"]["where"].startswith("config")
     summary = sweep.summarize(tmp_path / "sweep")  # the status command sees the dead job as interrupted
     assert summary["counts"]["interrupted"] == 1 and summary["counts"]["failed"] == 1
@@ -105,7 +105,7 @@ def test_killed_sweep_with_a_failed_cell_resumes_only_missing_cells_through_subm
     assert sweep.read_plan(tmp_path / "sweep")["launcher"] == "LocalLauncher"
     assert list((tmp_path / "sweep" / ".submitit").iterdir())  # submitit's own job folders and logs
     assert "3 cells: 2 ran (1 ok, 1 failed), 1 skipped" in proc.stdout
-    assert "ValueError: noise.rate" in proc.stdout
+    assert "ConfigError: noise.rate" in proc.stdout  # the one config error (a ValueError)
     st = _statuses(tmp_path)
     assert [st[j]["state"] for j in (0, 1, 2)] == ["skipped", "failed", "ok"]
     after = _records(tmp_path)

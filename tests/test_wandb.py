@@ -65,7 +65,7 @@ def test_offline_runs_one_per_cell_with_group_tags_curves_and_metrics(tmp_path, 
 
     bad = runs["failed"]
     assert bad["exit_code"] == 1 and bad["job_type"] == "dpo" and "rate=1.5" in bad["tags"]
-    assert bad["summary"]["error/type"] == "ValueError"
+    assert bad["summary"]["error/type"] == "ConfigError"  # the one config error (a ValueError)
 
     for path in [*(p for d in run_dirs for p in d.rglob("*") if p.is_file()),
                  *(tmp_path / "results" / "cells").rglob("*.json")]:
