@@ -268,8 +268,9 @@ def test_a_preempted_or_requeued_job_runs_its_cell_again_and_leaves_one_complete
     first[1] = s.mid_cell(1)
     requeued = s.slurm_id(1)
     # job 1: requeued by the scheduler (an admin, a preemption with PreemptMode=REQUEUE): killed, back in the queue.
-    # SLURM sends SIGTERM (which submitit's jobs ignore) and SIGKILL some seconds later (slurmd waits at least 5 s,
-    # whatever KillWait says), long enough for a smoke cell to finish; the SIGKILL is sent here at once instead
+    # SLURM sends SIGTERM (which submitit's jobs ignore) and SIGKILL some seconds later (in one CI run it had not
+    # come 3.4 s after the SIGTERM, with KillWait=2), long enough for a smoke cell to finish: a race. The SIGKILL
+    # is sent here at once instead
     procs = _job_pids(requeued, stepd=False)
     subprocess.run(["scontrol", "requeue", requeued], check=True)
     _kill(procs)
