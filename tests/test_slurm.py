@@ -318,11 +318,15 @@ def _job_pids(job_id: str, stepd: bool = True) -> set[int]:
 
 
 def _kill(pids) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """Kill ``pids`` as at once: all frozen first (SIGSTOP), then all killed. Killed one by one, a job's slurmstepd
+    could see its child die and report the job FAILED before the stepd itself is killed: not a lost node."""
+    pids = list(pids)
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
 
 def _node_state() -> str:
