@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench.core import records
 from bench.core.files import atomic_write_text
-from bench.report.aggregate import label_of, matches
+from bench.report.aggregate import label_of, matches, parse_where
 
 FIELDS = ("instruction", "output", "generator", "dataset")
 
@@ -115,12 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
                     help="only cells whose FIELD (loss, noise, rate, seed, method, ...) is one of the values")
     args = ap.parse_args(argv)
-    where = {}
-    for item in args.where:
-        key, sep, values = item.partition("=")
-        if not sep or not key or not values:
-            ap.error(f"--where {item!r}: expected FIELD=V1,V2 (e.g. --where loss=dpo,ropo)")
-        where[key] = values.split(",")
+    where = parse_where(args.where, ap.error)
     written = export(args.results, args.out, args.per, args.sweep, where or None, tuple(args.cell))
     if not written:
         print(f"no complete cells under {args.results}/cells match: nothing exported")

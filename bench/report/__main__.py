@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import archive
+from bench.report.aggregate import parse_where
 from bench.report.build import build_report
 
 
@@ -29,12 +30,7 @@ def main(argv=None) -> int:
                          "or default, ...) is one of the values; repeatable, e.g. --where noise=random_flip "
                          "--where rate=0,0.2,0.4")
     args = ap.parse_args(argv)
-    where = {}
-    for item in args.where:
-        key, sep, values = item.partition("=")
-        if not sep or not key or not values:
-            ap.error(f"--where {item!r}: expected FIELD=V1,V2 (e.g. --where loss=dpo,ropo)")
-        where[key] = values.split(",")
+    where = parse_where(args.where, ap.error)
     t0 = time.perf_counter()
     folders = [] if args.archives == "none" else archive.archived(Path(args.archives))
     source = archive.view(Path(args.results), folders)

@@ -190,6 +190,17 @@ def tunings_of(rec: dict) -> list[str]:
 DERIVED = {"hp": lambda r: r.get("hp") or hp_of(r), "tuning": tunings_of}  # fields computed from a record
 
 
+def parse_where(items: list[str], error) -> dict[str, list[str]]:
+    """``--where FIELD=V1,V2`` options (repeatable) as ``matches`` reads them; ``error(message)`` for a bad one."""
+    where = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            error(f"--where {item!r}: expected FIELD=V1,V2 (e.g. --where loss=dpo,ropo)")
+        where[key] = values.split(",")
+    return where
+
+
 def matches(record: dict, where: dict[str, list[str]] | None) -> bool:
     """``where`` maps a record field (loss, noise, rate, seed, method, hp, tuning, ...) to the values to keep; a
     derived field with several values (``tuning``) matches when any of them is kept."""
