@@ -568,3 +568,25 @@ def test_a_tuned_variant_that_differs_between_conditions_stays_one_curve(tmp_pat
     res = load_results(tmp_path)
     assert set(res.cells["label"]) == {"f-DPO [oracle]", "DPO [oracle]", "f-DPO (js)"}
     assert res.missing.empty
+
+
+def test_records_of_one_condition_with_different_settings_stay_apart(tmp_path):
+    """Two experiments (8 epochs at lr 5e-5, 1 epoch at 2e-4) at the same loss, noise, rate and seed are two curves
+    labelled by what differs, never one merged (or dropped) record; an older code version is superseded."""
+    def cfg(epochs, lr, every=None):
+        return {"train": {"epochs": epochs, "learning_rate": lr, "threads": 1}, "data": {"kind": "world"},
+                "eval": {"checkpoints": {"every": every, "unit": "steps"}} if every else {}}
+    for seed in (0, 1):
+        write_record(tmp_path, record("dpo", "random", 0.4, seed, cell_id=f"long{seed}", config=cfg(8, 5e-5, every=86),
+                                      metrics={"gold_reward": 0.3}))
+        write_record(tmp_path, record("dpo", "random", 0.4, seed, cell_id=f"short{seed}", config=cfg(1, 2e-4),
+                                      metrics={"gold_reward": 0.1}))
+    write_record(tmp_path, record("dpo", "random", 0.4, 0, cell_id="oldcode", finished_at="2024-01-01",
+                                  config=cfg(1, 2e-4), metrics={"gold_reward": 9.0}))
+    res = load_results(tmp_path)
+    labels = dict(zip(res.cells["cell_id"], res.cells["label"]))
+    assert labels == {"long0": "dpo [epochs=8, lr=5e-05]", "long1": "dpo [epochs=8, lr=5e-05]",
+                      "short0": "dpo [epochs=1, lr=0.0002]", "short1": "dpo [epochs=1, lr=0.0002]"}
+    assert any("differ in their settings" in n for n in res.notes) and any("superseded" in n for n in res.notes)
+    means = res.values.groupby("label")["value"].mean()
+    assert means["dpo [epochs=8, lr=5e-05]"] == 0.3 and means["dpo [epochs=1, lr=0.0002]"] == 0.1

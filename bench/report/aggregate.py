@@ -15,6 +15,7 @@ from scipy import stats
 
 from bench.core.options import ConfigError
 from bench.core.records import iter_records, rows_of
+from bench.report.settings import distinguishing
 from bench.tune.apply import is_current
 from bench.tune.selection import checkpoint_key, read, tuning_dir
 
@@ -232,8 +233,15 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
                if (sweep is None or r.get("sweep") == sweep) and matches(r, where)]
     records, stale = current_only(records, results_dir)
     cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))
+    apart = distinguishing(records, label_of, _condition)  # two experiments of one condition: two curves
+    if apart:
+        cells["label"] = cells["cell_id"].map(apart).fillna(cells["label"])
     notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
                         "the tuning section reads them."] if tuning else []
+    if apart:
+        split = sorted({label_of(r) for r in records if r.get("cell_id") in apart})
+        notes.append(f"records of {', '.join(split)} at one condition differ in their settings (training length, "
+                     "data, a knob): not merged, each setting its own curve, its label naming what differs.")
     if stale:
         notes.append(f"{len(stale)} tuned cell(s) ran on values their rule no longer selects (the tuning sweep was "
                      f"re-run since) and are left out: {', '.join(sorted(stale)[:5])}{' ...' if len(stale) > 5 else ''}.")
@@ -243,8 +251,8 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     cells, dropped = _dedupe(cells)
     if dropped:
         notes.append(
-            f"{dropped} record(s) superseded by another record of the same (loss, noise, rate, seed, data, model): "
-            "kept the complete one, then the most recent."
+            f"{dropped} record(s) superseded by another record of the same (loss, noise, rate, seed, data, model) "
+            "and settings (an older code version, or a failed run): kept the complete one, then the most recent."
         )
     kept = set(cells["cell_id"])
     records = [r for r in records if r.get("cell_id") in kept]
@@ -268,6 +276,11 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     info = _metric_info(records)
     failed = cells[cells["status"] != "ok"].reset_index(drop=True)
     return Results(cells, values, failed, missing, info, records, notes)
+
+
+def _condition(rec: dict) -> tuple:
+    return (rec.get("noise"), _norm_rate(rec.get("rate"), rec.get("noise")), rec.get("seed"), rec.get("data"),
+            rec.get("model"))
 
 
 def _dedupe(cells: pd.DataFrame) -> tuple[pd.DataFrame, int]:
