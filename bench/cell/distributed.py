@@ -30,7 +30,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench import data as data_mod
-from bench.cell.parts import build_parts
+from bench.cell.parts import Parts, build_parts
 from bench.core import records
 from bench.core.files import atomic_write_json, atomic_write_text
 
@@ -41,17 +41,19 @@ _claimed: list[str] | None = None  # devices this process owns (kept for its lif
 _locks: list = []
 
 
-def num_gpus(cfg: DictConfig) -> int:
-    return int(cfg.train.num_gpus)
+def num_gpus(cell) -> int:
+    """``train.num_gpus`` of ``cell``: a composed config (a job, before its cell's parts are built) or its ``Parts``."""
+    return int(cell.train.num_gpus)
 
 
 def in_child() -> bool:
     return os.environ.get(CHILD_ENV) == "1" or "LOCAL_RANK" in os.environ
 
 
-def needs_launch(cfg: DictConfig) -> bool:
-    """A cell that wants several GPUs and is not already one rank of a distributed launch."""
-    return num_gpus(cfg) > 1 and not in_child()
+def needs_launch(cell) -> bool:
+    """A cell (its composed config or its ``Parts``) that wants several GPUs and is not already one rank of a
+    distributed launch."""
+    return num_gpus(cell) > 1 and not in_child()
 
 
 def is_main_process() -> bool:
@@ -145,8 +147,11 @@ def launch_command(config_path: str | os.PathLike, n: int, cell_id: str, port: i
     ] + (["--hp-source", str(hp_source_path)] if hp_source_path is not None else [])
 
 
-def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dict) -> dict:
-    """Run a multi-GPU cell as its own distributed launch; returns rank 0's record. A failure is recorded."""
+def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dict, parts: Parts | None = None) -> dict:
+    """Run a multi-GPU cell as its own distributed launch; returns rank 0's record. A failure is recorded.
+
+    It takes the composed config itself, past the cell's typed ``parts`` (built here when not given): its ranks are
+    processes of their own, and the config, written beside the cell, is what each of them runs the cell from."""
 
     results = Path(results)
     n = num_gpus(cfg)
@@ -162,9 +167,9 @@ def launch_cell(cfg: DictConfig, cid: str, results: str | os.PathLike, base: dic
         fail("ValueError", f"train.num_gpus={n} but {len(devices)} CUDA device(s) are visible", "launch")
     # the shared artifacts are built here, in one process, so the ranks only read them
 
-    parts = build_parts(cfg)
+    parts = build_parts(cfg) if parts is None else parts
     data_mod.load(parts.data, parts.model, parts.cache_root)
-    config_path = records.cell_dir(results, cid) / "launch_config.yaml"
+    config_path = records.cell_dir(results, cid) / "launch_config.yaml"  # the config the ranks run the cell from
     atomic_write_text(config_path, OmegaConf.to_yaml(cfg, resolve=True))
     hp_path = records.cell_dir(results, cid) / "launch_hp_source.json"  # rank 0 records where the values came from
     atomic_write_json(hp_path, base.get("hp_source") or {"source": "default"})

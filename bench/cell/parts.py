@@ -5,6 +5,11 @@ evaluators and the method (registered names or users' ``_target_`` plug-ins), ea
 Anything wrong is an error naming the field, the value and what is valid, within a second or two of start-up and
 before any data or model is loaded. ``bench/run.py`` runs it once more up front, so a single run with a bad value
 ends with that one line (no traceback unless ``HYDRA_FULL_ERROR=1``).
+
+``Parts`` is the one config a cell carries past its start: besides the built parts, its ``header`` (``Header``:
+what names the cell, the composed config as plain values, where its record goes). A cell's phases and its record
+read only ``Parts``; the raw config enters ``bench.cell.run.run_cell`` and goes no further (but to a multi-GPU
+cell's own launch, which hands it to its ranks).
 """
 from __future__ import annotations
 
@@ -26,6 +31,44 @@ OPTIONAL = ("evaluator", "scorer")
 SITE = ("paths", "logger", "hydra", "cluster")  # where a cell runs and logs: not checked here
 
 
+@dataclass(frozen=True)
+class Header:
+    """What names a cell and where its record goes, read from the composed config without checking it: a cell whose
+    parts fail their checks still leaves a record that says which cell it is."""
+    names: dict  # sweep, loss, noise, rate, seed, data, model (``describe``): a cell in records, reports and logs
+    config: dict  # the composed config, resolved, as plain values (a record keeps it with secrets masked)
+    results: str | None = None  # paths.results: where the cell's record goes
+
+    @classmethod
+    def of(cls, cfg) -> Header:
+        c = plain(cfg)
+        return cls(describe(c), c, (c.get("paths") or {}).get("results"))
+
+    @property
+    def name(self) -> str:
+        """``dpo random_flip@0.2 seed 0``: the cell in its progress bar and its job's result line."""
+        return short_name(self.names)
+
+
+def describe(cfg) -> dict:
+    """The fields that name a cell in records, reports and logs (``cfg``: a composed config or its plain values)."""
+    return {
+        "sweep": cfg["sweep"],
+        "loss": cfg["loss"].get("name") or str(cfg["loss"].get("_target_")),
+        "noise": cfg["noise"].get("name") or str(cfg["noise"].get("_target_")),
+        # rate null: a scale or the data sets it
+        "rate": None if cfg["noise"].get("rate") is None else float(cfg["noise"]["rate"]),
+        "seed": cfg["seed"],
+        "data": cfg["data"]["name"],
+        "model": cfg["model"]["name"],
+    }
+
+
+def short_name(names: dict) -> str:
+    rate = "" if names["rate"] is None else f"@{names['rate']:g}"
+    return f"{names['loss']} {names['noise']}{rate} seed {names['seed']}"
+
+
 @dataclass
 class Parts:
     run: RunConfig
@@ -42,9 +85,11 @@ class Parts:
     cache_root: str | None = None  # paths.cache: the shared artifact cache (worlds, reward models, scores, ...)
     noise_node: dict = field(default_factory=dict)  # the noise config as resolved (a proxy reward model re-noises)
     wandb: bool = False  # logger=wandb: the trainer reports to it
+    header: Header | None = None  # what names the cell, its composed config, where its record goes
 
 
-def build_parts(cfg) -> Parts:
+def build_parts(cfg, header: Header | None = None) -> Parts:
+    """``cfg``'s parts, built and checked; ``header``: the cell's ``Header.of(cfg)`` where the caller has it."""
     c = dict(plain(cfg))
     missing = [g for g in GROUPS if g not in c and g not in OPTIONAL]
     if missing:
@@ -78,7 +123,7 @@ def build_parts(cfg) -> Parts:
         label = f"{label} [{scorer.name} scorer]"  # the oracle (or a given model) is said in every table
     return Parts(run, data, model, train, evalc, loss, injector, evaluator_list, method, label, scorer,
                  cache_root=(c.get("paths") or {}).get("cache"), noise_node=dict(c["noise"]),
-                 wandb=(c.get("logger") or {}).get("name") == "wandb")
+                 wandb=(c.get("logger") or {}).get("name") == "wandb", header=header or Header.of(c))
 
 
 def _kind(kinds: dict, node: Mapping, group: str):

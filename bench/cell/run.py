@@ -22,17 +22,19 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import noise as noise_pkg
 from bench import data as data_mod
 from bench.cell import distributed, extras, provenance
 from bench.cell.checkpoints import CellCheckpoints
 from bench.cell.identity import cell_id
-from bench.cell.parts import Parts, build_parts
+from bench.cell.parts import Header, Parts, build_parts
 from bench.cell.saved import save_model
 from bench.core import progress, records
 from bench.core.cache import stable_hash
@@ -75,25 +77,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def describe(cfg: DictConfig) -> dict:
-    """The fields that name a cell in records, reports and logs."""
-    return {
-        "sweep": cfg.sweep,
-        "loss": cfg.loss.get("name") or str(cfg.loss.get("_target_")),
-        "noise": cfg.noise.get("name") or str(cfg.noise.get("_target_")),
-        "rate": None if cfg.noise.get("rate") is None else float(cfg.noise.rate),  # null: a scale or the data sets it
-        "seed": cfg.seed,
-        "data": cfg.data.name,
-        "model": cfg.model.name,
-    }
-
-
-def short_name(cfg: DictConfig) -> str:
-    d = describe(cfg)
-    rate = "" if d["rate"] is None else f"@{d['rate']:g}"
-    return f"{d['loss']} {d['noise']}{rate} seed {d['seed']}"
-
-
 def decide(cfg: DictConfig) -> tuple[str, bool]:
     """(the cell's id, whether its complete record exists and ``resume`` lets it be skipped): decided once."""
     cid = cell_id(cfg)
@@ -105,50 +88,69 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
 
     ``slot`` is the row of the cell's progress bar (its place among the cells running at once); ``hp_source`` says
     where its training and loss values came from (``bench.tune.apply``: the defaults, or a tuning selection);
-    ``decided``: (its id, whether it is complete) as the job decided them (``decide``), so they are decided once."""
-    results = Path(cfg.paths.results)
+    ``decided``: (its id, whether it is complete) as the job decided them (``decide``), so they are decided once.
+
+    The raw config enters here and goes no further: its id and skip, its ``Header`` (what names it, also in the
+    record of a cell whose parts fail their checks) and its typed ``Parts``, which every phase and the record read.
+    """
     cid, complete = decided or decide(cfg)
+    head = Header.of(cfg)
+    source = hp_source or {"source": "default"}
     if complete:
         log.info("cell %s already complete: skipped", cid)
-        records.note_hp_source(results, cid, hp_source or {"source": "default"})
-        return {**records.read_record(results, cid), "skipped": True}
-    base = {"cell_id": cid, **describe(cfg), "config": provenance.safe_config(OmegaConf.to_container(cfg, resolve=True)),
-            "versions": versions(),
-            "hp_source": hp_source or {"source": "default"}, "hp_sources": [hp_source or {"source": "default"}]}
-    if distributed.needs_launch(cfg):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
-        return distributed.launch_cell(cfg, cid, results, base)
-    phase = {"name": "config"}
+        records.note_hp_source(head.results, cid, source)
+        return {**records.read_record(head.results, cid), "skipped": True}
+    base = {**_named(head, cid), "versions": versions(), "hp_source": source, "hp_sources": [source]}
+    phase = {"name": "config", "started": time.time()}
+    with _failure_recorded(base, head.results, phase):
+        parts = build_parts(cfg, head)  # cheap checks first: a bad value fails before any data or model
+    if distributed.needs_launch(parts):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
+        # the one phase that takes the composed config itself: the launch writes it for its ranks, which run this cell
+        return distributed.launch_cell(cfg, cid, head.results, base, parts)
+    with _failure_recorded(base, head.results, phase), progress.open_bar(head.name, slot, parts.train.progress):
+        rec = _run(parts, cid, phase)
+    if rec is None:  # a non-zero rank of a multi-GPU cell: rank 0 evaluates and records
+        return {"cell_id": cid, "status": "ok", "rank": os.environ.get("RANK")}
+    rec = {**base, **rec, "status": "ok", "error": None}
+    records.write_record(head.results, rec)
+    log.info("cell %s done: %s", cid, {k: round(v, 4) for k, v in rec["metrics"].items() if isinstance(v, float)})
+    return rec
+
+
+def _named(head: Header, cid: str) -> dict:
+    """What names a cell and the config it ran, as its record and its saved model's card keep them."""
+    return {"cell_id": cid, **head.names, "config": provenance.safe_config(head.config)}
+
+
+@contextmanager
+def _failure_recorded(base: dict, results, phase: dict) -> Iterator[None]:
+    """A failure in the block is recorded (the cell's header, the error, the phase it failed in) and raised again;
+    results of other cells are untouched."""
     try:
-        with progress.open_bar(short_name(cfg), slot, bool(cfg.train.progress)):
-            rec = _run(cfg, cid, results, phase)
-        if rec is None:  # a non-zero rank of a multi-GPU cell: rank 0 evaluates and records
-            return {"cell_id": cid, "status": "ok", "rank": os.environ.get("RANK")}
-        rec = {**base, **rec, "status": "ok", "error": None}
-    except Exception as e:  # the failure is recorded; results of other cells are untouched
+        yield
+    except Exception as e:
+        cid = base["cell_id"]
         tb = traceback.extract_tb(e.__traceback__)
         where = f"{phase['name']}: {tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else phase["name"]
-        rec = {**base, "status": "failed", "error": {"type": type(e).__name__, "message": str(e), "where": where}}
-        records.write_record(results, rec)
+        records.write_record(results, {**base, "status": "failed",
+                                       "error": {"type": type(e).__name__, "message": str(e), "where": where}})
         if isinstance(e, ConfigError):  # a bad value or unreadable data: one line (the job's), the traceback in run.log
             log.info("cell %s failed in %s: %s: %s", cid, where, type(e).__name__, e, exc_info=True)
         else:
             log.error("cell %s failed in %s: %s: %s", cid, where, type(e).__name__, e)
             log.info("traceback of cell %s", cid, exc_info=True)
         raise
-    records.write_record(results, rec)
-    log.info("cell %s done: %s", cid, {k: round(v, 4) for k, v in rec["metrics"].items() if isinstance(v, float)})
-    return rec
 
 
-def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
+def _run(parts: Parts, cid: str, phase: dict) -> dict | None:
+    """The cell's phases, from its parts alone; ``phase`` names the one running (``started``: when the config phase
+    began). None on a non-zero rank of a multi-GPU cell."""
     t: dict[str, float] = {}
-    cell_dir = records.cell_dir(results, cid)
+    cell_dir = records.cell_dir(Path(parts.header.results), cid)
     _gpu_memory(reset=True)  # several cells in one process (the basic launcher): each its own peak
-    t0 = time.time()
-    parts = build_parts(cfg)  # cheap checks first: a bad value fails before any data is built or model trained
     set_threads(parts.run.threads)
     progress.quiet_libraries()  # no library bars or chatter: the cell's own bar shows where it is
-    t["config"] = time.time() - t0
+    t["config"] = time.time() - phase["started"]
 
     phase["name"] = "data"
     t0 = time.time()
@@ -188,7 +190,7 @@ def _run(cfg: DictConfig, cid: str, results: Path, phase: dict) -> dict | None:
     rec = _record(parts, final, result, curve, t, scorer, (noisy, trained, noise_stats),
                   _provenance(parts, data, ctx.policy, train_fingerprint))
     if parts.train.save_model:
-        rec["saved_model"] = _save_model(cfg, cid, ctx, cell_dir, rec)
+        rec["saved_model"] = _save_model(parts, cid, ctx, cell_dir, rec)
     return rec
 
 
@@ -234,11 +236,9 @@ def _record(parts: Parts, final, result, curve: list, timings: dict, scorer, noi
     }
 
 
-def _save_model(cfg: DictConfig, cid: str, ctx, cell_dir: Path, rec: dict) -> dict:
+def _save_model(parts: Parts, cid: str, ctx, cell_dir: Path, rec: dict) -> dict:
     """``train.save_model``: the trained policy (its adapter under LoRA) and its card (``bench.cell.saved``)."""
-
-    config = provenance.safe_config(OmegaConf.to_container(cfg, resolve=True))
-    return save_model(ctx.policy, ctx.tokenizer, cell_dir, {"cell_id": cid, **describe(cfg), "config": config, **rec})
+    return save_model(ctx.policy, ctx.tokenizer, cell_dir, {**_named(parts.header, cid), **rec})
 
 
 def _provenance(parts: Parts, data, trained, train_fingerprint: str) -> dict:

@@ -15,7 +15,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from bench.cell import distributed, wandb_log
-from bench.cell.run import decide, run_cell, short_name
+from bench.cell.parts import describe, short_name
+from bench.cell.run import decide, run_cell
 from bench.core import records
 from bench.core.options import ConfigError
 from bench.data import DataError
@@ -114,7 +115,7 @@ def _error_of(results: Path, cid: str | None, e: BaseException) -> dict:
 def result_line(cfg: DictConfig, state: str, status: dict, record: dict | None = None, error: dict | None = None) -> str:
     """``[prefnoise] ok      dpo random_flip@0.2 seed 0: gold_reward 0.152, kl 1.7 (24 s) cell 1a2b3c4d``"""
 
-    text = f"[prefnoise] {state:<7} {short_name(cfg)}"
+    text = f"[prefnoise] {state:<7} {short_name(describe(cfg))}"
     if error is not None:
         text += f": {error.get('type')}: {error.get('message')}"
     elif state == "skipped":
