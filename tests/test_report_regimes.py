@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from bench.report import regimes
 
@@ -56,3 +57,16 @@ def test_the_criteria_of_a_regime():
     assert small["e_median_cell_s"] == pytest.approx(115.0) and small["e_ok"]
     assert small["memorized_end_40"] == pytest.approx(0.35) and small["cells"] == 50
     assert np.isfinite(small["seed_sd_clean_dpo"]) and "| 1,400 pairs x 8 ep |" in regimes.markdown(t.reset_index())
+
+
+def test_projection_to_the_study_seeds():
+    """(b) and (c) projected to n seeds: the same mean and spread, a smaller MDE and p as n grows."""
+    t3 = {"mean_diff": 0.07, "sd_diff": 0.04, "n_pairs": 3}
+    p3, mde3 = regimes.projected(t3, 3)
+    p10, mde10 = regimes.projected(t3, 10)
+    assert p10 < p3 and mde10 < mde3
+    assert p3 == pytest.approx(2 * stats.t.sf(0.07 / (0.04 / np.sqrt(3)), 2))
+    assert regimes.projected({"mean_diff": 0.1, "sd_diff": 0.0}, 10)[0] == 0.0
+    t = regimes.table(_records(), study_seeds=10).set_index("prompts")
+    assert (t["study_seeds"] == 10).all() and t.loc[6000, "c_ok_projected"]
+    assert "Projected to the study's seeds" in regimes.markdown(t.reset_index())

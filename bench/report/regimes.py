@@ -14,7 +14,12 @@ on the validation split). Per regime, the criteria of a sensitive preset:
     (c) the headroom at 40%: oracle cleaner minus DPO, paired, against the smallest difference the seeds detect
         (target >= 3 x MDE, p < 0.01)
     (d) the random cleaner minus DPO at 40% (target: not significantly above 0)
-    (e) the median wall time of a cell (target <= 180 s on one core)
+    (e) the median wall time of a cell (target <= 180 s on one core; its fastest cell beside it: the median is
+        inflated when the cells shared the machine's cores with other work)
+
+The study uses more seeds than the scan (10 for the primary conditions), so (b) and (c) are also projected to that
+many seeds (``--study-seeds``): the same mean difference and seed spread, the t-test and MDE at n seeds. A
+projection says which regime is worth the study; the study's own seeds then check (a)-(d) again.
 
 and beside them the seed spread, the memorization rate and the margin quantiles of DPO's flipped and clean pairs
 at the end of its run at 40%.
@@ -27,11 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bench.core.records import iter_records
 from bench.report.stats import interval_and_mde, paired_test
 
 METRIC = "gold_reward"
+STUDY_SEEDS = 10  # the verdict study's seeds per primary condition (issue 23)
 ARMS = {"DPO": "dpo", "ROPO (loss only)": "ropo", "DPO + oracle cleaner (remove)": "oracle",
         "DPO + random cleaner (remove)": "random"}
 
@@ -68,8 +75,21 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, metric: str = METRIC) -> dict:
     return {**t, "ci_half": half, "mde": mde}
 
 
-def regime_row(df: pd.DataFrame, best: pd.DataFrame, prompts: int, epochs: float) -> dict:
-    """The criteria (a)-(e) and the diagnostics of one regime (see the module docstring)."""
+def projected(t: dict, n: int) -> tuple[float, float]:
+    """(the two-sided paired t-test's p, the MDE) of a paired difference ``t`` (``paired``) had it been measured on
+    ``n`` seeds with the same mean and spread."""
+    if not np.isfinite(t.get("sd_diff", math.nan)) or n < 2:
+        return math.nan, math.nan
+    mde = interval_and_mde(t["sd_diff"], n)[1]
+    if t["sd_diff"] == 0:
+        return (0.0 if t["mean_diff"] else 1.0), mde
+    tt = t["mean_diff"] / (t["sd_diff"] / math.sqrt(n))
+    return float(2 * stats.t.sf(abs(tt), n - 1)), mde
+
+
+def regime_row(df: pd.DataFrame, best: pd.DataFrame, prompts: int, epochs: float, n: int = STUDY_SEEDS) -> dict:
+    """The criteria (a)-(e) and the diagnostics of one regime (see the module docstring); ``n``: the study's seeds,
+    for the projections of (b) and (c)."""
     at = best[(best["prompts"] == prompts) & (best["epochs"] == epochs)]
 
     def arm(name, rate):
@@ -82,6 +102,7 @@ def regime_row(df: pd.DataFrame, best: pd.DataFrame, prompts: int, epochs: float
     end = end[np.isclose(end["lr"], float(noisy["lr"].iloc[0]))] if len(noisy) else end
     cells = df[(df["prompts"] == prompts) & (df["epochs"] == epochs)].drop_duplicates("cell_id")
     gain = (clean[METRIC] - clean["gold_reward_ref"]) if "gold_reward_ref" in clean else pd.Series(dtype=float)
+    (b_pn, _), (c_pn, c_mden) = projected(b, n), projected(c, n)
     return {
         "pairs": int(cells["pairs"].median()) if len(cells) else 0, "epochs": epochs, "prompts": prompts,
         "cells": len(cells), "dpo_clean_gold": clean[METRIC].mean(), "a_gain_over_ref": gain.mean(),
@@ -89,7 +110,11 @@ def regime_row(df: pd.DataFrame, best: pd.DataFrame, prompts: int, epochs: float
         "b_ok": bool(b["mean_diff"] < 0 and b["p"] < 0.01), "c_headroom": c["mean_diff"], "c_ci_half": c["ci_half"],
         "c_mde": c["mde"], "c_p": c["p"], "c_ok": bool(c["mean_diff"] >= 3 * c["mde"] and c["p"] < 0.01),
         "d_random_minus_dpo": d["mean_diff"], "d_p": d["p"], "d_ok": not (d["mean_diff"] > 0 and d["p"] < 0.05),
-        "e_median_cell_s": cells["total_s"].median(), "e_ok": bool(cells["total_s"].median() <= 180),
+        "study_seeds": n, "b_p_projected": b_pn, "b_ok_projected": bool(b["mean_diff"] < 0 and b_pn < 0.01),
+        "c_mde_projected": c_mden, "c_p_projected": c_pn,
+        "c_ok_projected": bool(c["mean_diff"] >= 3 * c_mden and c_pn < 0.01),
+        "e_median_cell_s": cells["total_s"].median(), "e_min_cell_s": cells["total_s"].min(),
+        "e_ok": bool(cells["total_s"].median() <= 180),
         "seed_sd_clean_dpo": clean[METRIC].std(ddof=1), "dpo_lr_clean": _first(clean, "lr"),
         "dpo_step_clean": _first(clean, "step"), "dpo_lr_40": _first(noisy, "lr"), "dpo_step_40": _first(noisy, "step"),
         "memorized_end_40": end["diag_memorized"].mean() if "diag_memorized" in end else math.nan,
@@ -103,29 +128,36 @@ def _first(df: pd.DataFrame, col: str):
     return df[col].iloc[0] if len(df) else math.nan
 
 
-def table(records: list[dict]) -> pd.DataFrame:
+def table(records: list[dict], study_seeds: int = STUDY_SEEDS) -> pd.DataFrame:
     df = points(records)
     if df.empty:
         return pd.DataFrame()
     best = best_points(df)
     regimes = sorted({(int(p), float(e)) for p, e in zip(df["prompts"], df["epochs"])})
-    return pd.DataFrame([regime_row(df, best, p, e) for p, e in regimes])
+    return pd.DataFrame([regime_row(df, best, p, e, study_seeds) for p, e in regimes])
 
 
 def markdown(t: pd.DataFrame) -> str:
     ok = lambda v: "yes" if v else "**no**"  # noqa: E731
     lines = ["| regime | cells | (a) clean DPO gain | (b) 40% cost, p | (c) headroom at 40% [MDE], p | "
-             "(d) random - DPO, p | (e) median cell s | seed sd | memorized / fit at end (DPO 40%) | "
+             "(d) random - DPO, p | (e) median [fastest] cell s | seed sd | memorized / fit at end (DPO 40%) | "
              "z flipped q05/q50/q95 | z clean q05/q50/q95 |", "|" + "---|" * 11]
     for _, r in t.iterrows():
         lines.append(
             f"| {r['pairs']:,} pairs x {r['epochs']:g} ep | {r['cells']} | {r['a_gain_over_ref']:+.3f} ({ok(r['a_ok'])})"
             f" | {r['b_noise_cost']:+.3f}, {r['b_p']:.2g} ({ok(r['b_ok'])}) | {r['c_headroom']:+.3f} "
             f"[{r['c_mde']:.3f}], {r['c_p']:.2g} ({ok(r['c_ok'])}) | {r['d_random_minus_dpo']:+.3f}, {r['d_p']:.2g} "
-            f"({ok(r['d_ok'])}) | {r['e_median_cell_s']:.0f} ({ok(r['e_ok'])}) | {r['seed_sd_clean_dpo']:.3f} | "
+            f"({ok(r['d_ok'])}) | {r['e_median_cell_s']:.0f} [{r['e_min_cell_s']:.0f}] ({ok(r['e_ok'])}) | "
+            f"{r['seed_sd_clean_dpo']:.3f} | "
             f"{r['memorized_end_40']:.2f} / {r['fit_end_40']:.2f} | {r['z_flipped_q05_end_40']:+.2f} / "
             f"{r['z_flipped_q50_end_40']:+.2f} / {r['z_flipped_q95_end_40']:+.2f} | {r['z_clean_q05_end_40']:+.2f} / "
             f"{r['z_clean_q50_end_40']:+.2f} / {r['z_clean_q95_end_40']:+.2f} |")
+    lines += ["", "Projected to the study's seeds (the same mean difference and seed spread, n seeds):", "",
+              "| regime | n | (b) 40% cost, p | (c) headroom at 40% [MDE], p |", "|---|---|---|---|"]
+    for _, r in t.iterrows():
+        lines.append(f"| {r['pairs']:,} pairs x {r['epochs']:g} ep | {r['study_seeds']} | {r['b_noise_cost']:+.3f}, "
+                     f"{r['b_p_projected']:.2g} ({ok(r['b_ok_projected'])}) | {r['c_headroom']:+.3f} "
+                     f"[{r['c_mde_projected']:.3f}], {r['c_p_projected']:.2g} ({ok(r['c_ok_projected'])}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -133,11 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path("results"))
     ap.add_argument("--sweep", default="regimes")
+    ap.add_argument("--study-seeds", type=int, default=STUDY_SEEDS, help="seeds of the study, for the projections")
     ap.add_argument("--out", type=Path, default=None, help="folder for regimes.md and regimes.csv (default: "
                                                              "<results>/report)")
     a = ap.parse_args(argv)
     recs = [r for r in iter_records(a.results) if r.get("sweep") == a.sweep]
-    t = table(recs)
+    t = table(recs, a.study_seeds)
     out = a.out or a.results / "report"
     out.mkdir(parents=True, exist_ok=True)
     if t.empty:
