@@ -207,3 +207,17 @@ def test_a_methods_non_identity_options_come_from_its_schema_alone():
     assert cid("method=curriculum", "method.score_batch_size=7") == base
     assert cid("method=curriculum", "method.stages=4") != base
     assert cid("method=rm_ensemble", "method.rm.device=cpu") == cid("method=rm_ensemble")
+
+
+@pytest.mark.parametrize("regime,condition", [("long", "data.n_train_prompts=1500 train.epochs=8"),
+                                              ("wide", "data.n_train_prompts=6000 train.epochs=2"),
+                                              ("large", "data.n_train_prompts=12000 train.epochs=1")])
+def test_a_regime_preset_is_the_scans_cell(regime, condition):
+    """``regime=<name>`` (conf/regime/) sets what the scan's condition set: the same cells, so a study in a preset
+    reuses the scan's records where they coincide."""
+    from bench.config.compose import compose
+
+    rest = ["loss=ropo", "noise.rate=0.4", "train.learning_rate=5e-5", "seed=2"]
+    scan = compose(["experiment=regimes", *condition.split(), *rest])
+    assert ident.cell_id(compose([f"regime={regime}", *rest])) == ident.cell_id(scan)
+    assert ident.cell_id(compose(["regime=default", *rest])) == ident.cell_id(compose(rest))
