@@ -214,10 +214,10 @@ def test_plan_counts_jobs_like_the_basic_sweeper():
 def test_summary_and_eta_from_status_files(tmp_path):
     now = time.time()
     records.atomic_write_json(tmp_path / sweep.PLAN_FILE, {"invocation": "i1", "total": 6, "started_at": now - 100})
-    rows = [("ok", 10.0), ("ok", 30.0), ("skipped", 0.1), ("failed", 20.0)]
-    for j, (state, dur) in enumerate(rows):
+    rows = [("ok", 10.0, 65), ("ok", 30.0, 55), ("skipped", 0.1, 25), ("failed", 20.0, 25)]  # one at a time
+    for j, (state, dur, ago) in enumerate(rows):
         records.atomic_write_json(tmp_path / str(j) / sweep.STATUS_FILE, {
-            "job": j, "state": state, "duration": dur, "invocation": "i1", "started_at": now - 50,
+            "job": j, "state": state, "duration": dur, "invocation": "i1", "started_at": now - ago,
             "error": {"type": "ValueError", "message": "bad", "where": "loss"} if state == "failed" else None})
     records.atomic_write_json(tmp_path / "4" / sweep.STATUS_FILE, {  # a running job (this very process)
         "job": 4, "state": "running", "invocation": "i1", "started_at": now - 5, "pid": os.getpid(),
@@ -229,6 +229,22 @@ def test_summary_and_eta_from_status_files(tmp_path):
     line = sweep.progress_line(s)
     assert line.startswith("4/6 cells finished, ok 2, skipped 1, failed 1, running 1, waiting 1")
     assert "ValueError: bad (loss)" in sweep.failure_lines(s)[0]
+
+
+def test_eta_counts_the_cells_a_launcher_runs_at_once(tmp_path):
+    """Two jobs at a time: when one cell has just ended and the next has not started, one cell runs, and the ETA
+    still divides by the two the launcher runs."""
+    now = time.time()
+    records.atomic_write_json(tmp_path / sweep.PLAN_FILE, {"invocation": "i1", "total": 8, "started_at": now - 100})
+    for j, (ago, dur) in enumerate([(100, 40.0), (100, 40.0), (60, 40.0), (60, 40.0)]):  # two pairs, side by side
+        records.atomic_write_json(tmp_path / str(j) / sweep.STATUS_FILE, {
+            "job": j, "state": "ok", "duration": dur, "invocation": "i1", "started_at": now - ago})
+    records.atomic_write_json(tmp_path / "4" / sweep.STATUS_FILE, {
+        "job": 4, "state": "running", "invocation": "i1", "started_at": now - 10, "pid": os.getpid(),
+        "host": __import__("socket").gethostname()})
+    s = sweep.summarize(tmp_path)
+    assert s["counts"]["running"] == 1 and s["counts"]["waiting"] == 3
+    assert s["eta_s"] == pytest.approx((40.0 * 3 + 30.0) / 2, abs=1.0)
 
 
 def test_each_job_claims_its_own_gpus(tmp_path, monkeypatch):

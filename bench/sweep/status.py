@@ -101,11 +101,22 @@ def _alive(s: dict) -> bool:
     return True
 
 
+def _most_at_once(statuses: list[dict], now: float) -> int:
+    """The most cells (that ran or are running; skipped ones take no time) whose runs overlapped in time."""
+    spans = []
+    for s in statuses:
+        if s.get("state") in ("ok", "failed", "running") and s.get("started_at") is not None:
+            start = float(s["started_at"])
+            spans.append((start, start + float(s["duration"]) if s.get("duration") else now))
+    return max((sum(1 for a, b in spans if a <= t < b) for t, _ in spans), default=0)
+
+
 def summarize(sweep_dir: str | os.PathLike) -> dict:
     """Counts of cells ok / skipped / failed / running / interrupted / waiting, and an ETA in seconds.
 
     ETA = (mean time of the cells that ran x cells left + what the running cells still need) / cells running at
-    once; skipped cells take no time, so a resumed sweep finishes sooner than estimated."""
+    once (the most cells that have run at the same time: between two cells of a 2-job launcher only one runs);
+    skipped cells take no time, so a resumed sweep finishes sooner than estimated."""
     sweep_dir = Path(sweep_dir)
     plan = read_plan(sweep_dir)
     statuses = read_statuses(sweep_dir, plan.get("invocation"))
@@ -125,7 +136,7 @@ def summarize(sweep_dir: str | os.PathLike) -> dict:
     eta = None
     if ran and counts["waiting"] is not None:
         mean = sum(ran) / len(ran)
-        at_once = max(1, counts["running"])
+        at_once = max(1, counts["running"], _most_at_once(statuses, now))
         eta = (mean * counts["waiting"] + sum(max(0.0, mean - e) for e in running_elapsed)) / at_once
     failures = [
         {k: s.get(k) for k in ("job", "overrides", "cell_id", "error", "dir")} for s in statuses if s.get("state") == "failed"
