@@ -176,7 +176,7 @@ def test_checkpoints_give_one_point_each_and_change_no_training_step(smoke_root,
 
 # ------------------------------------------------------------------------------------------------ tuning
 def test_a_tuning_selection_can_pick_a_checkpoint_and_the_report_reads_it(tmp_path):
-    from bench.report.aggregate import per_protocol
+    from bench.report.aggregate import per_hp_source
     from bench.tune import selection
     from bench.tune.space import Knob, Space
 
@@ -202,5 +202,5 @@ def test_a_tuning_selection_can_pick_a_checkpoint_and_the_report_reads_it(tmp_pa
            "metric_info": {"clean_f1": {"evaluator": "clean"}, "gold_reward": {"evaluator": "gold"}},
            "curve": [{"step": 5, "epoch": 1.0, "gold_reward": 0.25}, {"step": 10, "epoch": 2.0, "gold_reward": 0.05}],
            "hp_source": {"source": "tuning", "criterion": "oracle", "checkpoint": 1.0}}
-    (out,) = per_protocol([rec])
+    (out,) = per_hp_source([rec])
     assert out["metrics"] == {"gold_reward": 0.25, "clean_f1": 1.0} and out["checkpoint"] == 1.0

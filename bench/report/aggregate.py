@@ -49,7 +49,7 @@ class Results:
         return self.cells.empty
 
     @property
-    def protocols(self) -> list[str]:
+    def hp_sources(self) -> list[str]:
         """The sources of values present (``default`` first, then the tuning rules)."""
         hps = set(self.cells["hp"].dropna()) if "hp" in self.cells else {"default"}
         return sorted(hps, key=lambda h: (h != "default", h))
@@ -80,7 +80,7 @@ def hp_of(rec: dict) -> str:
     return str(source.get("criterion") or "default") if source.get("source") == "tuning" else "default"
 
 
-def per_protocol(records: list[dict]) -> list[dict]:
+def per_hp_source(records: list[dict]) -> list[dict]:
     """One record per (cell, source of its values), each with ``hp`` set: the unit the report groups. A cell
     counted for a tuning rule is ``<cell id>@<rule>`` in the report's tables."""
     out = []
@@ -108,7 +108,7 @@ def at_checkpoint(rec: dict, epoch) -> dict:
 
 
 def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str]]:
-    """(the per-protocol records whose tuned values are still their rule's selection, the ids of those that are
+    """(the per-hp-source records whose tuned values are still their rule's selection, the ids of those that are
     not): a final cell run on an earlier selection of a tuning sweep that has been re-run since is stale."""
     selections: dict[str, list[dict] | None] = {}
 
@@ -229,7 +229,7 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     """Read every record (optionally of one sweep, or matching ``where``), de-duplicate, find failed and missing cells."""
     every = list(iter_records(results_dir))
     tuning = [r for r in every if is_tuning_cell(r)]  # one loss at many settings: the tuning section's, not ours
-    records = [r for r in per_protocol([r for r in every if not is_tuning_cell(r)])
+    records = [r for r in per_hp_source([r for r in every if not is_tuning_cell(r)])
                if (sweep is None or r.get("sweep") == sweep) and matches(r, where)]
     records, stale = current_only(records, results_dir)
     cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))

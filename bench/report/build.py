@@ -19,7 +19,7 @@ from bench.report import plots
 from bench.report.aggregate import Results, load_results, robustness_table
 from bench.report.analysis import Analysis
 from bench.report.controls import controls_of
-from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, protocol_title
+from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, hp_source_title
 from bench.report.margins import margin_blocks, margin_figures
 from bench.report.render import to_html, to_markdown
 from bench.report.stats import paired_vs_baseline, reference_curve, resolve_baseline, summary_table
@@ -35,9 +35,9 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     notes = list(res.notes)
-    several = len(res.protocols) > 1
+    several = len(res.hp_sources) > 1
     analyses = [_analyse(res.subset(hp) if several else res, hp, baseline, metric, notes, several)
-                for hp in res.protocols]
+                for hp in res.hp_sources]
     slug = baseline_slug(baseline)
     tables = {name: pd.concat([a[name].assign(hp=a["hp"]) for a in analyses], ignore_index=True)
               for name in ("table", "summary", "paired", "cost", "headroom", "share", "interaction")}
@@ -74,7 +74,7 @@ def _analyse(res: Results, hp: str, baseline: str, metric: str, notes: list[str]
     """Tables and tests of the cells of one source of values, against that source's baseline."""
     base, note = resolve_baseline(res.cells, baseline)
     if note:
-        notes.append(f"{protocol_title(hp)}: {note}" if several else note)
+        notes.append(f"{hp_source_title(hp)}: {note}" if several else note)
     headline = _pick_headline(metric, sorted(res.values["metric"].unique()), res, notes)
     table = robustness_table(res)
     return {"hp": hp, "tag": f"_{hp}" if several and hp != "default" else "", "res": res, "baseline": base,
@@ -120,7 +120,7 @@ def _intro(res: Results, analyses: list[Analysis], notes: list[str], results_dir
     c = res.cells
     n_ok, n_failed, n_missing = int((c["status"] == "ok").sum()), len(res.failed), len(res.missing)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    sources = ", ".join(protocol_title(a["hp"]) for a in analyses)
+    sources = ", ".join(hp_source_title(a["hp"]) for a in analyses)
     b: list = [("h", 1, "prefnoise: which loss survives noisy labels?"),
                ("p", f"Generated {when} from `{results_dir}` by `python -m bench.report`: {n_ok} complete cells, "
                      f"**{n_failed} failed**, **{n_missing} missing**. Headline metric: `{analyses[0]['headline']}`; "

@@ -15,11 +15,11 @@ from bench.report.provenance import mixing_warnings
 from bench.report.render import fmt, fmt_p
 
 MAX_LISTED = 60  # longer missing/failed lists are cut in the report; the CSVs hold all of them
-PROTOCOL_TITLES = {"default": "paper defaults"}
+HP_SOURCE_TITLES = {"default": "paper defaults"}
 
 
-def protocol_title(hp: str) -> str:
-    return PROTOCOL_TITLES.get(hp, f"tuned, rule {hp}")
+def hp_source_title(hp: str) -> str:
+    return HP_SOURCE_TITLES.get(hp, f"tuned, rule {hp}")
 
 
 def wide_table(res: Results, table: pd.DataFrame, metric: str, base: str | None) -> pd.DataFrame:
@@ -153,7 +153,7 @@ def _cut(df: pd.DataFrame, what: str) -> list:
 def analysis_blocks(a: Analysis, figures: dict, slug: str, several: bool) -> list:
     """One source of values: its headline figure and table, summary, paired tests, length and other metrics."""
     res, table, base, headline, tag = a["res"], a["table"], a["baseline"], a["headline"], a["tag"]
-    title = f" ({protocol_title(a['hp'])})" if several else ""
+    title = f" ({hp_source_title(a['hp'])})" if several else ""
     b: list = [("h", 2, f"Robustness: {headline}{title}")] + mixing_blocks(res.records)
     if f"paired{tag}" in figures:
         b += [("p", f"Each loss minus {base} on the same seeds (the noise masks are shared across losses): mean "

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.report import plots
 from bench.report.aggregate import Results, t_interval
-from bench.report.document import protocol_title
+from bench.report.document import hp_source_title
 from bench.report.render import fmt
 from bench.tune import selection
 from bench.tune.protocol import point
@@ -156,15 +156,15 @@ def sensitivity(plan: dict, scores: dict, rows: pd.DataFrame, cond: dict) -> pd.
 def headline_blocks(res: Results, metric: str, best: str | None) -> list:
     """The headline metric per loss (or method) and condition at the paper defaults, under the oracle rule and each
     realistic rule with final cells, the best realistic one first (final sweeps on fresh seeds), side by side."""
-    rules = sorted(h for h in res.protocols if h not in ("default", "oracle", best))
-    hps = [h for h in ("default", "oracle", best, *rules) if h and h in res.protocols]
+    rules = sorted(h for h in res.hp_sources if h not in ("default", "oracle", best))
+    hps = [h for h in ("default", "oracle", best, *rules) if h and h in res.hp_sources]
     if len(hps) < 2:
         return []
     v = res.values[res.values["metric"] == metric]
     cells = res.cells.set_index("cell_id")  # one row per curve: a method wrapping DPO is its own row, not DPO's
     v = v.assign(hp=v["cell_id"].map(cells["hp"]), name=v["cell_id"].map(cells["curve"]))
     blocks = [("h", 3, f"The headline, side by side ({metric}, final seeds)"),
-              ("p", "Mean ± 95% half-width (n seeds) at " + ", ".join(protocol_title(h) for h in hps) + ".")]
+              ("p", "Mean ± 95% half-width (n seeds) at " + ", ".join(hp_source_title(h) for h in hps) + ".")]
     for (noise, rate), g in v.groupby(["noise", "rate"]):
         rows = []
         for lab in sorted(g["name"].unique()):
@@ -173,7 +173,7 @@ def headline_blocks(res: Results, metric: str, best: str | None) -> list:
             for h in hps:
                 x = gl.loc[gl["hp"] == h, "value"]
                 m, lo, hi = t_interval(x)
-                row[protocol_title(h)] = "" if x.empty else f"{fmt(m)} ± {fmt((hi - lo) / 2, 2)} (n={len(x)})"
+                row[hp_source_title(h)] = "" if x.empty else f"{fmt(m)} ± {fmt((hi - lo) / 2, 2)} (n={len(x)})"
             rows.append(row)
         blocks += [("h", 4, f"{noise} @ {rate:g}"), ("table", pd.DataFrame(rows))]
     return blocks
