@@ -74,17 +74,17 @@ class AnnotatorBiased(Injector):
             raise ConfigError("noise.annotators must be a non-empty mapping {annotator name: {kind, share, ...}}")
         self.adds_annotator = self.annotator_column != "annotator"
         self.pool = {}
-        for name, spec in pool.items():
+        for name, entry in pool.items():
             where = f"noise.annotators.{name}"
-            if not isinstance(spec, dict) or "kind" not in spec:
+            if not isinstance(entry, dict) or "kind" not in entry:
                 raise ConfigError(f"{where} must be a mapping with a 'kind' (one of {', '.join(KINDS)})")
-            if spec["kind"] not in KINDS:
-                raise ConfigError(f"{where}.kind: " + did_you_mean("annotator kind", spec["kind"], list(KINDS)))
-            allowed = ["kind", "share", *KINDS[spec["kind"]]]
-            for key in spec:
+            if entry["kind"] not in KINDS:
+                raise ConfigError(f"{where}.kind: " + did_you_mean("annotator kind", entry["kind"], list(KINDS)))
+            allowed = ["kind", "share", *KINDS[entry["kind"]]]
+            for key in entry:
                 if key not in allowed:
-                    raise ConfigError(f"{where}: " + did_you_mean(f"key for a {spec['kind']} annotator", key, allowed))
-            full = {"share": None, **KINDS[spec["kind"]], **spec}
+                    raise ConfigError(f"{where}: " + did_you_mean(f"key for a {entry['kind']} annotator", key, allowed))
+            full = {"share": None, **KINDS[entry["kind"]], **entry}
             s = full["share"]
             if isinstance(s, bool) or not isinstance(s, numbers.Real) or not s > 0:
                 raise ConfigError(f"{where}.share must be a number > 0 (shares are normalized), got {s!r}")
@@ -106,10 +106,10 @@ class AnnotatorBiased(Injector):
                     f"noise.annotator_profiles.{aid}: " + did_you_mean("pool annotator", prof, list(self.pool))
                 )
 
-    def _favours_rejected(self, spec: dict, ds, lens: tuple) -> np.ndarray:
-        if spec["feature"] == "length":
+    def _favours_rejected(self, entry: dict, ds, lens: tuple) -> np.ndarray:
+        if entry["feature"] == "length":
             return lens[1] > lens[0]
-        pat = re.compile(rf"\b{re.escape(spec['topic_word'].strip())}\b", re.IGNORECASE)
+        pat = re.compile(rf"\b{re.escape(entry['topic_word'].strip())}\b", re.IGNORECASE)
         has_c = np.fromiter((bool(pat.search(t)) for t in texts(ds, "chosen")), bool, len(ds))
         has_r = np.fromiter((bool(pat.search(t)) for t in texts(ds, "rejected")), bool, len(ds))
         return has_r & ~has_c
@@ -128,9 +128,9 @@ class AnnotatorBiased(Injector):
             )
         lens = (word_count(texts(ds, "chosen")), word_count(texts(ds, "rejected")))
         feats = {"n": np.arange(len(ds))}
-        for name, spec in self.pool.items():
-            if spec["kind"] == "biased":
-                feats[f"favours_rejected:{name}"] = self._favours_rejected(spec, ds, lens)
+        for name, entry in self.pool.items():
+            if entry["kind"] == "biased":
+                feats[f"favours_rejected:{name}"] = self._favours_rejected(entry, ds, lens)
         if col is not None:
             ids = column(ds, col)
             for i, v in enumerate(ids):
@@ -157,12 +157,12 @@ class AnnotatorBiased(Injector):
     def _choose(self, feats, k, rng):
         prof, ids = self._assign(feats, rng)
         p = np.empty(len(prof))
-        for name, spec in self.pool.items():
+        for name, entry in self.pool.items():
             rows = prof == name
-            p[rows] = spec["error_rate"]
-            if spec["kind"] == "biased":
+            p[rows] = entry["error_rate"]
+            if entry["kind"] == "biased":
                 target = rows & feats[f"favours_rejected:{name}"]
-                p[target] = spec["bias_rate"]
+                p[target] = entry["bias_rate"]
         p = np.clip(p, _EPS, 1 - _EPS)
         n = len(p)
         shift, probs = 0.0, p
@@ -193,11 +193,11 @@ class AnnotatorBiased(Injector):
             rows = np.fromiter((a in of_kind for a in prof), bool, len(prof))
             if rows.any():
                 stats[f"rate_kind_{kind}"] = float(mask[rows].mean())
-        for name, spec in self.pool.items():
+        for name, entry in self.pool.items():
             rows = prof == name
             if "ids" in feats and rows.any():  # real ids: per-profile rates too
                 stats[f"rate_profile_{name}"] = float(mask[rows].mean())
-            if spec["kind"] == "biased":
+            if entry["kind"] == "biased":
                 target = rows & feats[f"favours_rejected:{name}"]
                 stats[f"rate_annotator_{name}_targeted"] = float(mask[target].mean()) if target.any() else None
             if "_probs" in calib and rows.any():

@@ -19,15 +19,15 @@ import torch
 import tiny_models
 from bench import losses
 from bench import training as tr
-from bench.config.schema import LoraSpec
+from bench.config.schema import LoraAdapterConfig
 from bench.training import lora, packing
 from conftest import run_bench
 
-SPEC = LoraSpec(rank=4, alpha=8.0, dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"])
+ADAPTER = LoraAdapterConfig(rank=4, alpha=8.0, dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"])
 LORA = "train.lora={rank:4,alpha:8,dropout:0.0,target_modules:[q_proj,v_proj]}"
 
 
-def _trainer(tmp_path, model=None, dataset=None, lora=SPEC, packing_on=True, loss=None, name="t", **kw):
+def _trainer(tmp_path, model=None, dataset=None, lora=ADAPTER, packing_on=True, loss=None, name="t", **kw):
     args = tr.dpo_config(tiny_models.TRAIN, tmp_path / name, seed=0)
     return tr.PreferenceTrainer(model=tiny_models.model() if model is None else model, args=args,
                                 train_dataset=tiny_models.pairs_dataset() if dataset is None else dataset,
@@ -55,7 +55,7 @@ def test_the_lora_block_is_checked_in_one_line():
     from bench.core.options import ConfigError
 
     ok = train_config(lora={"rank": 8, "alpha": 16, "dropout": 0.05, "target_modules": "all-linear"})
-    assert ok.lora == LoraSpec(rank=8, alpha=16.0, dropout=0.05, target_modules="all-linear")
+    assert ok.lora == LoraAdapterConfig(rank=8, alpha=16.0, dropout=0.05, target_modules="all-linear")
     assert train_config().lora is None and train_config().save_model is False
     good = {"rank": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj"]}
     for bad, message in [({**good, "rank": 0}, r"train\.lora\.rank=0 is out of range; valid: an integer in \[1, inf\)"),
@@ -112,7 +112,7 @@ def test_only_the_adapter_weights_change(tmp_path):
             key = n.replace(".base_layer", "")
             assert torch.equal(p.detach(), before[key]), f"{n}: a base weight moved"
     moved = [n for n, a in _adapters(t.model).items() if "lora_B" in n and not torch.equal(a, adapters[n])]
-    assert len(moved) == 2 * len(SPEC.target_modules)  # every adapter's B, in both layers
+    assert len(moved) == 2 * len(ADAPTER.target_modules)  # every adapter's B, in both layers
 
 
 @pytest.mark.parametrize("packing_on", [True, False], ids=["packed", "padded"])
@@ -160,7 +160,7 @@ def test_the_packed_path_runs_the_adapter(tmp_path):
     t = _trainer(tmp_path, lora=None, name="collate")
     batch = next(iter(t.get_train_dataloader()))
     plain = tiny_models.model().eval()
-    peft_model = get_peft_model(tiny_models.model(), lora.peft_config(SPEC)).eval()
+    peft_model = get_peft_model(tiny_models.model(), lora.peft_config(ADAPTER)).eval()
     add_fused_lm_head(peft_model.get_base_model())  # TRL's padded forward, as its trainer sets it up
     torch.manual_seed(1)
     for n, p in peft_model.named_parameters():
@@ -187,7 +187,7 @@ def test_a_methods_later_trainers_train_the_same_adapter(tmp_path):
 
     ctx = TrainContext(policy=tiny_models.model(), tokenizer=tiny_models.tokenizer(),
                        train_dataset=tiny_models.pairs_dataset(), loss=losses.get("dpo", beta=0.1),
-                       train=dataclasses.replace(tiny_models.TRAIN, lora=SPEC), out_dir=tmp_path, seed=0,
+                       train=dataclasses.replace(tiny_models.TRAIN, lora=ADAPTER), out_dir=tmp_path, seed=0,
                        reference_path="unused")
     first = ctx.trainer(ctx.train_dataset)
     assert ctx.policy is first.model and type(ctx.policy).__name__ == "PeftModelForCausalLM"
@@ -302,10 +302,10 @@ def test_smollm2_lora_reference_is_the_base_model(tmp_path):
     folder = str(ensure_smollm2_folder())
     model, tok = load_causal_lm(folder, "cpu")
     ds = tiny_models.pairs_dataset(4)
-    spec = LoraSpec(rank=4, alpha=8.0, dropout=0.0, target_modules=["q_proj", "v_proj"])
+    adapter = LoraAdapterConfig(rank=4, alpha=8.0, dropout=0.0, target_modules=["q_proj", "v_proj"])
     args = tr.dpo_config(dataclasses.replace(tiny_models.TRAIN, batch_size=4, max_length=48), tmp_path / "s", 0)
     t = tr.PreferenceTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                             pref_loss=losses.get("dpo", beta=0.1), lora=spec)
+                             pref_loss=losses.get("dpo", beta=0.1), lora=adapter)
     base = [p.detach().clone() for n, p in t.model.named_parameters() if "lora_" not in n][:5]
     ref0 = torch.tensor(t.train_dataset["ref_chosen_logps"])
     t.train()

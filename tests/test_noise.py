@@ -230,9 +230,9 @@ def test_annotator_rates_follow_kinds_and_shares():
     inj, out = inject("annotator_biased", ds, rate=natural, seed=1, annotators=POOL)
     s = inj.summary(out)
     assert abs(s["logit_shift"]) < 1e-6
-    for a, spec in POOL.items():
-        assert abs(s[f"share_annotator_{a}"] - spec["share"]) <= 1 / n
-        assert abs(s[f"rate_annotator_{a}"] - spec["error_rate"]) < 0.05, a
+    for a, entry in POOL.items():
+        assert abs(s[f"share_annotator_{a}"] - entry["share"]) <= 1 / n
+        assert abs(s[f"rate_annotator_{a}"] - entry["error_rate"]) < 0.05, a
     # away from the natural rate the order of the kinds is kept
     for rate in (0.1, 0.45, 0.7):
         inj, out = inject("annotator_biased", ds, rate=rate, seed=1, annotators=POOL)

@@ -70,13 +70,13 @@ class TrainConfig:
                             "folder (bench.cell.saved)", identity=False, neutral=False)
 
     def check(self, where: str) -> None:
-        """The ``lora`` block, typed (``LoraSpec``): an unknown, missing or out-of-range key is one line."""
+        """The ``lora`` block, typed (``LoraAdapterConfig``): an unknown, missing or out-of-range key is one line."""
         if self.lora is not None:
-            self.lora = typed(LoraSpec, self.lora, f"{where}.lora" if where else "lora")
+            self.lora = typed(LoraAdapterConfig, self.lora, f"{where}.lora" if where else "lora")
 
 
 @dataclass
-class LoraSpec:
+class LoraAdapterConfig:
     """``train.lora``: low-rank adapters on the policy's linear layers (peft's ``LoraConfig``); the reference is the
     base model with the adapter disabled."""
 

@@ -41,10 +41,10 @@ GIB = 2**30
 
 
 # ------------------------------------------------------------------------------------------------ measured
-def lora_spec(rank: int):
-    from bench.config.schema import LoraSpec
+def lora_config(rank: int):
+    from bench.config.schema import LoraAdapterConfig
 
-    return LoraSpec(rank=rank, alpha=2.0 * rank, dropout=0.0, target_modules="all-linear")
+    return LoraAdapterConfig(rank=rank, alpha=2.0 * rank, dropout=0.0, target_modules="all-linear")
 
 
 def child(kind: str, batch: int, steps: int, rank: int) -> dict:
@@ -63,7 +63,7 @@ def child(kind: str, batch: int, steps: int, rank: int) -> dict:
         model, tok = load_causal_lm(data.model_path, "cpu")
         t = tr.PreferenceTrainer(model=model, args=_args(batch, 10**6, int(parts.train.max_length or 160)),
                                  train_dataset=pairs, processing_class=tok, pref_loss=losses.get("dpo", beta=0.1),
-                                 lora=lora_spec(rank) if kind == "lora" else None)
+                                 lora=lora_config(rank) if kind == "lora" else None)
         t.create_optimizer()
         t.current_gradient_accumulation_steps = 1
         init = time.perf_counter() - t0

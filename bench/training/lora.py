@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.config.schema import LoraSpec
+from bench.config.schema import LoraAdapterConfig
 
 
-def peft_config(spec: LoraSpec):
+def peft_config(lora: LoraAdapterConfig):
     """peft's ``LoraConfig`` for a typed ``train.lora`` block (a causal LM's adapters, no bias terms trained)."""
     from peft import LoraConfig
 
-    targets = spec.target_modules if isinstance(spec.target_modules, str) else list(spec.target_modules)
-    return LoraConfig(r=int(spec.rank), lora_alpha=float(spec.alpha), lora_dropout=float(spec.dropout),
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    return LoraConfig(r=int(lora.rank), lora_alpha=float(lora.alpha), lora_dropout=float(lora.dropout),
                       target_modules=targets, bias="none", task_type="CAUSAL_LM")
 
 
@@ -34,12 +34,12 @@ def is_peft(model) -> bool:
     return isinstance(model, PeftModel)
 
 
-def settings(spec: LoraSpec | None) -> dict | None:
+def settings(lora: LoraAdapterConfig | None) -> dict | None:
     """The LoRA settings as a record states them (None: full fine-tuning)."""
-    if spec is None:
+    if lora is None:
         return None
-    targets = spec.target_modules if isinstance(spec.target_modules, str) else list(spec.target_modules)
-    return {"rank": int(spec.rank), "alpha": float(spec.alpha), "dropout": float(spec.dropout),
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    return {"rank": int(lora.rank), "alpha": float(lora.alpha), "dropout": float(lora.dropout),
             "target_modules": targets}
 
 

@@ -57,9 +57,9 @@ class ExtrasCollator:
 class PreferenceTrainer(DPOTrainer):
     def __init__(self, *args, pref_loss, ref_cache=None, print_logs: bool = False, extra_columns=(), packing=True,
                  lora=None, **kwargs):
-        """``lora``: the typed ``train.lora`` block (``bench.config.schema.LoraSpec``) or None (full fine-tuning).
-        A plain model is wrapped by TRL (``peft_config``); a ``PeftModel`` (a later run of a method's rounds) keeps
-        its trained adapter."""
+        """``lora``: the typed ``train.lora`` block (``bench.config.schema.LoraAdapterConfig``) or None (full
+        fine-tuning). A plain model is wrapped by TRL (``peft_config``); a ``PeftModel`` (a later run of a method's
+        rounds) keeps its trained adapter."""
         # set before super().__init__, which runs the reference precompute
         self.pref_loss = pref_loss
         self.packing = None if packing else False  # None: decided on the first training batch (matches_padded)
