@@ -377,26 +377,26 @@ def test_natural_errors_name_the_column_and_row(votes_file):
 # --- what the cell does with skipped and tied pairs ------------------------------------------------------------------
 def test_the_cell_trains_without_skipped_pairs_and_without_ties_unless_the_loss_takes_soft_labels(world):
     from bench import losses
-    from bench.cell import extras
+    from bench.cell import extras, noising
     from bench.training.trainer import EXTRA_COLUMNS
 
     small = world.select(range(200))
     skipped = noise.get("skip", rate=0.25, seed=0)(small)
-    trained, used, key = extras.training_pairs(skipped, losses.get("dpo"))
+    trained, used, key = noising.training_pairs(skipped, losses.get("dpo"))
     assert len(trained) == 150 == used["n_trained_pairs"] and all(trained["keep"][:]) and key is not None
-    other = extras.training_pairs(noise.get("skip", rate=0.25, seed=1)(small), losses.get("dpo"))[2]
+    other = noising.training_pairs(noise.get("skip", rate=0.25, seed=1)(small), losses.get("dpo"))[2]
     assert other != key  # another subset, another reference-cache key
     flipped = noise.get("random_flip", rate=0.25, seed=0)(small)
-    assert extras.training_pairs(flipped, losses.get("dpo"))[2] is None  # every pair: the shared entry
+    assert noising.training_pairs(flipped, losses.get("dpo"))[2] is None  # every pair: the shared entry
 
     tied = noise.get("tie", rate=None, seed=0, threshold=0.325)(small)
     n_tied = int((col(tied, "label_confidence") == 0.5).sum())
     dpo, cdpo = losses.get("dpo"), losses.get("cdpo")
-    trained, used, key = extras.training_pairs(tied, dpo)
+    trained, used, key = noising.training_pairs(tied, dpo)
     assert len(trained) == 200 - n_tied and used["tied_pairs"] == "dropped" and "label_confidence" not in \
         extras.columns(dpo, None)
     assert not cdpo.uses_extras and "label_confidence" not in extras.columns(cdpo, None)  # until the data has ties
-    trained, used, key = extras.training_pairs(tied, cdpo)
+    trained, used, key = noising.training_pairs(tied, cdpo)
     assert len(trained) == 200 and key is None and used["n_tied_trained"] == n_tied and cdpo.uses_extras
     assert "label_confidence" in extras.columns(cdpo, None) and "label_confidence" in EXTRA_COLUMNS
 

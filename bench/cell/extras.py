@@ -5,14 +5,10 @@
 - annotators: ``annotator_idx``, the index of each pair's annotator (``noise=annotator_biased``'s ``annotator``
   column, or the data's), for a loss that learns one flip rate per annotator (``ncdpo per_annotator=true``);
 - label confidences: ``label_confidence`` (``noise=tie``, ``natural``'s majority vote), for a loss that takes soft
-  labels (cDPO's per-pair eps); ``training_pairs`` leaves out skipped pairs, and ties for the other losses.
+  labels (cDPO's per-pair eps), which ``bench.cell.noising.training_pairs`` turns on where a pair's is below 1.
 """
 from __future__ import annotations
 
-import numpy as np
-
-import noise
-from bench.core.cache import stable_hash
 from bench.core.options import ConfigError
 from bench.evaluation import scorer as scoring
 
@@ -51,38 +47,3 @@ def with_annotators(noisy, loss):
     loss.set_annotators(names)
     index = {n: i for i, n in enumerate(names)}
     return noisy.add_column("annotator_idx", [index[a] for a in noisy["annotator"]])
-
-
-def learned_vs_injected(loss, noise_stats: dict) -> dict:
-    """What the loss learned (``ncdpo``: flip rates) beside the rates the injector realized, for the record."""
-    learned = loss.learned() if callable(getattr(loss, "learned", None)) else {}
-    if not learned:
-        return {}
-    out = {"learned": learned, "injected": {"overall": noise_stats.get("realized_rate")}}
-    for key, value in noise_stats.items():
-        if key.startswith("rate_annotator_") and not key.endswith("_targeted"):
-            out["injected"][key.removeprefix("rate_annotator_")] = value
-    return out
-
-
-def training_pairs(noisy, loss):
-    """(the pairs the cell trains on, what became of the others for the record, a key of which rows those are or
-    None when they are all of them).
-
-    Skipped pairs (``keep`` False: ``noise=skip``) are left out; so are ties (``label_confidence`` 0.5: ``tie``,
-    ``natural``) unless the loss takes soft labels (``soft_labels``: cDPO), which is then told to read them. The
-    rows left are a plain subset: the method trains on it as it would on any data, and the shared reference
-    log-probs are cached for that subset under its own key (``bench.cell.run``), so every cache entry holds the
-    pairs it was computed for.
-    """
-    soft = bool(getattr(loss, "soft_labels", False))
-    rows, used = noise.training_rows(noisy, soft)
-    if soft and "label_confidence" in noisy.column_names and (np.asarray(noisy["label_confidence"]) < 1).any():
-        loss.read_label_confidence(True)
-    if rows.all():
-        return noisy, used, None
-    kept = np.flatnonzero(rows)
-    if len(kept) == 0:
-        raise ConfigError(f"the noise left no pair to train on: all {len(noisy)} were skipped or tied; valid: a "
-                          "lower noise.rate or noise.threshold, or a loss that trains on ties (loss=cdpo)")
-    return noisy.select(kept.tolist()), used, stable_hash(kept.tolist())

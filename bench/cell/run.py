@@ -29,9 +29,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-import noise as noise_pkg
 from bench import data as data_mod
-from bench.cell import distributed, extras, provenance
+from bench.cell import distributed, extras, noising, provenance
 from bench.cell.checkpoints import CellCheckpoints
 from bench.cell.identity import cell_id
 from bench.cell.parts import Header, Parts, build_parts
@@ -166,7 +165,7 @@ def _run(parts: Parts, cid: str, phase: dict) -> dict | None:
 
     phase["name"] = "noise"
     t0 = time.time()
-    noisy, trained, rows_key, noise_stats = _noise(parts, data.train, cell_dir)
+    noisy, trained, rows_key, noise_stats = noising.inject(parts, data.train, cell_dir)
     t["noise"] = time.time() - t0
 
     phase["name"] = "train"
@@ -230,7 +229,7 @@ def _record(parts: Parts, final, result, curve: list, timings: dict, scorer, noi
         **({"gpu": gpu} if gpu else {}),
         **({"curve": curve} if len(curve) > 1 else {}),  # the policy at each checkpoint; the last one is the end
         "scorer": None if scorer is None else {**scorer.info, **scoring.agreement(noisy)},
-        "loss_learned": extras.learned_vs_injected(parts.loss, noise_stats) or None,
+        "loss_learned": noising.learned_vs_injected(parts.loss, noise_stats) or None,
         "provenance": prov,
         **result.record,  # what the method adds (ropo_full: its per-round filter stats)
     }
@@ -253,24 +252,11 @@ def _provenance(parts: Parts, data, trained, train_fingerprint: str) -> dict:
             "evaluators": provenance.evaluator_ids(parts.evaluators)}
 
 
-def _noise(parts: Parts, train, cell_dir: Path):
-    """(the noisy pairs, every row; the pairs the cell trains on; a key of which rows those are, None for all of them;
-    the noise's record). Skipped pairs, and ties for a loss without soft labels, are not trained on
-    (``bench.cell.extras.training_pairs``); the record says how many."""
-
-    noisy = parts.injector(train)
-    noise_stats = parts.injector.summary(noisy)
-    noise_pkg.save_mask(noisy, cell_dir / "flip_mask.json")
-    noisy = extras.with_annotators(noisy, parts.loss)
-    trained, used, rows_key = extras.training_pairs(noisy, parts.loss)
-    return noisy, trained, rows_key, {**noise_stats, **used}
-
-
 def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
     """The cell's method trains a fresh copy of the reference policy; returns it, the method's result, the time it
     took to load the model, and the cell's checkpoint scorer (``bench.evaluation.checkpoints``: it scored the
     policy within the run where ``eval.checkpoints.every`` says, and scores the end). ``pairs``: (the noisy pairs,
-    the ones it trains on, the key of those rows or None), as ``_noise`` gives them."""
+    the ones it trains on, the key of those rows or None), as ``noising.inject`` gives them."""
     import torch
 
     t0 = time.time()

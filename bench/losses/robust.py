@@ -32,7 +32,7 @@ class CDPO(PairLoss):
     class Options(PairLoss.Options):
         eps: float = option("eps is the assumed label-flip rate; above 0.5 flip the labels instead",
                             Param(low=0.0, high=0.5))
-    soft_labels = True  # can read extras["label_confidence"] (bench.cell.extras turns it on where the pairs have it)
+    soft_labels = True  # can read extras["label_confidence"] (bench.cell.noising turns it on where the pairs have it)
     reads_label_confidence = False
 
     def read_label_confidence(self, on: bool = True) -> None:
