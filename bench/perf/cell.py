@@ -1,6 +1,6 @@
 """Benchmark the foundation: world build, reference training, one cell.
 
-    python -m bench.perf.cell                 # full: builds a fresh world in a temp dir, then one cell
+    python -m bench.perf.cell                 # full: builds a fresh world in a temp dir (not the shipped one), then one cell
     python -m bench.perf.cell --reuse-world   # skip the build, reuse the world under .cache/
 
 Prints wall times per phase. Target: world + reference <= 180 s, one cell <= 60 s (2-core CPU, 1 torch thread).
@@ -17,6 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("PREFNOISE_NO_PREBUILT", "1")  # the build is what is timed (bench/world/prebuilt.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 

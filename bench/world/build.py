@@ -14,7 +14,8 @@ SFT settings, the world's code version), so every cell of a sweep reuses it. Con
 
 Every split's pairs are the reference policy's own samples labelled by the gold reward; which prompts feed which
 split is ``rules.split_of``. The random draws come in a fixed order (train, eval, rm, val), so adding a split at the
-end never changes the ones before it.
+end never changes the ones before it. The default world ships with the code (``bench.world.prebuilt``): its key's
+folder is unpacked from the repository instead of built.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from bench.config.typed import identity_values
 from bench.core.cache import get_or_build, stable_hash
 from bench.core.files import read_jsonl, write_jsonl
 from bench.models import sampling
-from bench.world import pretrained, tiny_lm
+from bench.world import prebuilt, pretrained, tiny_lm
 from bench.world import rules as world
 from bench.world import sft as sft_mod
 from bench.world.pretrained import user_turn
@@ -177,5 +178,5 @@ class EmbeddedWorld:
 def load(data: WorldData, model, cache_root: str | Path) -> EmbeddedWorld:
     """The world of ``data`` with the reference policy of ``model`` (the tiny model, or any pretrained LM)."""
     key = world_key(data, model)
-    path = get_or_build(cache_root, "world", key, lambda tmp: build(tmp, data, model))
+    path = get_or_build(cache_root, "world", key, lambda tmp: prebuilt.unpack(key, tmp) or build(tmp, data, model))
     return EmbeddedWorld(path, json.loads((path / "meta.json").read_text()))
