@@ -590,3 +590,16 @@ def test_records_of_one_condition_with_different_settings_stay_apart(tmp_path):
     assert any("differ in their settings" in n for n in res.notes) and any("superseded" in n for n in res.notes)
     means = res.values.groupby("label")["value"].mean()
     assert means["dpo [epochs=8, lr=5e-05]"] == 0.3 and means["dpo [epochs=1, lr=0.0002]"] == 0.1
+
+
+def test_a_scale_injectors_strengths_are_neither_merged_nor_split_into_curves(tmp_path):
+    """Two strengths of an injector without a rate (gaussian_reward's sigma) are two records of the same (label,
+    noise, no rate, seed): the tables leave both out and count both, no curve is named after sigma."""
+    for sigma in (0.3, 1.0):
+        cfg = {"noise": {"name": "gaussian_reward", "sigma": sigma, "rate": None}, "train": {"epochs": 1}}
+        write_record(tmp_path, record("dpo", "gaussian_reward", None, 0, cell_id=f"s{sigma}", config=cfg,
+                                      metrics={"gold_reward": sigma}, noise_stats={}))
+    res = load_results(tmp_path)
+    assert sorted(res.cells["cell_id"]) == ["s0.3", "s1.0"] and set(res.cells["label"]) == {"dpo"}
+    assert any("2 record(s) of a noisy condition have no rate" in n for n in res.notes)
+    assert not any("superseded" in n or "differ in their settings" in n for n in res.notes)

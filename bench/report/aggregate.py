@@ -288,7 +288,9 @@ def _dedupe(cells: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     if cells.empty:
         return cells, 0
     order = cells.assign(_ok=cells["status"] == "ok").sort_values(["_ok", "finished_at"])
-    kept = order.drop_duplicates(CELL_KEYS + ["data", "model"], keep="last").drop(columns="_ok")
+    no_rate = order["rate"].isna()  # a scale injector's strengths: no rate to key on (the tables leave them out)
+    kept = pd.concat([order[~no_rate].drop_duplicates(CELL_KEYS + ["data", "model"], keep="last"), order[no_rate]])
+    kept = kept.drop(columns="_ok")
     kept = kept.sort_values(["label", "noise", "rate", "seed"], na_position="last").reset_index(drop=True)
     return kept, len(cells) - len(kept)
 

@@ -22,16 +22,18 @@ from bench.core.options import identity_of
 
 # what is scored along the way, not the end's scores: the same training with or without them is one experiment
 ALONG_THE_WAY = ("eval.checkpoints", "eval.diagnostic_pairs")
-PART_KEYS_LEFT_OUT = ("name", "_target_", "rate")  # the parts' names and the rate are the cell's own columns
+PART_KEYS_LEFT_OUT = ("name", "_target_")  # the parts' names are the cell's own columns (label)
 SHORT = {"learning_rate": "lr", "n_train_prompts": "prompts"}
 
 
 def settings_of(rec: Mapping) -> dict[str, str]:
     """A record's settings as flat ``group.key`` -> JSON text: the identity fields of data, model, train and eval,
-    and the options of its loss, noise and method (empty for a record without a saved config)."""
+    and the options of its loss and method (empty for a record without a saved config). The noise's own settings
+    are its condition, not another curve: the noise type and rate are the cell's columns, and an injector with a
+    scale instead of a rate (``gaussian_reward``'s sigma, ...) has no rate, which the tables leave out and say."""
     cfg = rec.get("config") or {}
     out: dict[str, str] = {}
-    for group in ("data", "model", "train", "eval", "loss", "noise", "method"):
+    for group in ("data", "model", "train", "eval", "loss", "method"):
         node = cfg.get(group)
         if not isinstance(node, Mapping):
             continue
