@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 from conftest import ROOT, run_bench
 
 CONF = ROOT / "conf"
-GROUPS = ["data", "model", "loss", "method", "noise", "scorer", "evaluator", "experiment", "logger", "train", "eval"]
+GROUPS = ["data", "model", "loss", "method", "noise", "scorer", "evaluator", "experiment", "logger", "train", "eval",
+          "regime"]
 
 
 def options(group: str) -> list[str]:
