@@ -65,7 +65,8 @@ class Evaluator(Plugin):
 KIND = Kind("evaluator", Evaluator, {
     "gold": "evaluators.gold:GoldEvaluator",
     "llm_judge": "evaluators.llm_judge:LLMJudge",
-    "reward_model": "evaluators.reward_model:RewardModelEvaluator",
+    # its module loads torch: its options are named apart (evaluators.options), for a cell's identity
+    "reward_model": ("evaluators.reward_model:RewardModelEvaluator", "evaluators.options:RewardModelOptions"),
 }, required=("name", "metrics", "evaluate()"))
 
 get, names, from_config = KIND.get, KIND.names, KIND.from_config

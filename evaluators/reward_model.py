@@ -21,7 +21,7 @@ fresh one-logit head, trained with TRL's ``RewardTrainer`` on the world's ``rm_p
 pairs on prompts disjoint from the policy's training and evaluation prompts) or, off the world, on the data's
 validation split as labelled; built once and cached, so every cell of a sweep reuses it. The model comes from the
 one ``bench.rewards.load``, its recipe (``Options``, the recipe plus this evaluator's ``gold_accuracy``) from
-``bench.config.schema.RewardModelRecipe``.
+``bench.config.schema.RewardModelRecipe`` (declared in the light ``evaluators.options``).
 
     python bench/run.py evaluator=[gold,reward_model]
     python bench/run.py evaluator=[reward_model] evaluator.reward_model.path=/models/my-rm data=hh
@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.config.schema import RewardModelRecipe
 from bench.core.cache import user_cache_dir
 from bench.core.files import read_jsonl
 from bench.core.metrics import COUNTER, HIGHER
-from bench.core.options import ConfigError, option
+from bench.core.options import ConfigError
 from bench.rewards.load import EMBEDDED, Heldout, World, load
 from evaluators import EvalBatch, Evaluator
+from evaluators.options import RewardModelOptions
 
 WHERE = "evaluator.reward_model"
 
@@ -65,9 +65,7 @@ class RewardModelEvaluator(Evaluator):
     name = "reward_model"
     metrics = METRICS
 
-    class Options(RewardModelRecipe):
-        gold_accuracy: bool = option("a non-embedded model on the world: also measure its accuracy against gold on "
-                                     "eval_pairs (it adds rm_gold_accuracy: part of the evaluator's result)")
+    Options = RewardModelOptions  # the recipe and gold_accuracy
 
     def validate(self) -> None:
         self.last_info: dict[str, Any] = {}  # where the model came from, for logs, tests and the record

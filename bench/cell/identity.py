@@ -72,7 +72,14 @@ def _scores_read(groups: Mapping) -> bool:
     """Whether the cell's loss or method reads per-response scores (a scorer nothing reads is not used, and not
     part of the identity); True when that cannot be told (a bad value: the cell's own check reports it)."""
     try:
-        loss = losses.from_config(groups["loss"], noise_rate=(groups.get("noise") or {}).get("rate"))
-        return reads_scores(loss, methods.from_config(groups.get("method") or NEUTRAL_PARTS["method"]))
+        loss = _declared(losses.KIND, groups["loss"], noise_rate=(groups.get("noise") or {}).get("rate"))
+        return reads_scores(loss, _declared(methods.KIND, groups.get("method") or NEUTRAL_PARTS["method"]))
     except Exception:  # noqa: BLE001
         return True
+
+
+def _declared(kind, node, **context) -> Any:
+    """What says whether a part reads scores (its ``needs_scores``): a registered part's options, checked, from
+    its registry's light declaration (no torch, no TRL); a user's own part (``_target_``) built."""
+    options = kind.checked_options(node, **context)
+    return options if options is not None else kind.from_config(node, **context)

@@ -22,12 +22,18 @@ A plug-in is a subclass of its kind's base class (``bench.losses.PairLoss``, ``n
   composed config (``conf/<group>/<name>.yaml``).
 - Every problem with a config is a ``ConfigError`` (one line naming the field); anything else raised while building
   is a bug, and shows its traceback.
+- A registered plug-in whose module is heavy (torch, TRL) names its options apart, in a light module of its package
+  that imports only ``bench.core`` and ``bench.config`` (``bench/losses/options.py``): its registry entry is
+  ``(class, options class)``, ``"simpo": ("bench.losses.classic:SimPO", "bench.losses.options:SimPOOptions")``, and
+  the class says ``Options = SimPOOptions``, so the options are still declared once.
+  What a cell's identity needs of such a part (``Kind.identity``, ``Kind.checked_options``) is then read from its
+  options alone, and hashing a cell's id imports no model code. A user's ``_target_`` class is imported as it is.
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from bench.config.compose import group_node
@@ -97,16 +103,20 @@ class Plugin:
 class Kind:
     """One plug-in kind: its config group, base class, registry and contract, and the one builder."""
 
-    def __init__(self, group: str, base: type[Plugin] | str, entries: dict[str, str], *, noun: str | None = None,
+    def __init__(self, group: str, base: type[Plugin] | str, entries: dict[str, Any], *, noun: str | None = None,
                  required: tuple[str, ...] = ("name",), contract: str | None = None,
-                 context_args: tuple[str, ...] = (), caller_only: tuple[str, ...] = (), configs: bool = True):
+                 context_args: tuple[str, ...] = (), caller_only: tuple[str, ...] = (), configs: bool = True,
+                 in_context: Callable[..., dict] | None = None):
         self.group, self._base = group, base  # the base class, or its ``module:attr`` (imported on first use)
-        self.registry = Registry(noun or group, entries)
+        self.registry = Registry(noun or group, entries)  # name -> "module:attr" or ("module:attr", "module:options")
         self.required = required  # attributes (``"x"``) and methods (``"x()"``) every plug-in of the kind has
         self.contract = contract or noun or group
         self.context_args = context_args  # context a plain factory takes as keyword arguments (noise: the seed)
         self.caller_only = caller_only  # YAML keys get() never fills (noise: the seed is always the caller's)
         self.configs = configs  # whether conf/<group>/<name>.yaml holds each registered one's values
+        # (options, head, **context) -> options: what the cell's context makes of a node's options before they are
+        # checked (a loss's ``eps: oracle``), as its class's from_options does; for checked_options
+        self.in_context = in_context
 
     @property
     def base(self) -> type[Plugin]:
@@ -123,7 +133,7 @@ class Kind:
     def defaults(self, name: str) -> dict[str, Any]:
         """``conf/<group>/<name>.yaml`` as composed (the registry checks the name first); nothing for a kind whose
         plug-ins have no YAML of their own (a reward model's backbone: its options' defaults are its values)."""
-        self.lookup(name)
+        self.registry.check(name)
         if not self.configs:
             return {}
         return {k: v for k, v in options_of(group_node(self.group, name)).items() if k not in self.caller_only}
@@ -173,24 +183,57 @@ class Kind:
         except Exception:  # noqa: BLE001 - an unknown part is hashed whole; the cell's check reports it
             return None
 
+    def declared_options(self, node: Mapping) -> type[Options] | None:
+        """The options class a registered node's entry names apart from its class (read without importing the
+        class's module); None for a user's ``_target_``, an unknown name or an entry that names none."""
+        if "_target_" in node or node.get("name") not in self.registry:
+            return None
+        try:
+            return self.registry.options(node["name"])
+        except Exception:  # noqa: BLE001 - then the class is asked, as for an entry with no options of its own
+            return None
+
+    def checked_options(self, node: Mapping | Any, **context: Any) -> Options | None:
+        """A registered node's options, checked as building it checks them (its YAML filling what the node leaves
+        out, ``in_context`` applied), from its declared options alone: what a cell's identity asks of a part
+        (whether it reads scores) without importing its module. None where its entry declares none (build it); a
+        ``ConfigError`` for a bad value (the built part would raise it too, or in its own checks)."""
+        node = dict(plain(node))
+        schema = self.declared_options(node)
+        if schema is None:
+            return None
+        head = f"{self.registry.kind} {node['name']!r}"
+        options = self._filled(node["name"], schema, options_of(node))
+        if self.in_context is not None:
+            options = self.in_context(options, head, **context)
+        return check_options(schema, options, head)
+
     def identity(self, node: Mapping) -> dict[str, Any]:
-        """What of a node determines a cell's result: by its class's option rules (the whole node where the
-        class is not a ``Plugin``, or cannot be found)."""
+        """What of a node determines a cell's result: by its options' identity rules, its declared options for a
+        registered entry that names them apart, else its class's (the whole node where the class is not a
+        ``Plugin``, or cannot be found)."""
         node = dict(node or {})
+        schema = self.declared_options(node)
+        if schema is not None:
+            return identity_of(schema, node)
         cls = self.class_of(node)
         if isinstance(cls, type) and issubclass(cls, Plugin):
             return cls.identity(node)
         return node
 
-    def _build_registered(self, node: dict, context: dict) -> Any:
-        """A registered plug-in; options the node leaves out take the values of its YAML (a composed node has
-        them all: nothing is composed then)."""
-        cls, options = self.lookup(node["name"]), options_of(node)
-        needed = [f.name for f in dataclasses.fields(cls.Options) if f.name not in options
+    def _filled(self, name: str, schema: type[Options], options: dict) -> dict:
+        """Options the node leaves out take the values of its YAML (a composed node has them all: nothing is
+        composed then)."""
+        needed = [f.name for f in dataclasses.fields(schema) if f.name not in options
                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if self.configs and any(k not in self.caller_only for k in needed):
-            options = {**self.defaults(node["name"]), **options}
-        return cls.from_options(options, **context)
+            options = {**self.defaults(name), **options}
+        return options
+
+    def _build_registered(self, node: dict, context: dict) -> Any:
+        """A registered plug-in, its options filled from its YAML where the node leaves them out."""
+        cls = self.lookup(node["name"])
+        return cls.from_options(self._filled(node["name"], cls.Options, options_of(node)), **context)
 
     def _build_target(self, node: dict, source: str, context: dict) -> Any:
         try:

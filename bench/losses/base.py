@@ -17,7 +17,9 @@ Log-probs are sums over completion tokens; lengths are completion token counts. 
 plots), ``needs_reference_model``, ``length_normalized``, ``batch_level``, ``params`` and ``eps_source``.
 
 A loss is a plug-in like every other (``bench.config.plugin``): a subclass of :class:`PairLoss` with its flags,
-its hyperparameters (``Options``) and ``loss_of_margin``::
+its hyperparameters (``Options``) and ``loss_of_margin``. (A built-in loss's options live in
+``bench.losses.options``, light, and its class says ``Options = <its options>``: a cell's id reads them without
+torch. Your own loss may declare them in its class, as below.)::
 
     class FocalDPO(PairLoss):
         name, label = "focal_dpo", "focal DPO"
@@ -51,17 +53,10 @@ from typing import Any
 import torch
 
 from bench.config.plugin import Plugin
-from bench.core.options import ConfigError, Options, Param, option
+from bench.core.options import ConfigError
+from bench.losses.options import BETA, Hyperparameters, LossOptions, with_oracle_eps
 
 __all__ = ["PairLoss", "Hyperparameters", "BETA", "score_margin"]
-
-BETA = Param(low=0.0, low_open=True, why="beta scales the log-ratios; it must be positive")
-
-
-class Hyperparameters(Options):
-    """A loss's options: its hyperparameters (every one of them determines the result)."""
-
-    word = "hyperparameter"
 
 
 class PairLoss(Plugin):
@@ -77,12 +72,17 @@ class PairLoss(Plugin):
     length_normalized: bool = False
     batch_level: bool = False  # per-pair values are not separable (Dr. DPO): don't mask or filter them per pair
     # per-pair inputs beyond log-probs (the loss's *extras*), taken at batch time from the (noisy) pairs' columns,
-    # so a flip flips them:
-    needs_scores: bool = False  # extras["score_chosen"], extras["score_rejected"]: a scorer's per-response scores
+    # so a flip flips them: a scorer's per-response scores (``needs_scores`` below: extras["score_chosen"],
+    # extras["score_rejected"]) and
     needs_annotators: bool = False  # extras["annotator_idx"]: the pair's annotator (0 where none is known)
 
-    class Options(Hyperparameters):
-        beta: float = option("the scale of the log-ratios", BETA)
+    Options = LossOptions  # beta (bench.losses.options)
+
+    @property
+    def needs_scores(self) -> bool:
+        """Whether it reads a scorer's per-response scores: its options say (``Hyperparameters.needs_scores``); a
+        loss of your own may also set ``needs_scores = True`` in its class."""
+        return bool(getattr(self.options, "needs_scores", False))
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -103,13 +103,11 @@ class PairLoss(Plugin):
     def from_options(cls, options: dict, noise_rate: float | None = None, **context: Any) -> PairLoss:
         """``eps: oracle`` becomes ``noise_rate`` (the flip rate the cell's injector states) and the loss's
         ``eps_source`` says so."""
-        if options.get("eps") != "oracle":
+        resolved = with_oracle_eps(options, cls.option_head(), noise_rate)
+        if resolved is options:
             return cls(**options)
-        if noise_rate is None:
-            raise ConfigError(f"loss {cls.name!r}: eps='oracle' means the cell's injected noise rate, and none is "
-                              "given: bench.losses.from_config(cfg, noise_rate=...) (get() needs a number).")
         try:
-            loss = cls(**{**options, "eps": float(noise_rate)})
+            loss = cls(**resolved)
         except ConfigError as err:
             raise ConfigError(f"{err} (eps='oracle' resolved to the cell's noise rate {noise_rate!r})") from None
         loss.eps_source = "oracle"

@@ -1,14 +1,14 @@
 """The DPO family without a noise model: DPO, IPO, hinge (SLiC/RSO) and SimPO (reference-free).
 
-Formulas and sources: ``docs/losses.md``; golden values: ``tests/test_losses.py``.
+Formulas and sources: ``docs/losses.md``; golden values: ``tests/test_losses.py``; options: ``bench.losses.options``.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from bench.core.options import NONNEGATIVE, POSITIVE, option
-from bench.losses.base import Hyperparameters, PairLoss
+from bench.losses.base import PairLoss
+from bench.losses.options import IPOOptions, SimPOOptions
 
 
 class DPO(PairLoss):
@@ -32,8 +32,7 @@ class IPO(PairLoss):
     name, label = "ipo", "IPO"
     needs_reference_model, length_normalized = True, True
 
-    class Options(Hyperparameters):  # no beta: tau alone
-        tau: float = option("the target margin is 1/(2 tau)", POSITIVE)
+    Options = IPOOptions  # no beta: tau alone
 
     def loss_of_margin(self, h_bar):
         return (h_bar - 1.0 / (2.0 * self.tau)) ** 2
@@ -50,9 +49,7 @@ class SimPO(PairLoss):
     name, label = "simpo", "SimPO"
     needs_reference_model, length_normalized = False, True
 
-    class Options(PairLoss.Options):
-        gamma: float = option("gamma is the target reward margin, absolute: gamma = gamma_beta_ratio * beta",
-                              NONNEGATIVE)
+    Options = SimPOOptions  # beta, gamma
 
     def loss_of_margin(self, z):
         return -F.logsigmoid(z - self.gamma)

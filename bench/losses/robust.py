@@ -1,6 +1,6 @@
 """Losses built for noisy labels: cDPO, rDPO (an assumed flip rate eps), ROPO, Dr. DPO, SymPO and UDPO.
 
-Formulas and sources: ``docs/losses.md``; golden values: ``tests/test_losses.py``.
+Formulas and sources: ``docs/losses.md``; golden values: ``tests/test_losses.py``; options: ``bench.losses.options``.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from bench.core.options import POSITIVE, Param, option
 from bench.losses.base import PairLoss
+from bench.losses.options import CDPOOptions, DrDPOOptions, RDPOOptions, ROPOOptions, SymPOOptions, UDPOOptions
 
 
 class CDPO(PairLoss):
@@ -29,9 +29,7 @@ class CDPO(PairLoss):
     name, label = "cdpo", "cDPO"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        eps: float = option("eps is the assumed label-flip rate; above 0.5 flip the labels instead",
-                            Param(low=0.0, high=0.5))
+    Options = CDPOOptions  # beta, eps
     soft_labels = True  # can read extras["label_confidence"] (bench.cell.noising turns it on where the pairs have it)
     reads_label_confidence = False
 
@@ -61,9 +59,7 @@ class RDPO(PairLoss):
     name, label = "rdpo", "rDPO"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        eps: float = option("rDPO divides by 1 - 2*eps, which vanishes at 0.5 and flips the loss's sign beyond",
-                            Param(low=0.0, high=0.5, high_open=True))
+    Options = RDPOOptions  # beta, eps
 
     def loss_of_margin(self, z):
         return (-(1 - self.eps) * F.logsigmoid(z) + self.eps * F.logsigmoid(-z)) / (1 - 2 * self.eps)
@@ -81,8 +77,7 @@ class ROPO(PairLoss):
     name, label = "ropo", "ROPO (loss only)"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        alpha: float = option("the paper requires alpha > 2", POSITIVE)
+    Options = ROPOOptions  # beta, alpha
 
     def validate(self):
         if self.alpha <= 2:
@@ -110,8 +105,7 @@ class DrDPO(PairLoss):
     needs_reference_model, length_normalized = True, False
     batch_level = True
 
-    class Options(PairLoss.Options):
-        beta_prime: float = option("beta' is a temperature", POSITIVE)
+    Options = DrDPOOptions  # beta, beta_prime
 
     def loss_of_margin(self, z):
         l = -F.logsigmoid(z)
@@ -141,10 +135,7 @@ class SymPO(PairLoss):
     name = "sympo"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        variant: str = option("sigmoid: sigma(-z); ramp: clip(0.5 - 0.5 z, 0, 1)", Param(choices=("sigmoid", "ramp")))
-        clip: float | None = option("per-response reward clip, null for none",
-                                    Param(low=0.0, low_open=True, nullable=True))
+    Options = SymPOOptions  # beta, variant, clip
 
     @property
     def label(self):
@@ -180,9 +171,7 @@ class UDPO(PairLoss):
     name, label = "udpo", "UDPO"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        eps: float = option("c = eps/(1-eps) must be < 1; at 0.5 the loss is flat", Param(low=0.0, high=0.5,
-                                                                                              high_open=True))
+    Options = UDPOOptions  # beta, eps
 
     def loss_of_margin(self, z):
         log_c = math.log(self.eps / (1 - self.eps)) if self.eps > 0 else -math.inf

@@ -3,14 +3,15 @@ DA-DPO. The scores come from a reward model (``scorer=proxy``: trained on the no
 ``scorer=oracle``: on clean labels, an upper bound; ``scorer=rm``: any reward-model folder), one per response,
 computed once per data set; the margin ``m = s_w - s_l`` is taken at batch time from the pair as labelled, so a
 flipped pair's margin flips with it. Every weight or target derived from it is held constant (no gradient).
+Their options, and whether they read scores with them (``needs_scores``), are in ``bench.losses.options``.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from bench.core.options import POSITIVE, Param, option
 from bench.losses.base import PairLoss, _require, score_margin
+from bench.losses.options import DADPOOptions, MADPOOptions, SmDPOOptions, SPPOOptions
 
 
 class SPPO(PairLoss):
@@ -25,17 +26,11 @@ class SPPO(PairLoss):
     name = "sppo"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        variant: str = option("hard (TRL's sppo_hard) or single (the scorer as a preference model)",
-                              Param(choices=("hard", "single")))
+    Options = SPPOOptions  # beta, variant (single: needs_scores)
 
     @property
     def label(self):
         return f"SPPO ({self.variant})"
-
-    @property
-    def needs_scores(self):
-        return self.variant == "single"
 
     def forward(self, chosen_logps, rejected_logps, ref_chosen_logps=None, ref_rejected_logps=None,
                 chosen_lengths=None, rejected_lengths=None, extras=None):
@@ -61,15 +56,7 @@ class MADPO(PairLoss):
 
     name, label = "madpo", "MADPO"
     needs_reference_model, length_normalized = True, False
-    needs_scores = True
-
-    class Options(PairLoss.Options):
-        c_max: float = option("the largest scale of an agreeing pair's margin", Param(low=1.0, low_open=True))
-        c_min: float = option("the smallest scale, of a disputed pair's margin", Param(low=0.0, high=1.0,
-                                                                                        high_open=True))
-        lam: float = option("the steepness of the scale's transition", POSITIVE)
-        tau: float = option("the margin where the scale turns", POSITIVE)
-        reset: bool = option("strong disagreement (m <= -tau) resets the weight to 1", Param(choices=(True, False)))
+    Options = MADPOOptions  # beta, c_max, c_min, lam, tau, reset (needs_scores)
 
     def weight(self, m: torch.Tensor) -> torch.Tensor:
         a = m.abs()
@@ -92,11 +79,7 @@ class SmDPO(PairLoss):
 
     name = "smdpo"
     needs_reference_model, length_normalized = True, False
-    needs_scores = True
-
-    class Options(PairLoss.Options):
-        temperature: float = option("p = sigma(m / temperature)", POSITIVE)
-        variant: str = option("smpo (a signed scale) or brain (a soft label)", Param(choices=("smpo", "brain")))
+    Options = SmDPOOptions  # beta, temperature, variant (needs_scores)
 
     @property
     def label(self):
@@ -115,10 +98,7 @@ class DADPO(PairLoss):
 
     name, label = "dadpo", "DA-DPO"
     needs_reference_model, length_normalized = True, False
-    needs_scores = True
-
-    class Options(PairLoss.Options):
-        a_db: float = option("the difficulty scale of beta", POSITIVE)
+    Options = DADPOOptions  # beta, a_db (needs_scores)
 
     def loss_of_margin(self, z, extras=None):
         scale = self.a_db * (1 + score_margin(extras).detach().abs().to(z.dtype))

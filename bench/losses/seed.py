@@ -3,7 +3,8 @@ DPO with a learned flip rate. Those that read a scorer's per-response scores (SP
 other score-weighted losses in ``bench.losses.scored``.
 
 Notation as in ``docs/losses.md``: ``u_w, u_l`` the policy-minus-reference log-probs (summed over completion
-tokens), ``h = u_w - u_l``, ``z = beta h``; ``lbar`` a length-normalized (per-token mean) log-prob.
+tokens), ``h = u_w - u_l``, ``z = beta h``; ``lbar`` a length-normalized (per-token mean) log-prob. Options:
+``bench.losses.options``.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.core.options import NONNEGATIVE, ConfigError, Param, option
-from bench.losses.base import Hyperparameters, PairLoss, _lengths, _require
+from bench.core.options import ConfigError
+from bench.losses.base import PairLoss, _lengths, _require
+from bench.losses.options import AnchoredOptions, ASFTOptions, FDPOOptions, NCDPOOptions
 
-F_DIVERGENCES = ("reverse_kl", "forward_kl", "js", "alpha")
 EXP_CLAMP = 80.0  # as TRL clamps the alpha-divergence exponent in fp32: exp(80) stays representable
 
 
@@ -32,10 +33,7 @@ class FDPO(PairLoss):
     name = "fdpo"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        divergence: str = option("the f-divergence: reverse_kl (DPO), forward_kl, js or alpha",
-                                 Param(choices=F_DIVERGENCES))
-        alpha: float = option("the paper's alpha in (0, 1)", Param(low=0.0, high=1.0, low_open=True, high_open=True))
+    Options = FDPOOptions  # beta, divergence, alpha
 
     @property
     def label(self):
@@ -71,9 +69,7 @@ class Anchored(PairLoss):
     name = "anchored"
     length_normalized = False
 
-    class Options(PairLoss.Options):
-        alpha: float = option("the weight of the chosen response's NLL", NONNEGATIVE)
-        reference_free: bool = option("drop the reference from the margin (Triple PO)", Param(choices=(True, False)))
+    Options = AnchoredOptions  # beta, alpha, reference_free
 
     @property
     def label(self):
@@ -102,8 +98,7 @@ class ASFT(PairLoss):
     name, label = "asft", "ASFT"
     needs_reference_model, length_normalized = False, True
 
-    class Options(Hyperparameters):
-        lam: float = option("the weight of the odds terms", NONNEGATIVE)
+    Options = ASFTOptions  # lam (no beta)
 
     def forward(self, chosen_logps, rejected_logps, ref_chosen_logps=None, ref_rejected_logps=None,
                 chosen_lengths=None, rejected_lengths=None):
@@ -123,12 +118,7 @@ class NCDPO(PairLoss):
     name = "ncdpo"
     needs_reference_model, length_normalized = True, False
 
-    class Options(PairLoss.Options):
-        eps_init: float = option("the flip rate it starts from", Param(low=0.0, high=0.5, low_open=True,
-                                                                       high_open=True))
-        eps_lr: float = option("Adam step size of the flip rate's logit", NONNEGATIVE)
-        per_annotator: bool = option("one rate per annotator (the pairs carry annotator ids)",
-                                     Param(choices=(True, False)))
+    Options = NCDPOOptions  # beta, eps_init, eps_lr, per_annotator
 
     def validate(self):
         self.annotators: list[str] = []

@@ -5,8 +5,10 @@ sampling), ``curriculum`` (Curry-DPO's easy-to-hard stages), ``rm_ensemble`` (a 
 of the noisy pairs drops, relabels or weights them), ``self_play`` (SPPO's rounds on the policy's own samples),
 ``clean`` (a detector names suspect pairs, an action removes, flips or down-weights them: the oracle and random
 cleaners are the controls) and ``subset`` (a random share of the pairs: the clean learning curve); lazy entries, so
-listing them imports nothing. ``from_config(cfg.method)`` builds a registered method or a user's own
-(``_target_``) and checks it against the contract.
+listing them imports nothing. Each entry names its class and its options (``bench.methods.options``: light), so
+a cell's identity reads a method's options without importing the trainer, TRL or transformers.
+``from_config(cfg.method)`` builds a registered method or a user's own (``_target_``) and checks it against the
+contract.
 """
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ from bench.config.plugin import Kind
 
 __all__ = ["KIND", "Method", "TrainContext", "TrainResult", "from_config", "get", "names"]
 
+_O = "bench.methods.options:"
 KIND = Kind("method", "bench.methods.base:Method", {
-    "standard": "bench.methods.standard:Standard",
-    "ropo_full": "bench.methods.ropo_full:RopoFull",
-    "curriculum": "bench.methods.curriculum:Curriculum",
-    "rm_ensemble": "bench.methods.rm_ensemble:RMEnsemble",
-    "self_play": "bench.methods.self_play:SelfPlay",
-    "clean": "bench.methods.clean:Clean",
-    "subset": "bench.methods.clean:Subset",
+    "standard": ("bench.methods.standard:Standard", _O + "MethodOptions"),
+    "ropo_full": ("bench.methods.ropo_full:RopoFull", _O + "RopoFullOptions"),
+    "curriculum": ("bench.methods.curriculum:Curriculum", _O + "CurriculumOptions"),
+    "rm_ensemble": ("bench.methods.rm_ensemble:RMEnsemble", _O + "RMEnsembleOptions"),
+    "self_play": ("bench.methods.self_play:SelfPlay", _O + "SelfPlayOptions"),
+    "clean": ("bench.methods.clean:Clean", _O + "CleanOptions"),
+    "subset": ("bench.methods.clean:Subset", _O + "SubsetOptions"),
 }, required=("name", "train(ctx)"))
 
 get, names, from_config = KIND.get, KIND.names, KIND.from_config

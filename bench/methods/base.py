@@ -1,7 +1,8 @@
 """What a method is: one way of training a policy on the cell's (noisy) pairs with the cell's loss.
 
 A method is a plug-in like every other (``bench.config.plugin``): a subclass of ``Method`` with a ``name``, its
-options (``Options``: what of them counts for a cell's identity is declared there) and
+options (``Options``: what of them counts for a cell's identity is declared there; a built-in method's live in
+``bench.methods.options``, light, so a cell's id reads them without importing this trainer code) and
 ``train(ctx: TrainContext) -> TrainResult``; optionally ``check(loss)`` (start-up checks against the cell's loss,
 before any data is loaded; it may return the label the cell's results carry). ``standard`` is one TRL run;
 ``ropo_full`` trains in rounds with a loss-based filter and rejection sampling. A user's own method is a class like
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config.plugin import Plugin
+from bench.methods.options import MethodOptions
 from bench.training import PreferenceTrainer, dpo_config
 
 
@@ -86,8 +88,14 @@ class Method(Plugin):
     """Base of every method (see the module docstring)."""
 
     kind = "method"
-    needs_scores: bool = False  # whether it reads the scorer's per-response scores
+    Options = MethodOptions
     extra_columns: tuple[str, ...] = ()  # per-pair columns its trainers carry into batches (``pair_weight``)
+
+    @property
+    def needs_scores(self) -> bool:
+        """Whether it reads the scorer's per-response scores: its options say (``MethodOptions.needs_scores``); a
+        method of your own may also set ``needs_scores = True`` in its class."""
+        return bool(getattr(self.options, "needs_scores", False))
 
     def check(self, loss) -> str | None:
         """Start-up checks against the cell's loss; the label of the cell's results (None: the loss's own)."""

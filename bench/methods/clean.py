@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
 
 import numpy as np
 
-from bench.config.schema import RewardModelRecipe
 from bench.core.counting import exact_count
-from bench.core.options import COUNT, NONNEGATIVE, POSITIVE, ConfigError, Param, option
+from bench.core.options import ConfigError
 from bench.methods.base import Method, TrainContext, TrainResult
 from bench.methods.cleaning import (
-    ACTIONS,
-    BUDGETS,
     check_weights,
     flipped_of,
     result_of,
@@ -38,31 +34,15 @@ from bench.methods.cleaning import (
 )
 from bench.methods.detectors import KIND as DETECTORS
 from bench.methods.detectors import RANDOM_SEED
+from bench.methods.options import CleanOptions, SubsetOptions
 
 CONTROLS = {"oracle": "positive", "random": "negative"}
-BUDGET_DOC = "epochs: train.epochs passes over the pairs left; steps: the standard cell's optimizer steps"
 
 
 class Clean(Method):
     name = "clean"
 
-    class Options(Method.Options):
-        detector: Any = option("which pairs look mislabelled: oracle, random, rm_margin, rm_ensemble, ref_margin, "
-                               "small_loss (bench.methods.detectors), or a detector of your own (its class path, or a "
-                               "{_target_: ..., options} node)")
-        action: str = option("what happens to the named pairs: remove, flip, or weight (named_weight each)",
-                           Param(choices=ACTIONS))
-        fraction: float | None = option("share of the pairs named (null: the cell's noise rate, as its injector states it)",
-                                         Param(low=0.0, high=1.0, nullable=True))
-        budget: str = option(BUDGET_DOC, Param(choices=BUDGETS))
-        named_weight: float = option("action=weight: each named pair's weight (the others weigh 1)", NONNEGATIVE)
-        warmup_epochs: float = option("detector=small_loss: the warm-up pass over the noisy pairs", POSITIVE)
-        k: int = option("detector=rm_ensemble: reward models in the ensemble", Param(low=2, integer=True))
-        combine: str = option("detector=rm_ensemble: mean, worst_case or uncertainty",
-                            Param(choices=("mean", "worst_case", "uncertainty")))
-        coeff: float = option("detector=rm_ensemble, combine=uncertainty: the variance's weight", NONNEGATIVE)
-        rm: RewardModelRecipe = option("detector=rm_ensemble: each member's recipe (evaluator/reward_model's)")
-        score_batch_size: int = option("pairs per forward when scoring pairs (small_loss)", COUNT, identity=False)
+    Options = CleanOptions  # the detector is built (and checked) here, from the detectors' registry
 
     def validate(self) -> None:
         self.detector_part = DETECTORS.from_ref(self.options.detector, where="method.detector")
@@ -99,10 +79,7 @@ class Clean(Method):
 class Subset(Method):
     name = "subset"
 
-    class Options(Method.Options):
-        keep: float = option("share of the pairs kept, drawn at random (seeded by the cell's seed)",
-                           Param(low=0.0, high=1.0, low_open=True))
-        budget: str = option(BUDGET_DOC, Param(choices=BUDGETS))
+    Options = SubsetOptions
 
     def check(self, loss) -> str:
         return f"{getattr(loss, 'label', loss.name)} on {self.options.keep:.0%} of pairs"

@@ -21,11 +21,9 @@ from bench.core.detection import detection_stats
 from bench.core.metrics import COUNTER, HIGHER
 from bench.core.options import ConfigError
 from bench.methods.base import TrainContext, TrainResult
+from bench.methods.options import ACTIONS, BUDGETS  # noqa: F401  (BUDGETS: part of this module's API)
 from bench.methods.stages import Staged, total_steps
 from noise.base import apply_flips
-
-ACTIONS = ("remove", "flip", "weight")
-BUDGETS = ("epochs", "steps")
 
 
 def relabel(ds, mask: np.ndarray):

@@ -20,8 +20,9 @@ import numpy as np
 from datasets import Value
 
 from bench.core.metrics import COUNTER
-from bench.core.options import COUNT, ConfigError, Param, option
+from bench.core.options import ConfigError
 from bench.methods.base import Method, TrainContext, TrainResult
+from bench.methods.options import CurriculumOptions
 from bench.methods.pairs import pair_logps
 from bench.methods.stages import Staged, split_steps, total_steps
 
@@ -29,18 +30,7 @@ from bench.methods.stages import Staged, split_steps, total_steps
 class Curriculum(Method):
     name = "curriculum"
 
-    class Options(Method.Options):
-        stages: int = option("easy-to-hard stages", Param(low=2, integer=True, why="one stage is method=standard"))
-        by: str = option("difficulty: score_gap (the scorer's margin as labelled) or ref_margin (the reference's)",
-                       Param(choices=("score_gap", "ref_margin")))
-        reset_reference: bool = option("each later stage uses the policy it starts from as its reference")
-        budget: str = option("matched: the standard cell's steps split over the stages; per_stage: each its own budget",
-                           Param(choices=("matched", "per_stage")))
-        score_batch_size: int = option("pairs per forward when re-computing reference log-probs", COUNT, identity=False)
-
-    @property
-    def needs_scores(self) -> bool:
-        return self.options.by == "score_gap"
+    Options = CurriculumOptions  # by=score_gap: needs_scores
 
     def check(self, loss) -> str:
         if not loss.needs_reference_model and (self.options.by == "ref_margin" or self.options.reset_reference):

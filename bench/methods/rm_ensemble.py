@@ -28,13 +28,12 @@ from dataclasses import asdict
 
 import numpy as np
 
-from bench.config.schema import RewardModelRecipe
 from bench.core.detection import detection_stats
 from bench.core.metrics import COUNTER, HIGHER
-from bench.core.options import NONNEGATIVE, POSITIVE, ConfigError, Param, option
 from bench.methods.base import Method, TrainContext, TrainResult
 from bench.methods.cleaning import check_weights, flipped_of, relabel, train_cleaned  # noqa: F401  (relabel: API)
 from bench.methods.ensemble import combine, ensemble_margins  # noqa: F401  (combine: part of this API)
+from bench.methods.options import RMEnsembleOptions
 
 ACTION = {"drop": "remove", "relabel": "flip", "weight": "weight"}  # this method's words for the cleaners' actions
 
@@ -42,26 +41,13 @@ ACTION = {"drop": "remove", "relabel": "flip", "weight": "weight"}  # this metho
 class RMEnsemble(Method):
     name = "rm_ensemble"
 
-    class Options(Method.Options):
-        k: int = option("reward models in the ensemble", Param(low=2, integer=True, why="an ensemble of one is no ensemble"))
-        combine: str = option("mean, worst_case (min over members) or uncertainty (mean - coeff * variance)",
-                            Param(choices=("mean", "worst_case", "uncertainty")))
-        coeff: float = option("the variance's weight for combine=uncertainty", NONNEGATIVE)
-        action: str = option("what happens to disputed pairs: drop, relabel, or weight (every pair)",
-                           Param(choices=("drop", "relabel", "weight")))
-        threshold: float = option("a pair is disputed when its combined margin is below this", Param())
-        temperature: float = option("action=weight: each pair weighs sigmoid(margin / temperature)", POSITIVE)
-        rm: RewardModelRecipe = option("each member's recipe (evaluator/reward_model's; method.rm.train.max_steps, ...)")
+    Options = RMEnsembleOptions  # its check: the members' recipe is the embedded one
 
     @classmethod
     def from_options(cls, options: dict, **context) -> RMEnsemble:
         method = cls(**options)
         method.rm_node = dict(options["rm"])  # the record keeps the recipe as configured
         return method
-
-    def validate(self) -> None:
-        if self.rm.path != "embedded":
-            raise ConfigError("method.rm.path: the ensemble trains its own members; valid: embedded")
 
     @property
     def extra_columns(self) -> tuple[str, ...]:

@@ -20,9 +20,10 @@ import numpy as np
 from datasets import Dataset
 
 from bench.core.metrics import COUNTER
-from bench.core.options import COUNT, ConfigError, Param, option
+from bench.core.options import ConfigError
 from bench.core.text import as_completion, prompt_text
 from bench.methods.base import Method, TrainContext, TrainResult
+from bench.methods.options import SelfPlayOptions
 from bench.methods.pairs import pair_logps, sample_candidates, tokenize_pairs
 from bench.methods.stages import Staged, split_steps, total_steps
 from bench.models.load import load_causal_lm
@@ -33,22 +34,7 @@ SAMPLE_SEED = 6_000_001  # the policy's samples in each round
 
 class SelfPlay(Method):
     name = "self_play"
-    needs_scores = True
-
-    class Options(Method.Options):
-        rounds: int = option("training rounds: the offline pairs, then rounds - 1 on the policy's own samples",
-                           Param(low=2, integer=True, why="round 1 is method=standard"))
-        n_samples: int = option("responses sampled per prompt; the best and worst under the scorer form its pair",
-                              Param(low=2, integer=True))
-        reference: str = option("round: each round's reference is the policy it starts from (SPPO); initial: the start",
-                              Param(choices=("round", "initial")))
-        budget: str = option("matched: the standard cell's steps split over the rounds; per_round: each round gets all",
-                           Param(choices=("matched", "per_round")))
-        temperature: float = option("sampling temperature", Param(low=0.0, low_open=True))
-        top_p: float = option("nucleus mass", Param(low=0.0, high=1.0, low_open=True))
-        max_new_tokens: int | None = option("sample length (null: the data's pair length)",
-                                             Param(low=1, integer=True, nullable=True))
-        score_batch_size: int = option("pairs per forward when computing reference log-probs", COUNT, identity=False)
+    Options = SelfPlayOptions  # needs_scores
 
     def check(self, loss) -> str:
         if getattr(loss, "needs_annotators", False):
