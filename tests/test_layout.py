@@ -84,3 +84,43 @@ def test_hashing_a_cell_id_or_reading_records_imports_no_torch():
 
     assert not loads_torch("bench.cell.identity")
     assert not loads_torch("bench.core.records")
+
+
+def test_computing_a_cell_id_imports_no_torch_trl_or_transformers():
+    """Issue 24: a resumed sweep decides each job's id (and skips it) without loading model code. A registered
+    part's options are read from its light declaration (``bench/losses/options.py``, ``bench/methods/options.py``,
+    ``evaluators/options.py``), never from its module; with a scorer set, whether the part reads scores too."""
+    from bench import losses, methods
+    from bench.config.compose import group_options
+    from bench.perf.structure import every_part, heavy_imports_of_cell_ids
+
+    sets = every_part()
+    assert {f"loss={n}" for n in losses.names()} | {f"method={n}" for n in methods.names()} <= {
+        " ".join(s) for s in sets}, "every registered loss and method has its YAML"
+    sets += [[*s, "scorer=proxy"] for s in sets if s]  # _scores_read: each loss and method asked
+    sets += [["evaluator=[gold,reward_model,llm_judge]"], ["method=curriculum", "method.by=ref_margin", "scorer=proxy"],
+             ["loss=cdpo", "loss.eps=oracle", "scorer=oracle"]]
+    loaded = heavy_imports_of_cell_ids(sets)
+    assert len(loaded) == len(sets) and len(sets) > 2 * (len(group_options("loss")) + len(group_options("method")))
+    assert not any(loaded.values()), {k: v for k, v in loaded.items() if v}
+
+
+def test_a_registered_parts_options_are_declared_once_where_its_entry_names_them():
+    """Where a registry entry names its options apart from its class (a light module), the class's ``Options`` is
+    that very class: one declaration, read by the cell's identity without the class and by the class when built."""
+    import evaluators
+    import noise
+    from bench import losses, methods
+    from bench.methods import detectors
+    from bench.tune import criteria
+
+    named = {}
+    for kind in (losses.KIND, methods.KIND, evaluators.KIND, noise.KIND, detectors.KIND, criteria.KIND):
+        for name in kind.names():
+            declared = kind.registry.options(name)
+            if declared is not None:
+                named[f"{kind.group}={name}"] = (kind.lookup(name).Options, declared)
+                assert declared.__module__.rsplit(".", 1)[-1] == "options", (name, declared.__module__)
+    assert {f"loss={n}" for n in losses.names()} | {f"method={n}" for n in methods.names()} <= set(named)
+    assert "evaluator=reward_model" in named
+    assert not {k: v for k, v in named.items() if v[0] is not v[1]}

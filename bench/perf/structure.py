@@ -9,20 +9,26 @@
 - functions longer than ``LIMIT`` lines in library code;
 - the mechanisms a plug-in kind can use: exception classes, registries, builders (``from_config``/``build``
   functions), option declarations (the ways a part says which options it takes);
-- whether ``import bench.cell.identity`` (hashing a cell's id) and ``import bench.core.records`` load torch.
+- whether ``import bench.cell.identity`` (hashing a cell's id) and ``import bench.core.records`` load torch, and
+  whether computing the cell id of the default config, of every loss and of every method loads torch, TRL or
+  transformers (a registered part's options are read from its light declaration, never its module).
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+from bench.config.compose import group_options
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("bench", "noise", "evaluators")
 LIMIT = 60
+HEAVY = ("torch", "trl", "transformers")  # what hashing a cell's id must not load
 OPTION_PATTERNS = {  # how a part declared its options, before the one contract
     "Param dict (hyperparameters = {...})": r"^\s+hyperparameters\s*(:[^=]*)?=\s*\{",
     "OPTIONS tuple": r"^\s+OPTIONS\s*(:[^=]*)?=",
@@ -100,6 +106,28 @@ def loads_torch(module: str) -> bool:
     return proc.stdout.strip().endswith("True")
 
 
+def heavy_imports_of_cell_ids(override_sets: list[list[str]]) -> dict[str, list[str]]:
+    """Computing the cell id of each set of overrides (composed as ``bench/run.py <overrides>`` composes them), in
+    order in one fresh process: ``{"loss=ipo": [the HEAVY modules it loaded first], ...}`` (``default``: none)."""
+    code = ("import json, sys\n"
+            "from bench.cell.identity import cell_id\n"
+            "from bench.config.compose import compose\n"
+            f"heavy, out = {HEAVY!r}, {{}}\n"
+            "for overrides in json.loads(sys.argv[1]):\n"
+            "    before = {m for m in heavy if m in sys.modules}\n"
+            "    cell_id(compose(overrides))\n"
+            "    out[' '.join(overrides) or 'default'] = [m for m in heavy if m in sys.modules and m not in before]\n"
+            "print(json.dumps(out))\n")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(override_sets)], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def every_part() -> list[list[str]]:
+    """The default config, every loss and every method (their YAMLs): what ``heavy_imports_of_cell_ids`` checks."""
+    return [[]] + [[f"{group}={name}"] for group in ("loss", "method") for name in group_options(group)]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--list", action="store_true", help="print every offender too")
@@ -117,6 +145,9 @@ def main(argv: list[str] | None = None) -> None:
                 print("   ", line)
     for module in ("bench.cell.identity", "bench.core.records"):
         print(f"import {module} loads torch: {loads_torch(module)}")
+    loaded = {k: v for k, v in heavy_imports_of_cell_ids(every_part()).items() if v}
+    print(f"the cell ids of the default config, every loss and every method load {'/'.join(HEAVY)}: "
+          f"{bool(loaded)}{f' {loaded}' if loaded else ''}")
 
 
 if __name__ == "__main__":
