@@ -70,3 +70,12 @@ def test_projection_to_the_study_seeds():
     t = regimes.table(_records(), study_seeds=10).set_index("prompts")
     assert (t["study_seeds"] == 10).all() and t.loc[6000, "c_ok_projected"]
     assert "Projected to the study's seeds" in regimes.markdown(t.reset_index())
+
+
+def test_ropo_minus_dpo_per_regime_and_rate():
+    v = regimes.versus_dpo(regimes.best_points(regimes.points(_records())))
+    row = v[(v["prompts"] == 1500) & (v["rate"] == 0.0)].iloc[0]
+    assert row["diff"] == pytest.approx(0.0) and row["n"] == 5  # ROPO 0.1 + e against DPO's best, 0.1 + e
+    large = v[(v["prompts"] == 6000) & (v["rate"] == 0.0)].iloc[0]
+    assert large["diff"] == pytest.approx(-0.2)
+    assert "ROPO minus DPO" in regimes.versus_markdown(v)

@@ -124,6 +124,20 @@ def regime_row(df: pd.DataFrame, best: pd.DataFrame, prompts: int, epochs: float
     }
 
 
+def versus_dpo(best: pd.DataFrame, arm: str = "ropo") -> pd.DataFrame:
+    """``arm`` minus DPO per regime and flip rate, paired over seeds, each at its own screening choice: the mean
+    difference, p and MDE (the interaction's raw material; the study proper tests its slope over the rate)."""
+    rows = []
+    for (prompts, epochs, rate), g in best.groupby(["prompts", "epochs", "rate"]):
+        a, d = g[g["arm"] == arm], g[g["arm"] == "dpo"]
+        if len(a) and len(d):
+            t = paired(a, d)
+            rows.append({"prompts": prompts, "pairs": int(d["pairs"].median()), "epochs": epochs, "rate": rate,
+                         "arm": arm, "diff": t["mean_diff"],
+                         "p": t["p"], "mde": t["mde"], "n": t["n_pairs"]})
+    return pd.DataFrame(rows)
+
+
 def _first(df: pd.DataFrame, col: str):
     return df[col].iloc[0] if len(df) else math.nan
 
@@ -161,6 +175,20 @@ def markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def versus_markdown(v: pd.DataFrame) -> str:
+    if v.empty:
+        return ""
+    rates = sorted(v["rate"].unique())
+    lines = [f"{v['arm'].iloc[0].upper()} minus DPO, paired over seeds, each at its screening choice:", "",
+             "| regime | " + " | ".join(f"{r:g}" for r in rates) + " |", "|---|" + "---|" * len(rates)]
+    for (_, epochs), g in v.groupby(["prompts", "epochs"]):
+        cells = {r: g[g["rate"] == r] for r in rates}
+        row = [f"{c['diff'].iloc[0]:+.3f} (p {c['p'].iloc[0]:.2g}, MDE {c['mde'].iloc[0]:.3f})" if len(c) else ""
+               for c in cells.values()]
+        lines.append(f"| {int(g['pairs'].iloc[0]):,} pairs x {epochs:g} ep | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path("results"))
@@ -177,8 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no complete cells of sweep {a.sweep!r} under {a.results}")
         return 1
     t.to_csv(out / "regimes.csv", index=False)
-    (out / "regimes.md").write_text(markdown(t))
-    print(markdown(t))
+    v = versus_dpo(best_points(points(recs)))
+    v.to_csv(out / "regimes_ropo_vs_dpo.csv", index=False)
+    text = markdown(t) + "\n" + versus_markdown(v)
+    (out / "regimes.md").write_text(text)
+    print(text)
     return 0
 
 
