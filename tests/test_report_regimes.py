@@ -79,3 +79,19 @@ def test_ropo_minus_dpo_per_regime_and_rate():
     large = v[(v["prompts"] == 6000) & (v["rate"] == 0.0)].iloc[0]
     assert large["diff"] == pytest.approx(-0.2)
     assert "ROPO minus DPO" in regimes.versus_markdown(v)
+
+
+def test_the_cli_reads_an_archive_beside_the_results(tmp_path):
+    """A fresh clone has no results/: the table comes from the archived scan alone."""
+    from bench.core.files import atomic_write_json
+    from bench.report import archive
+
+    live = tmp_path / "live"
+    for rec in _records():
+        atomic_write_json(live / "cells" / rec["cell_id"] / "record.json", {**rec, "sweep": "regimes"})
+    archive.pack(live, "regimes", tmp_path / "archives" / "regimes")
+    out = tmp_path / "out"
+    assert regimes.main(["--results", str(tmp_path / "empty"), "--archives", str(tmp_path / "archives"),
+                         "--out", str(out)]) == 0
+    assert "| 1,400 pairs x 8 ep |" in (out / "regimes.md").read_text()
+    assert regimes.main(["--results", str(tmp_path / "empty"), "--archives", "none", "--out", str(out)]) == 1

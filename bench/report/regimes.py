@@ -3,6 +3,9 @@ could a robust loss show a gain there at all?
 
     python -m bench.report.regimes --results results --sweep regimes     # writes results/report/regimes.{md,csv}
 
+It reads the archived scan (``docs/results/regimes``) beside ``--results``, as ``make report`` does, so a fresh
+clone rebuilds the table with no training (``--archives none``: only ``--results``).
+
 A regime is a (data.n_train_prompts, train.epochs) pair; every cell scored its policy every ``eval.checkpoints``
 steps, so a run's curve gives every shorter training length. Each arm (DPO, ROPO, the oracle and random cleaners)
 is read at the learning rate and checkpoint where its mean test gold reward over the seeds is highest, per noise
@@ -35,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.core.records import iter_records
+from bench.report import archive
 from bench.report.stats import interval_and_mde, paired_test
 
 METRIC = "gold_reward"
@@ -194,10 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=Path("results"))
     ap.add_argument("--sweep", default="regimes")
     ap.add_argument("--study-seeds", type=int, default=STUDY_SEEDS, help="seeds of the study, for the projections")
+    ap.add_argument("--archives", default=str(archive.DEFAULT_ROOT),
+                    help="folder of archived studies read beside --results (as python -m bench.report); 'none'")
     ap.add_argument("--out", type=Path, default=None, help="folder for regimes.md and regimes.csv (default: "
                                                              "<results>/report)")
     a = ap.parse_args(argv)
-    recs = [r for r in iter_records(a.results) if r.get("sweep") == a.sweep]
+    folders = [] if a.archives == "none" else archive.archived(Path(a.archives))
+    recs = [r for r in iter_records(archive.view(a.results, folders)) if r.get("sweep") == a.sweep]
     t = table(recs, a.study_seeds)
     out = a.out or a.results / "report"
     out.mkdir(parents=True, exist_ok=True)
