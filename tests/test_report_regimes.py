@@ -95,3 +95,17 @@ def test_the_cli_reads_an_archive_beside_the_results(tmp_path):
                          "--out", str(out)]) == 0
     assert "| 1,400 pairs x 8 ep |" in (out / "regimes.md").read_text()
     assert regimes.main(["--results", str(tmp_path / "empty"), "--archives", "none", "--out", str(out)]) == 1
+
+
+def test_a_point_fewer_seeds_reached_is_not_picked():
+    recs = _records()
+    lucky = [r for r in recs if r["loss_label"] == "ROPO (loss only)" and r["seed"] == 0
+             and r["config"]["train"]["learning_rate"] == 5e-5 and r["config"]["data"]["n_train_prompts"] == 1500]
+    extra = []
+    for i, r in enumerate(lucky):  # one seed at a third learning rate, far above every other point
+        curve = [{**p, "gold_reward": 5.0} for p in r["curve"]]
+        extra.append({**r, "cell_id": f"lucky{i}", "curve": curve, "metrics": curve[-1],
+                      "config": {**r["config"], "train": {**r["config"]["train"], "learning_rate": 1e-3}}})
+    best = regimes.best_points(regimes.points(recs + extra))
+    ropo = best[(best["prompts"] == 1500) & (best["arm"] == "ropo")]
+    assert 1e-3 not in set(ropo["lr"]) and len(ropo) == 5

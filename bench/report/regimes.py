@@ -64,9 +64,12 @@ def points(records: list[dict]) -> pd.DataFrame:
 
 
 def best_points(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (regime, arm, rate): the (lr, step) with the highest mean gold over seeds, and every seed's row there."""
+    """Per (regime, arm, rate): the (lr, step) with the highest mean gold over seeds, and every seed's row there
+    (among the points that have as many seeds as the arm's most complete learning rate)."""
     keys = ["prompts", "epochs", "arm", "rate"]
-    means = df.groupby([*keys, "lr", "step"])[METRIC].mean().reset_index()
+    means = df.groupby([*keys, "lr", "step"])[METRIC].agg(["mean", "count"]).reset_index()
+    # only among the (lr, step) points with every seed the arm has: a point one seed reached is no mean to compare
+    means = means[means["count"] == means.groupby(keys)["count"].transform("max")].rename(columns={"mean": METRIC})
     pick = means.loc[means.groupby(keys)[METRIC].idxmax(), [*keys, "lr", "step"]]
     return df.merge(pick, on=[*keys, "lr", "step"])
 
