@@ -149,11 +149,12 @@ def _first(df: pd.DataFrame, col: str):
     return df[col].iloc[0] if len(df) else math.nan
 
 
-def table(records: list[dict], study_seeds: int = STUDY_SEEDS) -> pd.DataFrame:
+def table(records: list[dict], study_seeds: int = STUDY_SEEDS, best: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The criteria per regime; ``best``: ``best_points`` of the records' points where the caller has it."""
     df = points(records)
     if df.empty:
         return pd.DataFrame()
-    best = best_points(df)
+    best = best_points(df) if best is None else best
     regimes = sorted({(int(p), float(e)) for p, e in zip(df["prompts"], df["epochs"])})
     return pd.DataFrame([regime_row(df, best, p, e, study_seeds) for p, e in regimes])
 
@@ -208,14 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     folders = [] if a.archives == "none" else archive.archived(Path(a.archives))
     recs = [r for r in iter_records(archive.view(a.results, folders)) if r.get("sweep") == a.sweep]
-    t = table(recs, a.study_seeds)
+    df = points(recs)
+    best = best_points(df) if not df.empty else None
+    t = table(recs, a.study_seeds, best)
     out = a.out or a.results / "report"
     out.mkdir(parents=True, exist_ok=True)
     if t.empty:
         print(f"no complete cells of sweep {a.sweep!r} under {a.results}")
         return 1
     t.to_csv(out / "regimes.csv", index=False)
-    v = versus_dpo(best_points(points(recs)))
+    v = versus_dpo(best)
     v.to_csv(out / "regimes_ropo_vs_dpo.csv", index=False)
     text = markdown(t) + "\n" + versus_markdown(v)
     (out / "regimes.md").write_text(text)
