@@ -147,6 +147,40 @@ def test_a_final_cell_takes_the_selected_values_and_records_where_they_came_from
         apply(compose([*base, "tuning=t/oracl"]))
 
 
+def test_an_untuned_condition_borrows_the_nearest_tuned_rate_of_the_noise_it_names(tmp_path):
+    from bench.config.compose import compose
+    from bench.core.options import ConfigError
+    from bench.tune.apply import is_current
+
+    folder = selection.tuning_dir(tmp_path / "results", "t")
+    folder.mkdir(parents=True)
+    (folder / selection.PLAN).write_text(json.dumps({"seeds": [0]}))
+    rows = [{"loss": "dpo", "noise": "random_flip", "rate": r, "criterion": "oracle", "train.learning_rate": lr,
+             "val_score": 0.1, "n_configs": 7, "at_edge": False, "edge_keys": ""}
+            for r, lr in ((0.0, 1e-4), (0.2, 2e-4), (0.4, 4e-4))]
+    selection.write(folder, rows)
+    base = ["experiment=smoke", f"paths.root={tmp_path}", "seed=100", "tuning=t/oracle", "tuning_from=random_flip"]
+    for noise, rate, lr, took in (("random_flip", 0.1, 2e-4, 0.2), ("random_flip", 0.3, 4e-4, 0.4),
+                                  ("length_biased", 0.4, 4e-4, 0.4), ("length_biased", 0.05, 1e-4, 0.0)):
+        cfg, source = apply(compose([*base, f"noise={noise}", f"noise.rate={rate}"]))
+        assert cfg.train.learning_rate == lr, (noise, rate)
+        assert source["from"] == {"noise": "random_flip", "rate": took}
+        assert is_current(source, rows, "dpo", noise, rate)
+        moved = [{**r, "train.learning_rate": 8e-4} if r["rate"] == took else r for r in rows]
+        assert not is_current(source, moved, "dpo", noise, rate)  # the borrowed row changed: stale
+    plain, own = apply(compose([*base[:-1], "noise.rate=0.2"]))
+    assert "from" not in own and plain.train.learning_rate == 2e-4
+    with pytest.raises(ConfigError, match="tuning_from='length_biased'.*valid: one of random_flip"):
+        apply(compose([*base[:-1], "tuning_from=length_biased", "noise.rate=0.2"]))
+    with pytest.raises(ConfigError, match="or tuning_from=<a tuned noise> to borrow one"):
+        apply(compose([*base[:-1], "noise=length_biased", "noise.rate=0.4"]))
+    with pytest.raises(ConfigError, match="tuning_from='random_flip' borrows .* and tuning is null"):
+        apply(compose([f"paths.root={tmp_path}", "experiment=smoke", "tuning_from=random_flip"]))
+    from bench.cell.identity import cell_id
+
+    assert cell_id(compose([*base, "noise.rate=0.2"])) == cell_id(compose([*base[:-1], "noise.rate=0.2"]))
+
+
 # ------------------------------------------------------------------------------------------------ invariants
 @pytest.mark.slow
 def test_losses_that_reduce_to_dpo_give_dpos_result(tmp_path, smoke_root):

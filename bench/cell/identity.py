@@ -9,8 +9,8 @@ What counts is listed explicitly, per group:
   part, and all its settings) except the options its class declares ``identity=False`` (a judge's cache folder and
   concurrency, a reward model's scoring batch and device: ``bench.core.options``); ``method: standard`` with no
   settings and ``scorer: none`` are neutral and leave no trace;
-- ``paths``, ``logger``, ``hydra``, ``cluster`` (site settings) and ``tuning`` (where values came from, not what
-  they are: the values themselves are in ``train``/``loss``) are never part of it.
+- ``paths``, ``logger``, ``hydra``, ``cluster`` (site settings) and ``tuning``, ``tuning_from`` (where values came
+  from, not what they are: the values themselves are in ``train``/``loss``) are never part of it.
 
 A field added after ``IDENTITY_VERSION`` carries a ``neutral`` value (``bench.core.options``): at that value it is
 left out, so adding it never re-keys old cells; at any other value it is in, so a changed default never finds a
@@ -34,7 +34,7 @@ from bench.world.rules import WORLD_CODE_VERSION
 
 IDENTITY_VERSION = 2  # 2: explicit per-group identity (1: the whole config minus six keys, with patches)
 
-NOT_RESULTS = ("paths", "logger", "hydra", "cluster", "tuning")
+NOT_RESULTS = ("paths", "logger", "hydra", "cluster", "tuning", "tuning_from")
 # parts whose neutral choice leaves no trace (groups added after IDENTITY_VERSION 2 must have one)
 NEUTRAL_PARTS = {"method": {"name": "standard"}, "scorer": {"name": "none"}}
 KINDS = {"loss": losses.KIND, "noise": noise.KIND, "method": methods.KIND}

@@ -33,6 +33,10 @@ class RunConfig:
                                   identity=False)
     tuning: Optional[str] = option("<sweep>/<criterion>: train/loss values from that tuning sweep's selection "
                                  "(their values, not where they came from, are the cell's identity)", identity=False)
+    tuning_from: Optional[str] = option("with tuning: take the selection of this noise's tuned conditions, at the "
+                                      "tuned rate nearest the cell's (ties: the higher rate); null: the cell's own "
+                                      "(noise, rate). How a condition that was not tuned borrows a tuned one's "
+                                      "values (bench.tune.apply)", identity=False)
 
 
 @dataclass

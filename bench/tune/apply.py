@@ -8,6 +8,10 @@ two rules that pick the same values share one cell. The record says where the va
 A rule's picked checkpoint (a sweep that scored checkpoints) is not a config value: the cell trains the same run,
 ``hp_source.checkpoint`` says which point of its curve is the rule's result, and the report reads it there.
 Final seeds must be fresh: a seed the sweep tuned on is an error (its test score would be the selection's own).
+
+A condition the sweep did not tune borrows a tuned one's selection with ``tuning_from=<noise>``: that noise's tuned
+rate nearest the cell's own, ties to the higher one (length-biased 0.4 from random flips 0.4, random 0.1 from 0.2);
+``hp_source.from`` records which. The same rule for every arm, stated, instead of a tuning of its own per condition.
 """
 from __future__ import annotations
 
@@ -28,6 +32,10 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     """(the config with the selected values, the record's ``hp_source``); the config as it is without tuning."""
     ref = cfg.get("tuning")
     if not ref:
+        if cfg.get("tuning_from"):
+            raise ConfigError(f"tuning_from={cfg.tuning_from!r} borrows a tuning sweep's selection, and tuning is "
+                              "null; valid: tuning=<sweep>/<criterion> beside it (e.g. tuning=verdict_tune/oracle), "
+                              "or tuning_from=null.")
         return cfg, dict(DEFAULT_SOURCE)
     sweep, sep, criterion = str(ref).rpartition("/")
     if not sep or not sweep:
@@ -43,12 +51,16 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
         raise ConfigError(f"seed={cfg.seed} was a tuning seed of sweep {sweep!r} (seeds {plan['seeds']}); valid: a "
                           "fresh seed, so that no test score is the selection's own.")
     loss, rows = cfg.loss.get("name") or str(cfg.loss.get("_target_")), read(folder)
-    row = find_row(rows, loss, cfg.noise.get("name"), float(cfg.noise.rate), criterion)
+    noise_name, rate = cfg.noise.get("name"), float(cfg.noise.rate)
+    borrowed = cfg.get("tuning_from")
+    if borrowed:
+        noise_name, rate = nearest_condition(rows, loss, str(borrowed), rate, criterion, ref)
+    row = find_row(rows, loss, noise_name, rate, criterion)
     if row is None:
         have = sorted({(r["loss"], r["noise"], float(r["rate"])) for r in rows if r["criterion"] == criterion})
-        raise ConfigError(f"tuning={ref!r} has no row for loss={loss} noise={cfg.noise.get('name')} noise.rate="
-                          f"{float(cfg.noise.rate):g}; valid: one of {', '.join(f'{a} {b}@{c:g}' for a, b, c in have[:12])}"
-                          f"{' ...' if len(have) > 12 else ''}.")
+        raise ConfigError(f"tuning={ref!r} has no row for loss={loss} noise={noise_name} noise.rate={rate:g}; "
+                          f"valid: one of {', '.join(f'{a} {b}@{c:g}' for a, b, c in have[:12])}"
+                          f"{' ...' if len(have) > 12 else ''}, or tuning_from=<a tuned noise> to borrow one.")
     values = tuned_values(row)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     with open_dict(out):
@@ -57,6 +69,8 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     source = {"source": "tuning", "tuning": str(ref), "sweep": sweep, "criterion": criterion, "values": values,
               "val_score": _plain(row.get("val_score")), "at_edge": bool(row.get("at_edge")),
               "edge_keys": row.get("edge_keys") if isinstance(row.get("edge_keys"), str) else ""}
+    if borrowed:  # the condition whose selection this cell took (the report checks that one is still current)
+        source["from"] = {"noise": noise_name, "rate": rate}
     checkpoint = _plain(row.get("checkpoint"))
     if not _missing(checkpoint):  # the rule also picked when to stop: the run is the same, its curve is read there
         if cfg.eval.checkpoints.every is None:
@@ -65,6 +79,19 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
                               "settings, so the final cell's curve has that checkpoint.")
         source["checkpoint"] = float(checkpoint)
     return out, source
+
+
+def nearest_condition(rows: list[dict], loss: str, noise: str, rate: float, criterion: str,
+                      ref: str) -> tuple[str, float]:
+    """(noise, rate) of the tuned condition a cell borrows with ``tuning_from=noise``: that noise's tuned rate
+    nearest the cell's, ties to the higher rate (a noisy cell takes a noisy condition's values)."""
+    rates = sorted({float(r["rate"]) for r in rows if r["criterion"] == criterion and r["loss"] == loss
+                    and r["noise"] == noise})
+    if not rates:
+        have = sorted({r["noise"] for r in rows if r["criterion"] == criterion and r["loss"] == loss})
+        raise ConfigError(f"tuning_from={noise!r}: tuning={ref!r} tuned no {noise} condition for loss={loss}; "
+                          f"valid: one of {', '.join(have) or '(none: the sweep has no row for this loss)'}.")
+    return noise, min(rates, key=lambda r: (round(abs(r - rate), 9), -r))  # 0.3: 0.2 and 0.4 tie (in floats too)
 
 
 def find_row(rows: list[dict], loss: str, noise: str, rate: float, criterion: str) -> dict | None:
@@ -86,6 +113,8 @@ def is_current(source: dict, rows: list[dict] | None, loss: str, noise: str, rat
     (a wider grid, more seeds) and picked other values. ``rows``: the sweep's selection (None: none to check)."""
     if source.get("source") != "tuning" or rows is None or "values" not in source:
         return True
+    if source.get("from"):  # a borrowed selection (tuning_from): that condition's row
+        noise, rate = source["from"]["noise"], float(source["from"]["rate"])
     row = find_row(rows, loss, noise, rate, source.get("criterion"))
     if row is None:
         return False
