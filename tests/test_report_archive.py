@@ -33,3 +33,23 @@ def test_a_live_record_replaces_the_archived_one(tmp_path):
     view = archive.view(live, archive.archived(tmp_path / "docs"))
     recs = list((view / "cells").glob("*/record.json"))
     assert len(recs) == 1 and '"gold_reward": 0.3' in recs[0].read_text()
+
+
+def test_restore_lays_archived_records_back_and_keeps_complete_live_ones(tmp_path):
+    from bench.core.records import is_complete, read_record
+
+    old = tmp_path / "old"
+    a = record("dpo", "random_flip", 0.2, 0, metrics={"gold_reward": 0.1, "gold_reward_ref": 0.0})
+    b = record("dpo", "random_flip", 0.4, 0, metrics={"gold_reward": 0.2, "gold_reward_ref": 0.0})
+    write_record(old, a)
+    write_record(old, b)
+    (old / "tuning" / "syn_tune").mkdir(parents=True)
+    (old / "tuning" / "syn_tune" / "plan.json").write_text("{}")
+    archive.pack(old, "syn", tmp_path / "docs" / "syn", tuning=["syn_tune"])
+    live = tmp_path / "results"
+    write_record(live, {**a, "metrics": {"gold_reward": 0.9, "gold_reward_ref": 0.0}})  # re-run here since
+    assert archive.main(["--restore", str(tmp_path / "docs" / "syn"), "--results", str(live)]) == 0
+    assert is_complete(live, b["cell_id"]) and read_record(live, b["cell_id"])["metrics"]["gold_reward"] == 0.2
+    assert read_record(live, a["cell_id"])["metrics"]["gold_reward"] == 0.9
+    assert (live / "tuning" / "syn_tune" / "plan.json").read_text() == "{}"
+    assert archive.restore(tmp_path / "docs" / "syn", live) == {"written": 0, "kept": 2, "tuning": []}

@@ -2,6 +2,7 @@
 
     python -m bench.report.archive --sweep regimes                  # -> docs/results/regimes/records.parquet
     python -m bench.report.archive --sweep verdict --tuning verdict_tune   # + the tuning sweep's plan and selection
+    python -m bench.report.archive --restore docs/results/verdict_tune     # its records back into results/
 
 An archive is a folder: ``records.parquet`` (one row per cell record: its id, sweep, status and the whole record as
 JSON, zstd-compressed: a few hundred bytes a cell) and, for a tuned study, ``tuning/<sweep>/`` (the tuning sweep's
@@ -11,6 +12,9 @@ plan, jobs and selection, which the report's tuning section and staleness checks
 ``python -m bench.report`` reads every archive under ``docs/results/`` beside ``results/`` (``--archives``): it lays
 them out as a results folder (``view``) with the live records on top, so a cell re-run since it was archived
 counts once, as its newest record.
+
+A study that runs over several machines is archived part-way too: ``--restore`` lays an archive's records back into
+``results/`` (a complete live record wins), and the study's sweeps, which resume from records, go on from there.
 """
 from __future__ import annotations
 
@@ -77,14 +81,48 @@ def view(results: Path, archives: list[Path]) -> Path:
     return stage
 
 
+def restore(folder: Path, results: Path) -> dict:
+    """Lay an archive's records back into a results folder, so that a study resumes on a fresh machine where it had
+    stopped: a cell with a complete live record keeps it; a tuning folder already there is kept as it is."""
+    import pandas as pd
+
+    from bench.core.records import is_complete
+
+    if not (folder / RECORDS).is_file():
+        raise SystemExit(f"no archive at {folder} (no {RECORDS})")
+    written = kept = 0
+    for row in pd.read_parquet(folder / RECORDS).itertuples(index=False):
+        if is_complete(results, row.cell_id):
+            kept += 1
+            continue
+        atomic_write_json(Path(results) / "cells" / row.cell_id / RECORD_FILE, json.loads(row.record))
+        written += 1
+    tuning = []
+    for src in sorted((folder / "tuning").glob("*")) if (folder / "tuning").is_dir() else []:
+        dst = Path(results) / "tuning" / src.name
+        if not dst.exists():
+            shutil.copytree(src, dst)
+            tuning.append(src.name)
+    return {"written": written, "kept": kept, "tuning": tuning}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.report.archive", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path("results"))
-    ap.add_argument("--sweep", required=True, help="the study to archive (the records' sweep name)")
+    ap.add_argument("--sweep", help="the study to archive (the records' sweep name)")
     ap.add_argument("--tuning", action="append", default=[], help="a tuning sweep whose plan and selection to keep")
     ap.add_argument("--out", type=Path, default=None, help="archive folder (default: docs/results/<sweep>)")
+    ap.add_argument("--restore", type=Path, default=None, metavar="ARCHIVE",
+                    help="instead: lay this archive's records back into --results (a study resumes from them)")
     a = ap.parse_args(argv)
+    if a.restore is not None:
+        got = restore(a.restore, a.results)
+        print(f"restored {got['written']} records from {a.restore} into {a.results} ({got['kept']} complete "
+              f"there already)" + (f", tuning {', '.join(got['tuning'])}" if got["tuning"] else ""))
+        return 0
+    if not a.sweep:
+        ap.error("--sweep is required (or --restore ARCHIVE)")
     out = a.out or DEFAULT_ROOT / a.sweep
     got = pack(a.results, a.sweep, out, a.tuning)
     print(f"archived {got['records']} records of {a.sweep!r} in {out / RECORDS} ({got['bytes'] / 1e6:.2f} MB)"

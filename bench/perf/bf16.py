@@ -1,0 +1,76 @@
+"""Whether bf16 on the CPU changes results: the same cells in fp32 and under bf16 autocast, paired by seed.
+
+    python bench/run.py -m loss=dpo,ropo noise.rate=0,0.4 seed=0,1,2,3,4 train.bf16=auto,true sweep=bf16_cpu
+    python -m bench.perf.bf16 --results results --sweep bf16_cpu
+
+(``train.bf16=auto`` is fp32 on the CPU.) For each (loss, rate): the mean paired difference bf16 - fp32 of the
+headline metric over seeds, its 95% interval and paired-t p, and the training phase's time ratio bf16 / fp32. Beside
+them, the yardstick a precision change must stay under: the smallest detectable difference (80% power) of the
+comparison the study makes, each loss against DPO in fp32 at the same rate and seeds. bf16 could be a default only
+where its interval lies within that yardstick (and where it is faster).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+
+from bench.core.records import iter_records
+from bench.report.stats import interval_and_mde, paired_test
+
+
+def rows_of(results: str, sweep: str, metric: str) -> list[dict]:
+    """One row per ok cell of the sweep: loss, rate, seed, precision, the metric, the training seconds."""
+    out = []
+    for rec in iter_records(results):
+        if rec.get("sweep") != sweep or rec.get("status") != "ok":
+            continue
+        cfg = rec["config"]
+        bf16 = (rec.get("provenance") or {}).get("dtype") == "bfloat16"
+        out.append({"loss": cfg["loss"]["name"], "rate": float(cfg["noise"]["rate"]), "seed": int(cfg["seed"]),
+                    "bf16": bf16, "value": float(rec["metrics"][metric]), "train_s": float(rec["timings"]["train"])})
+    return out
+
+
+def table(rows: list[dict], baseline: str = "dpo") -> list[dict]:
+    """Per (loss, rate): bf16 - fp32 paired over seeds, and the fp32 loss-vs-baseline yardstick (MDE)."""
+    cell = {(r["loss"], r["rate"], r["seed"], r["bf16"]): r for r in rows}
+    out = []
+    for loss, rate in sorted({(r["loss"], r["rate"]) for r in rows}):
+        seeds = sorted({s for (lo, ra, s, b) in cell if (lo, ra, b) == (loss, rate, True) and
+                        (loss, rate, s, False) in cell})
+        diff = [cell[(loss, rate, s, True)]["value"] - cell[(loss, rate, s, False)]["value"] for s in seeds]
+        test = paired_test(diff)
+        half, _ = interval_and_mde(test["sd_diff"], len(seeds))
+        time_ratio = [cell[(loss, rate, s, True)]["train_s"] / cell[(loss, rate, s, False)]["train_s"] for s in seeds]
+        vs = [s for s in seeds if (baseline, rate, s, False) in cell] if loss != baseline else []
+        gap = [cell[(loss, rate, s, False)]["value"] - cell[(baseline, rate, s, False)]["value"] for s in vs]
+        _, yardstick = interval_and_mde(float(np.std(gap, ddof=1)) if len(gap) > 1 else np.nan, len(gap))
+        out.append({"loss": loss, "rate": rate, "n": len(seeds), "diff": test["mean_diff"],
+                    "ci": (test["mean_diff"] - half, test["mean_diff"] + half), "p": test["p"],
+                    "time_ratio": statistics.median(time_ratio) if time_ratio else np.nan,
+                    "time_range": (min(time_ratio), max(time_ratio)) if time_ratio else (np.nan, np.nan),
+                    "mde_vs_baseline": yardstick})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--sweep", default="bf16_cpu")
+    ap.add_argument("--metric", default="gold_reward")
+    a = ap.parse_args()
+    rows = table(rows_of(a.results, a.sweep, a.metric))
+    if not rows:
+        raise SystemExit(f"no ok records of sweep {a.sweep!r} under {a.results}; run the sweep in the docstring first")
+    print(f"| loss | rate | seeds | {a.metric}: bf16 - fp32 | 95% interval | p | train time bf16 / fp32 (range) | "
+          "MDE of loss - DPO (fp32) |\n|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['loss']} | {r['rate']:g} | {r['n']} | {r['diff']:+.4f} | {r['ci'][0]:+.4f} to {r['ci'][1]:+.4f} | "
+              f"{r['p']:.3g} | {r['time_ratio']:.2f} ({r['time_range'][0]:.2f}-{r['time_range'][1]:.2f}) | "
+              f"{r['mde_vs_baseline']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
