@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # module-level fixtures (worlds, clusters' site configs) are built once. WORKERS=0 runs the tests in this process.
 WORKERS ?= auto
 
-.PHONY: setup demo sweep report test test-fast lint bench
+.PHONY: setup demo sweep report test test-fast lint bench verdict verdict-archive verdict-restore
 
 setup: $(VENV)/.installed
 
@@ -47,3 +47,45 @@ bench: setup
 	$(PY) -m bench.perf.cell
 	$(PY) -m bench.perf.steps --model tiny
 	$(PY) -m bench.perf.ropo
+
+# The verdict study (issue 23, docs/regimes.md) in the order that answers the primary question first: the loss arms
+# and the two controls tuned, their finals under the oracle rule, then under val_rm_kl, then ROPO's full method and
+# the realistic cleaner, then the secondary conditions. Every sweep resumes from its records: `make verdict` goes on
+# wherever the machine stopped (on a fresh machine, `make verdict-restore` first lays the archived part back).
+# A method arm is tuned through the DPO it wraps (tune_arm), and its finals take that sweep's selection (final_arm).
+LAUNCH  ?= hydra/launcher=parallel
+CLEANER ?= method=clean method.detector=small_loss
+RUN     := $(PY) bench/run.py -m
+tune_arm  = $(RUN) experiment=verdict_tune $(LAUNCH) sweep=verdict_tune_$(1) "hydra.sweeper.losses=[dpo]" $(2)
+final_arm = $(RUN) experiment=$(3) $(LAUNCH) tuning=verdict_tune_$(1)/$(4) "hydra.sweeper.losses=[dpo]" $(2)
+VERDICT_PARTS := verdict_tune verdict_tune_oracle_cleaner verdict_tune_random_cleaner verdict_tune_ropo_full \
+	verdict_tune_cleaner verdict verdict_secondary
+
+verdict: setup
+	$(RUN) experiment=verdict_tune $(LAUNCH)
+	$(call tune_arm,oracle_cleaner,method=oracle_cleaner)
+	$(call tune_arm,random_cleaner,method=random_cleaner)
+	$(RUN) experiment=verdict $(LAUNCH) tuning=verdict_tune/oracle
+	$(call final_arm,oracle_cleaner,method=oracle_cleaner,verdict,oracle)
+	$(call final_arm,random_cleaner,method=random_cleaner,verdict,oracle)
+	$(RUN) experiment=verdict $(LAUNCH) tuning=verdict_tune/val_rm_kl
+	$(call final_arm,oracle_cleaner,method=oracle_cleaner,verdict,val_rm_kl)
+	$(call final_arm,random_cleaner,method=random_cleaner,verdict,val_rm_kl)
+	$(call tune_arm,ropo_full,method=ropo_full)
+	$(call tune_arm,cleaner,$(CLEANER))
+	$(call final_arm,ropo_full,method=ropo_full,verdict,oracle)
+	$(call final_arm,cleaner,$(CLEANER),verdict,oracle)
+	$(call final_arm,ropo_full,method=ropo_full,verdict,val_rm_kl)
+	$(call final_arm,cleaner,$(CLEANER),verdict,val_rm_kl)
+	$(RUN) experiment=verdict_secondary $(LAUNCH) tuning=verdict_tune/oracle
+	$(call final_arm,oracle_cleaner,method=oracle_cleaner,verdict_secondary,oracle)
+	$(call final_arm,random_cleaner,method=random_cleaner,verdict_secondary,oracle)
+	$(RUN) experiment=verdict_secondary $(LAUNCH) tuning=verdict_tune/val_rm_kl
+	$(MAKE) verdict-archive
+
+# every part's records (and the tuning sweeps' selections) into docs/results/, a few MB: commit them
+verdict-archive: setup
+	$(foreach s,$(VERDICT_PARTS),$(PY) -m bench.report.archive --sweep $(s) $(if $(findstring tune,$(s)),--tuning $(s)) || true;)
+
+verdict-restore: setup
+	$(foreach s,$(VERDICT_PARTS),test ! -d docs/results/$(s) || $(PY) -m bench.report.archive --restore docs/results/$(s);)
