@@ -52,12 +52,14 @@ bench: setup
 # and the two controls tuned, their finals under the oracle rule, then under val_rm_kl, then ROPO's full method and
 # the realistic cleaner, then the secondary conditions. Every sweep resumes from its records: `make verdict` goes on
 # wherever the machine stopped (on a fresh machine, `make verdict-restore` first lays the archived part back).
-# A method arm is tuned through the DPO it wraps (tune_arm), and its finals take that sweep's selection (final_arm).
+# A method arm is tuned through the loss it wraps (tune_arm: DPO, or ROPO's own loss for its full method), and its
+# finals take that sweep's selection (final_arm).
 LAUNCH  ?= hydra/launcher=parallel
 CLEANER ?= method=clean method.detector=small_loss
 RUN     := $(PY) bench/run.py -m
-tune_arm  = $(RUN) experiment=verdict_tune $(LAUNCH) sweep=verdict_tune_$(1) "hydra.sweeper.losses=[dpo]" $(2)
-final_arm = $(RUN) experiment=$(3) $(LAUNCH) tuning=verdict_tune_$(1)/$(4) "hydra.sweeper.losses=[dpo]" $(2)
+arm_loss  = $(if $(findstring ropo_full,$(1)),ropo,dpo)
+tune_arm  = $(RUN) experiment=verdict_tune $(LAUNCH) sweep=verdict_tune_$(1) "hydra.sweeper.losses=[$(call arm_loss,$(1))]" $(2)
+final_arm = $(RUN) experiment=$(3) $(LAUNCH) tuning=verdict_tune_$(1)/$(4) "hydra.sweeper.losses=[$(call arm_loss,$(1))]" $(2)
 VERDICT_PARTS := verdict_tune verdict_tune_oracle_cleaner verdict_tune_random_cleaner verdict_tune_ropo_full \
 	verdict_tune_cleaner verdict verdict_secondary
 
