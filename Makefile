@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # module-level fixtures (worlds, clusters' site configs) are built once. WORKERS=0 runs the tests in this process.
 WORKERS ?= auto
 
-.PHONY: setup demo sweep report test test-fast lint bench verdict verdict-archive verdict-restore
+.PHONY: setup demo sweep report test test-fast lint bench verdict verdict-archive verdict-restore verdict-status
 
 setup: $(VENV)/.installed
 
@@ -90,6 +90,9 @@ verdict: setup
 # every part's records (and the tuning sweeps' selections) into docs/results/, a few MB: commit them
 verdict-archive: setup
 	$(foreach s,$(VERDICT_PARTS),$(PY) -m bench.report.archive --sweep $(s) $(if $(findstring tune,$(s)),--tuning $(s)) || true;)
+
+verdict-status: setup
+	$(PY) -m bench.sweep records $(VERDICT_PARTS) verdict_cleaners
 
 verdict-restore: setup
 	$(foreach s,$(VERDICT_PARTS),test ! -d docs/results/$(s) || $(PY) -m bench.report.archive --restore docs/results/$(s);)

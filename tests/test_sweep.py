@@ -355,3 +355,19 @@ def test_all_losses_is_every_registered_loss():
     assert sorted({j for job in jobs for j in job if j.startswith("loss=")}) == sorted(f"loss={n}" for n in
                                                                                       losses.names())
     assert len(jobs) == len(losses.names()) * 2 * 3 and ["noise.rate=0", "loss=dpo", "seed=0"] in jobs
+
+
+def test_records_per_sweep_name_count_ok_and_failed_cells_across_multiruns(tmp_path, capsys):
+    from bench.core.records import write_record
+    from bench.sweep.status import by_study, main
+
+    for i, (name, status, total) in enumerate([("a", "ok", 10.0), ("a", "ok", 30.0), ("a", "failed", None),
+                                                 ("b", "ok", 5.0), ("other", "ok", 1.0)]):
+        write_record(tmp_path, {"cell_id": f"c{i}", "sweep": name, "status": status,
+                                "timings": {"total": total} if total else {}})
+    rows = {r["sweep"]: r for r in by_study(tmp_path, ["a", "b", "none"])}
+    assert (rows["a"]["ok"], rows["a"]["failed"], sorted(rows["a"]["seconds"])) == (2, 1, [10.0, 30.0])
+    assert rows["b"]["ok"] == 1 and rows["none"]["ok"] == 0 and rows["none"]["latest"] is None
+    assert main(["records", "a", "none", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| a | 2 | 1 | 0.0 | 30 s |" in out and "| none | 0 | 0 | 0.0 | - | - |" in out

@@ -13,6 +13,7 @@ failures and `bench/run.py` exits non-zero only if some cell failed. From anothe
 
     python -m bench.sweep status                      # the latest sweep under $PREFNOISE_ROOT/results/multiruns
     python -m bench.sweep status results/multiruns/2026-01-01_12-00-00 --watch 10
+    python -m bench.sweep records verdict_tune verdict    # a study over many multiruns: its records per sweep name
 
 This module reads those files (plan, statuses, summary, ETA) and is the ``status`` command; ``bench.sweep.job`` is
 the job side, ``bench.sweep.callback`` the sweep side.
@@ -216,16 +217,49 @@ def _status_cmd(args: argparse.Namespace) -> int:
         time.sleep(args.watch)
 
 
+def by_study(results: str | os.PathLike, sweeps: list[str]) -> list[dict]:
+    """Per sweep name (a study or a part of one, whatever multiruns it took): its cells with a record, ok and
+    failed, the seconds its ok cells took (summed, and the median cell) and when its latest record was written."""
+    from bench.core.records import RECORD_FILE, iter_records
+
+    rows = {s: {"sweep": s, "ok": 0, "failed": 0, "seconds": [], "latest": None} for s in sweeps}
+    for rec in iter_records(results):
+        row = rows.get(rec.get("sweep"))
+        if row is None:
+            continue
+        row["ok" if rec.get("status") == "ok" else "failed"] += 1
+        if rec.get("status") == "ok":
+            row["seconds"].append(float((rec.get("timings") or {}).get("total") or 0.0))
+        written = (Path(results) / "cells" / rec["cell_id"] / RECORD_FILE).stat().st_mtime
+        row["latest"] = max(row["latest"] or 0.0, written)
+    return list(rows.values())
+
+
+def _records_cmd(args) -> int:
+    results = args.results or str(Path(os.environ.get("PREFNOISE_ROOT", ".")) / "results")
+    print("| sweep | ok | failed | cell-hours | median cell | latest record |\n|---|---|---|---|---|---|")
+    for r in by_study(results, args.sweeps):
+        secs = sorted(r["seconds"])
+        median = f"{secs[len(secs) // 2]:.0f} s" if secs else "-"
+        latest = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["latest"])) if r["latest"] else "-"
+        print(f"| {r['sweep']} | {r['ok']} | {r['failed']} | {sum(secs) / 3600:.1f} | {median} | {latest} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("records", help="per sweep name: cells ok and failed, cell-hours, latest record (a study "
+                                       "that spans many multiruns and machines)")
+    r.add_argument("sweeps", nargs="+", help="sweep names (the records' sweep field)")
+    r.add_argument("--results", default=None, help="results folder (default: $PREFNOISE_ROOT/results)")
     s = sub.add_parser("status", help="cells done / running / failed / skipped / waiting, with an ETA")
     s.add_argument("sweep_dir", nargs="?", help="a Hydra sweep dir (default: the latest under results/multiruns)")
     s.add_argument("--watch", type=float, default=0, help="refresh every N seconds until the sweep ends")
     s.add_argument("--json", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true", help="one line per job")
     args = p.parse_args(argv)
-    return _status_cmd(args)
+    return _records_cmd(args) if args.cmd == "records" else _status_cmd(args)
 
 
 if __name__ == "__main__":
