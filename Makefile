@@ -53,10 +53,11 @@ bench: setup
 # the realistic cleaner, then the secondary conditions. Every sweep resumes from its records: `make verdict` goes on
 # wherever the machine stopped (on a fresh machine, `make verdict-restore` first lays the archived part back). A
 # sweep with a failed cell exits non-zero; the study goes on (`-`): the cell's record says why, the report lists it,
-# and a tuning point with no score does not compete.
+# a tuning point with no score does not compete, and a final cell whose selection has none fails saying so.
 # A method arm is tuned through the loss it wraps (tune_arm: DPO, or ROPO's own loss for its full method), and its
 # finals take that sweep's selection (final_arm).
 LAUNCH  ?= hydra/launcher=parallel
+# the realistic cleaner arm: the screen's pick (docs/regimes.md); no commas in it ($(call) would split them)
 CLEANER ?= method=clean method.detector=small_loss
 RUN     := $(PY) bench/run.py -m
 arm_loss  = $(if $(findstring ropo_full,$(1)),ropo,dpo)
@@ -87,7 +88,8 @@ verdict: setup
 	-$(RUN) experiment=verdict_secondary $(LAUNCH) tuning=verdict_tune/val_rm_kl
 	$(MAKE) verdict-archive
 
-# every part's records (and the tuning sweeps' selections) into docs/results/, a few MB: commit them
+# every part's records (and the tuning sweeps' selections) into docs/results/, merged with what is archived there
+# (a few MB: commit them); a part with no records yet is skipped
 verdict-archive: setup
 	$(foreach s,$(VERDICT_PARTS),$(PY) -m bench.report.archive --sweep $(s) $(if $(findstring tune,$(s)),--tuning $(s)) || true;)
 
@@ -95,4 +97,4 @@ verdict-status: setup
 	$(PY) -m bench.sweep records $(VERDICT_PARTS) verdict_cleaners
 
 verdict-restore: setup
-	$(foreach s,$(VERDICT_PARTS),test ! -d docs/results/$(s) || $(PY) -m bench.report.archive --restore docs/results/$(s);)
+	$(foreach s,$(VERDICT_PARTS) verdict_cleaners,test ! -d docs/results/$(s) || $(PY) -m bench.report.archive --restore docs/results/$(s) || exit 1;)

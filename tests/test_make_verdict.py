@@ -1,12 +1,19 @@
 """`make verdict` runs the verdict study's sweeps one after another for many hours: a typo in one of them would show
-only when its turn came. Every sweep it runs composes, and every config it names builds its parts."""
+only when its turn came. Every sweep it runs composes, every config it names builds its parts, and every final
+sweep takes its values from a tuning sweep that runs before it, under a criterion that sweep has."""
 import shlex
+import shutil
 import subprocess
+
+import pytest
+from omegaconf import OmegaConf
 
 from bench.cell.parts import build_parts
 from bench.config.compose import compose
 from bench.sweep.precheck import precheck
 from conftest import ROOT
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
 
 def _sweeps(target: str) -> list[list[str]]:
@@ -15,18 +22,39 @@ def _sweeps(target: str) -> list[list[str]]:
     return [shlex.split(line.split("bench/run.py", 1)[1]) for line in out.splitlines() if "bench/run.py -m" in line]
 
 
+def _value(argv: list[str], key: str) -> str | None:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(key + "=")), None)
+
+
 def test_every_sweep_of_make_verdict_composes_and_builds():
     sweeps = _sweeps("verdict")
     assert len(sweeps) >= 15
-    assert all("-m" in argv for argv in sweeps)
     names = set()
     for argv in sweeps:
         assert precheck(argv) == 0, argv
         # the values a sweep will give its cells come from its tuning selection (not there yet): the rest builds
         overrides = [a for a in argv if a != "-m" and not a.startswith(("hydra", "tuning="))]
-        losses = [a.split("=", 1)[1].strip("[]") for a in argv if a.startswith("hydra.sweeper.losses=")]
-        overrides += [f"loss={losses[0]}"] if losses and "," not in losses[0] else []  # a method arm's one loss
+        losses = _value(argv, "hydra.sweeper.losses")
+        overrides += [f"loss={losses.strip('[]')}"] if losses and "," not in losses else []  # a method arm's loss
         parts = build_parts(compose(overrides))
         names.add((parts.header.names.get("sweep"), parts.method.name))
     assert {"verdict_tune", "verdict", "verdict_secondary"} <= {s for s, _ in names}
     assert {"standard", "clean", "ropo_full"} <= {m for _, m in names}
+
+
+def test_every_final_sweep_reads_a_tuning_sweep_that_ran_before_it_with_that_criterion():
+    tuned: dict[str, tuple[str, list[str]]] = {}  # sweep -> (its loss list, its criteria)
+    finals = 0
+    for argv in _sweeps("verdict"):
+        cfg = compose([a for a in argv if a != "-m" and not a.startswith("hydra")])
+        losses = _value(argv, "hydra.sweeper.losses") or "default"
+        if cfg.get("tuning"):
+            sweep, criterion = cfg.tuning.split("/")
+            assert sweep in tuned, f"{cfg.tuning}: no tuning sweep {sweep!r} runs before it"
+            assert losses == tuned[sweep][0], f"{cfg.tuning}: tuned {tuned[sweep][0]}, the finals run {losses}"
+            assert criterion in tuned[sweep][1], f"{cfg.tuning}: that sweep's criteria are {tuned[sweep][1]}"
+            finals += 1
+        elif _value(argv, "experiment") == "verdict_tune":
+            criteria = OmegaConf.load(ROOT / "conf" / "experiment" / "verdict_tune.yaml").hydra.sweeper.criteria
+            tuned[str(cfg.sweep)] = (losses, list(criteria))
+    assert finals >= 10 and len(tuned) == 5

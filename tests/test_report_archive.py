@@ -52,4 +52,24 @@ def test_restore_lays_archived_records_back_and_keeps_complete_live_ones(tmp_pat
     assert is_complete(live, b["cell_id"]) and read_record(live, b["cell_id"])["metrics"]["gold_reward"] == 0.2
     assert read_record(live, a["cell_id"])["metrics"]["gold_reward"] == 0.9
     assert (live / "tuning" / "syn_tune" / "plan.json").read_text() == "{}"
-    assert archive.restore(tmp_path / "docs" / "syn", live) == {"written": 0, "kept": 2, "tuning": []}
+    assert archive.restore(tmp_path / "docs" / "syn", live) == {"written": 0, "kept": 2, "tuning": [],
+                                                                "kept_tuning": ["syn_tune"]}
+
+
+def test_archiving_again_merges_and_restore_replaces_a_failed_live_record(tmp_path):
+    from bench.core.records import read_record
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    a = record("dpo", "random_flip", 0.2, 0, metrics={"gold_reward": 0.1, "gold_reward_ref": 0.0})
+    b = record("dpo", "random_flip", 0.4, 0, metrics={"gold_reward": 0.2, "gold_reward_ref": 0.0})
+    write_record(here, a)
+    archive.pack(here, "syn", tmp_path / "docs" / "syn")
+    write_record(there, b)  # another machine, which never restored: archiving it keeps a
+    assert archive.pack(there, "syn", tmp_path / "docs" / "syn")["records"] == 2  # the archive, merged
+    ids = set(pd.read_parquet(tmp_path / "docs" / "syn" / archive.RECORDS)["cell_id"])
+    assert ids == {a["cell_id"], b["cell_id"]}
+    fresh = tmp_path / "fresh"
+    write_record(fresh, {**a, "status": "failed", "metrics": {}})  # failed here: the archived ok record wins
+    got = archive.restore(tmp_path / "docs" / "syn", fresh)
+    assert (got["written"], got["kept"]) == (2, 0)
+    assert read_record(fresh, a["cell_id"])["status"] == "ok"

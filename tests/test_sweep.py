@@ -370,4 +370,4 @@ def test_records_per_sweep_name_count_ok_and_failed_cells_across_multiruns(tmp_p
     assert rows["b"]["ok"] == 1 and rows["none"]["ok"] == 0 and rows["none"]["latest"] is None
     assert main(["records", "a", "none", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| a | 2 | 1 | 0.0 | 30 s |" in out and "| none | 0 | 0 | 0.0 | - | - |" in out
+    assert "| a | 2 | 1 | 0.0 | 20 s |" in out and "| none | 0 | 0 | 0.0 | - | - |" in out

@@ -168,8 +168,19 @@ def test_an_untuned_condition_borrows_the_nearest_tuned_rate_of_the_noise_it_nam
         assert is_current(source, rows, "dpo", noise, rate)
         moved = [{**r, "train.learning_rate": 8e-4} if r["rate"] == took else r for r in rows]
         assert not is_current(source, moved, "dpo", noise, rate)  # the borrowed row changed: stale
+    _, source = apply(compose([*base, "noise.rate=0.1"]))
+    nearer = rows + [{**rows[1], "rate": 0.1}]  # the sweep has since tuned 0.1 itself: the cell is stale
+    assert is_current(source, rows, "dpo", "random_flip", 0.1)
+    assert not is_current(source, nearer, "dpo", "random_flip", 0.1)
     plain, own = apply(compose([*base[:-1], "noise.rate=0.2"]))
     assert "from" not in own and plain.train.learning_rate == 2e-4
+    assert "from" not in apply(compose([*base, "noise.rate=0.2"]))[1]  # its own condition: nothing borrowed
+    unscored = [{**r, "val_score": float("nan"), "note": "train.learning_rate: no scores"} if r["rate"] == 0.4 else r
+                for r in rows]
+    selection.write(folder, unscored)
+    with pytest.raises(ConfigError, match="noise.rate=0.4 has no validation score .train.learning_rate: no scores"):
+        apply(compose([*base, "noise=length_biased", "noise.rate=0.4"]))
+    selection.write(folder, rows)
     with pytest.raises(ConfigError, match="tuning_from='length_biased'.*valid: one of random_flip"):
         apply(compose([*base[:-1], "tuning_from=length_biased", "noise.rate=0.2"]))
     with pytest.raises(ConfigError, match="or tuning_from=<a tuned noise> to borrow one"):

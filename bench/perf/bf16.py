@@ -3,11 +3,13 @@
     python bench/run.py -m loss=dpo,ropo noise.rate=0,0.4 seed=0,1,2,3,4 train.bf16=auto,true sweep=bf16_cpu
     python -m bench.perf.bf16 --results results --sweep bf16_cpu
 
-(``train.bf16=auto`` is fp32 on the CPU.) For each (loss, rate): the mean paired difference bf16 - fp32 of the
-headline metric over seeds, its 95% interval and paired-t p, and the training phase's time ratio bf16 / fp32. Beside
-them, the yardstick a precision change must stay under: the smallest detectable difference (80% power) of the
-comparison the study makes, each loss against DPO in fp32 at the same rate and seeds. bf16 could be a default only
-where its interval lies within that yardstick (and where it is faster).
+(``train.bf16=auto`` is fp32 on the CPU: run it there; on a GPU ``auto`` is bf16 and nothing would pair.) For each
+(loss, rate): the mean paired difference bf16 - fp32 of the headline metric over seeds, its 95% interval and
+paired-t p, and the training phase's time ratio bf16 / fp32. Beside them a yardstick: the smallest difference
+(80% power) that these same seeds detect between the loss and DPO in fp32 at that rate, the per-rate comparison a
+study makes with as many seeds (a study with more seeds detects smaller ones: scale by sqrt(n / n_study)). bf16
+could be a default only where its interval lies well within that yardstick (and where it is faster). The sweep
+must vary only loss, rate, seed and precision: a cell met twice is an error.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ def rows_of(results: str, sweep: str, metric: str) -> list[dict]:
 def table(rows: list[dict], baseline: str = "dpo") -> list[dict]:
     """Per (loss, rate): bf16 - fp32 paired over seeds, and the fp32 loss-vs-baseline yardstick (MDE)."""
     cell = {(r["loss"], r["rate"], r["seed"], r["bf16"]): r for r in rows}
+    if len(cell) < len(rows):
+        raise SystemExit("two cells of this sweep share loss, rate, seed and precision (another method, noise or "
+                         "setting?): run the sweep of the docstring under a sweep name of its own")
     out = []
     for loss, rate in sorted({(r["loss"], r["rate"]) for r in rows}):
         seeds = sorted({s for (lo, ra, s, b) in cell if (lo, ra, b) == (loss, rate, True) and

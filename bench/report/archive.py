@@ -33,7 +33,9 @@ DEFAULT_ROOT = Path("docs") / "results"
 
 
 def pack(results: Path, sweep: str, out: Path, tuning: list[str] | None = None) -> dict:
-    """Write the sweep's records (and tuning sweeps' folders) into ``out``; returns what was written."""
+    """Write the sweep's records (and tuning sweeps' folders) into ``out``; returns what was written. An archive
+    already at ``out`` is merged, not replaced: a live record replaces its archived copy, and archived cells this
+    results folder lacks (a study that ran on other machines) stay."""
     import pandas as pd
 
     recs = [r for r in iter_records(results) if r.get("sweep") == sweep]
@@ -42,6 +44,10 @@ def pack(results: Path, sweep: str, out: Path, tuning: list[str] | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     rows = [{"cell_id": r["cell_id"], "sweep": r.get("sweep"), "status": r.get("status"),
              "record": json.dumps(r, sort_keys=True, separators=(",", ":"))} for r in recs]
+    live = {r["cell_id"] for r in rows}
+    if (out / RECORDS).is_file():  # an archive of the study already: its cells this machine lacks are kept
+        old = pd.read_parquet(out / RECORDS)
+        rows = old[~old["cell_id"].isin(live)].to_dict("records") + rows
     pd.DataFrame(rows).to_parquet(out / RECORDS, index=False, compression="zstd")
     for name in tuning or []:
         src = results / "tuning" / name
@@ -97,13 +103,15 @@ def restore(folder: Path, results: Path) -> dict:
             continue
         atomic_write_json(Path(results) / "cells" / row.cell_id / RECORD_FILE, json.loads(row.record))
         written += 1
-    tuning = []
+    tuning, kept_tuning = [], []
     for src in sorted((folder / "tuning").glob("*")) if (folder / "tuning").is_dir() else []:
         dst = Path(results) / "tuning" / src.name
-        if not dst.exists():
+        if dst.exists():
+            kept_tuning.append(src.name)
+        else:
             shutil.copytree(src, dst)
             tuning.append(src.name)
-    return {"written": written, "kept": kept, "tuning": tuning}
+    return {"written": written, "kept": kept, "tuning": tuning, "kept_tuning": kept_tuning}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,10 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--restore", type=Path, default=None, metavar="ARCHIVE",
                     help="instead: lay this archive's records back into --results (a study resumes from them)")
     a = ap.parse_args(argv)
+    if a.restore is not None and (a.sweep or a.tuning or a.out):
+        ap.error("--restore ARCHIVE takes only --results (it reads the archive; --sweep, --tuning, --out write one)")
     if a.restore is not None:
         got = restore(a.restore, a.results)
         print(f"restored {got['written']} records from {a.restore} into {a.results} ({got['kept']} complete "
-              f"there already)" + (f", tuning {', '.join(got['tuning'])}" if got["tuning"] else ""))
+              f"there already)" + (f", tuning {', '.join(got['tuning'])}" if got["tuning"] else "")
+              + (f"; kept the live tuning folder(s) {', '.join(got['kept_tuning'])}" if got["kept_tuning"] else ""))
         return 0
     if not a.sweep:
         ap.error("--sweep is required (or --restore ARCHIVE)")

@@ -24,8 +24,10 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +221,7 @@ def _status_cmd(args: argparse.Namespace) -> int:
 
 def by_study(results: str | os.PathLike, sweeps: list[str]) -> list[dict]:
     """Per sweep name (a study or a part of one, whatever multiruns it took): its cells with a record, ok and
-    failed, the seconds its ok cells took (summed, and the median cell) and when its latest record was written."""
+    failed, the seconds its ok cells took (summed, and the median cell) and when its latest cell finished."""
     from bench.core.records import RECORD_FILE, iter_records
 
     rows = {s: {"sweep": s, "ok": 0, "failed": 0, "seconds": [], "latest": None} for s in sweeps}
@@ -230,7 +232,9 @@ def by_study(results: str | os.PathLike, sweeps: list[str]) -> list[dict]:
         row["ok" if rec.get("status") == "ok" else "failed"] += 1
         if rec.get("status") == "ok":
             row["seconds"].append(float((rec.get("timings") or {}).get("total") or 0.0))
-        written = (Path(results) / "cells" / rec["cell_id"] / RECORD_FILE).stat().st_mtime
+        finished = rec.get("finished_at")  # when the cell ended, wherever it ran (not when the file was copied)
+        written = datetime.fromisoformat(finished).timestamp() if finished else \
+            (Path(results) / "cells" / rec["cell_id"] / RECORD_FILE).stat().st_mtime
         row["latest"] = max(row["latest"] or 0.0, written)
     return list(rows.values())
 
@@ -239,8 +243,8 @@ def _records_cmd(args) -> int:
     results = args.results or str(Path(os.environ.get("PREFNOISE_ROOT", ".")) / "results")
     print("| sweep | ok | failed | cell-hours | median cell | latest record |\n|---|---|---|---|---|---|")
     for r in by_study(results, args.sweeps):
-        secs = sorted(r["seconds"])
-        median = f"{secs[len(secs) // 2]:.0f} s" if secs else "-"
+        secs = r["seconds"]
+        median = f"{statistics.median(secs):.0f} s" if secs else "-"
         latest = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["latest"])) if r["latest"] else "-"
         print(f"| {r['sweep']} | {r['ok']} | {r['failed']} | {sum(secs) / 3600:.1f} | {median} | {latest} |")
     return 0

@@ -55,12 +55,18 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     borrowed = cfg.get("tuning_from")
     if borrowed:
         noise_name, rate = nearest_condition(rows, loss, str(borrowed), rate, criterion, ref)
+    own = (cfg.noise.get("name"), float(cfg.noise.rate))
     row = find_row(rows, loss, noise_name, rate, criterion)
     if row is None:
         have = sorted({(r["loss"], r["noise"], float(r["rate"])) for r in rows if r["criterion"] == criterion})
         raise ConfigError(f"tuning={ref!r} has no row for loss={loss} noise={noise_name} noise.rate={rate:g}; "
                           f"valid: one of {', '.join(f'{a} {b}@{c:g}' for a, b, c in have[:12])}"
                           f"{' ...' if len(have) > 12 else ''}, or tuning_from=<a tuned noise> to borrow one.")
+    if _missing(_plain(row.get("val_score"))):
+        raise ConfigError(f"tuning={ref!r}: the selection for loss={loss} noise={noise_name} noise.rate={rate:g} has "
+                          f"no validation score ({row.get('note') or 'its tuning cells have none'}): its values are "
+                          "the defaults, not a selection; valid: re-run the tuning sweep once its failed cells are "
+                          "fixed (their records say why).")
     values = tuned_values(row)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     with open_dict(out):
@@ -69,7 +75,7 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     source = {"source": "tuning", "tuning": str(ref), "sweep": sweep, "criterion": criterion, "values": values,
               "val_score": _plain(row.get("val_score")), "at_edge": bool(row.get("at_edge")),
               "edge_keys": row.get("edge_keys") if isinstance(row.get("edge_keys"), str) else ""}
-    if borrowed:  # the condition whose selection this cell took (the report checks that one is still current)
+    if (noise_name, rate) != own:  # borrowed (tuning_from): the report checks it is still the one to borrow
         source["from"] = {"noise": noise_name, "rate": rate}
     checkpoint = _plain(row.get("checkpoint"))
     if not _missing(checkpoint):  # the rule also picked when to stop: the run is the same, its curve is read there
@@ -113,8 +119,14 @@ def is_current(source: dict, rows: list[dict] | None, loss: str, noise: str, rat
     (a wider grid, more seeds) and picked other values. ``rows``: the sweep's selection (None: none to check)."""
     if source.get("source") != "tuning" or rows is None or "values" not in source:
         return True
-    if source.get("from"):  # a borrowed selection (tuning_from): that condition's row
-        noise, rate = source["from"]["noise"], float(source["from"]["rate"])
+    if source.get("from"):  # a borrowed selection (tuning_from): still the nearest tuned rate, and its row
+        took = (source["from"]["noise"], float(source["from"]["rate"]))
+        try:
+            if nearest_condition(rows, loss, took[0], rate, source.get("criterion"), "") != took:
+                return False  # the sweep has since tuned a nearer rate: this cell would borrow another row
+        except ConfigError:
+            return False
+        noise, rate = took
     row = find_row(rows, loss, noise, rate, source.get("criterion"))
     if row is None:
         return False
