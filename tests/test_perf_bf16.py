@@ -31,3 +31,21 @@ def test_an_unpaired_seed_is_left_out_and_noise_gives_an_interval_around_zero():
     assert out["dpo"]["n"] == 4
     low, high = out["dpo"]["ci"]
     assert low < 0 < high and out["dpo"]["p"] > 0.05
+
+
+def test_the_cells_of_a_multirun_are_read_through_its_jobs_whatever_sweep_they_ran_under(tmp_path):
+    import json
+
+    from bench.core.records import write_record
+    from bench.perf.bf16 import cell_ids, rows_of
+
+    run = tmp_path / "multiruns" / "t"
+    for job, (cid, sweep, bf16) in enumerate([("a", "controls", None), ("b", "bf16_cpu", "bfloat16")]):
+        (run / str(job)).mkdir(parents=True)
+        (run / str(job) / "cell_status.json").write_text(json.dumps({"cell_id": cid, "status": "ok"}))
+        write_record(tmp_path / "results", {
+            "cell_id": cid, "sweep": sweep, "status": "ok", "provenance": {"dtype": bf16 or "float32"},
+            "config": {"loss": {"name": "dpo"}, "noise": {"rate": 0.4}, "seed": 3},
+            "metrics": {"gold_reward": 0.1}, "timings": {"train": 2.0}})
+    rows = rows_of(tmp_path / "results", cell_ids(run), "gold_reward")
+    assert [(r["bf16"], r["seed"]) for r in rows] == [(False, 3), (True, 3)]

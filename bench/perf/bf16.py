@@ -1,11 +1,12 @@
 """Whether bf16 on the CPU changes results: the same cells in fp32 and under bf16 autocast, paired by seed.
 
     python bench/run.py -m loss=dpo,ropo noise.rate=0,0.4 seed=0,1,2,3,4 train.bf16=auto,true sweep=bf16_cpu
-    python -m bench.perf.bf16 --results results --sweep bf16_cpu
+    python -m bench.perf.bf16 --results results --multirun results/multiruns/<that sweep's folder>
 
 (``train.bf16=auto`` is fp32 on the CPU: run it there; on a GPU ``auto`` is bf16 and nothing would pair.) For each
 (loss, rate): the mean paired difference bf16 - fp32 of the headline metric over seeds, its 95% interval and
-paired-t p, and the training phase's time ratio bf16 / fp32. Beside them a yardstick: the smallest difference
+paired-t p, and the training phase's time ratio bf16 / fp32 (indicative: a cell found complete from an earlier run
+keeps that run's time; the per-step ratio is ``bench.perf.steps``'). Beside them a yardstick: the smallest difference
 (80% power) that these same seeds detect between the loss and DPO in fp32 at that rate, the per-rate comparison a
 study makes with as many seeds (a study with more seeds detects smaller ones: scale by sqrt(n / n_study)). bf16
 could be a default only where its interval lies well within that yardstick (and where it is faster). The sweep
@@ -14,19 +15,29 @@ must vary only loss, rate, seed and precision: a cell met twice is an error.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+from pathlib import Path
 
 import numpy as np
 
-from bench.core.records import iter_records
+from bench.core.records import read_record
 from bench.report.stats import interval_and_mde, paired_test
 
 
-def rows_of(results: str, sweep: str, metric: str) -> list[dict]:
-    """One row per ok cell of the sweep: loss, rate, seed, precision, the metric, the training seconds."""
+def cell_ids(multirun: Path) -> list[str]:
+    """The cells a multirun ran or found done (its jobs' ``cell_status.json``): a cell already complete under
+    another sweep's name (the default cells at fp32) counts as this sweep's."""
+    ids = [json.loads(p.read_text()).get("cell_id") for p in sorted(Path(multirun).glob("*/cell_status.json"))]
+    return [i for i in ids if i]
+
+
+def rows_of(results: str, ids: list[str], metric: str) -> list[dict]:
+    """One row per ok cell: loss, rate, seed, precision, the metric, the training seconds."""
     out = []
-    for rec in iter_records(results):
-        if rec.get("sweep") != sweep or rec.get("status") != "ok":
+    for cid in ids:
+        rec = read_record(results, cid)
+        if rec is None or rec.get("status") != "ok":
             continue
         cfg = rec["config"]
         bf16 = (rec.get("provenance") or {}).get("dtype") == "bfloat16"
@@ -63,12 +74,12 @@ def table(rows: list[dict], baseline: str = "dpo") -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="results")
-    ap.add_argument("--sweep", default="bf16_cpu")
+    ap.add_argument("--multirun", type=Path, required=True, help="the sweep's folder (results/multiruns/<time>)")
     ap.add_argument("--metric", default="gold_reward")
     a = ap.parse_args()
-    rows = table(rows_of(a.results, a.sweep, a.metric))
+    rows = table(rows_of(a.results, cell_ids(a.multirun), a.metric))
     if not rows:
-        raise SystemExit(f"no ok records of sweep {a.sweep!r} under {a.results}; run the sweep in the docstring first")
+        raise SystemExit(f"no ok records of the cells of {a.multirun}; run the sweep in the docstring first")
     print(f"| loss | rate | seeds | {a.metric}: bf16 - fp32 | 95% interval | p | train time bf16 / fp32 (range) | "
           "MDE of loss - DPO (fp32) |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
