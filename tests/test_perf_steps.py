@@ -107,3 +107,15 @@ def test_a_real_phase_reads_something_sane():
         del blob
     assert m.method in ("hwm", "sampled", "lifetime") and m.exact == (m.method == "hwm")
     assert m.peak >= m.start > 0 and m.growth == m.peak - m.start
+
+
+def test_a_sweeps_cell_time_splits_into_its_phases_and_the_rest():
+    from bench.perf.sweep import where_time_goes
+
+    recs = {c: {"status": "ok", "timings": {"train": 6.0, "evaluate": 2.0, "total": 9.0}} for c in "ab"}
+    recs["c"] = {"status": "failed", "timings": {}}
+    t = where_time_goes({"wall_s": 12.0, "records": recs}, n_jobs=2)
+    assert t["wall_per_cell_s"] == 6.0 and t["slot_s"] == 12.0  # two workers: each cell held one for 12 s
+    assert t["in_cell_s"] == 9.0 and t["outside_s"] == 3.0
+    assert t["phases_s"]["train"] == 6.0 and t["phases_s"]["config"] == 0.0
+    assert where_time_goes({"wall_s": 1.0, "records": {}}, 1) == {}

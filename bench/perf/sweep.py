@@ -13,7 +13,8 @@ once, or copied from --world-cache, and every timed sweep starts from a cache ho
     no cache      PREFNOISE_NO_CACHE=1 python bench/run.py -m <sweep>     every cell rebuilds the world, the
                                                                           reference policy, its log-probs and samples
 
-Prints wall times, and as ratios measured in this one run: no cache / basic (the caches' speed-up; also against
+Prints wall times, where a cell's time goes in each sweep (its phases as its record timed them, and the rest, outside
+any cell: process and worker start, imports, Hydra's job set-up, bookkeeping), and as ratios measured in this one run: no cache / basic (the caches' speed-up; also against
 basic + one world build, i.e. both sweeps from nothing) and basic / joblib. Also checks that the cells' metrics
 agree across the three sweeps. 2-core CPU: one torch thread per job (threads=1); the host is noisy, so --repeat 2
 alternates the sweeps twice and keeps the faster time of each.
@@ -78,6 +79,23 @@ def run_sweep(name: str, args: list[str], root: Path, seed_cache: Path, env: dic
     ok = sum(r["status"] == "ok" for r in recs.values())
     print(f"[{name}] {wall:.1f} s, exit {rc}, {ok}/{len(recs)} cells ok", flush=True)
     return {"wall_s": wall, "rc": rc, "cells_ok": ok, "records": recs}
+
+
+PHASES = ("config", "data", "load_model", "trainer_init", "train", "checkpoints", "evaluate")
+
+
+def where_time_goes(run: dict, n_jobs: int) -> dict:
+    """Per cell of one timed sweep: its wall share (wall x jobs / cells: the cell's slot on a worker), the mean of
+    each phase its record timed, and the rest, spent outside any cell's phases (process and worker start, imports
+    before the first cell, Hydra's job set-up, the sweep's own bookkeeping)."""
+    ok = [r for r in run["records"].values() if r["status"] == "ok"]
+    if not ok:
+        return {}
+    slot = run["wall_s"] * n_jobs / len(ok)
+    phases = {k: sum(float(r["timings"].get(k) or 0.0) for r in ok) / len(ok) for k in PHASES}
+    inside = sum(float(r["timings"].get("total") or 0.0) for r in ok) / len(ok)
+    return {"wall_per_cell_s": run["wall_s"] / len(ok), "slot_s": slot, "phases_s": phases, "in_cell_s": inside,
+            "outside_s": slot - inside}
 
 
 def max_metric_diff(a: dict, b: dict) -> float | None:
@@ -154,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "failed_sweeps": failed,
     }
+    out["per_cell"] = {"basic": where_time_goes(best["basic"], 1), "joblib": where_time_goes(best["joblib"], args.n_jobs)}
     if "nocache" in best:
         nc = best["nocache"]["wall_s"]
         out["ratios"]["nocache_over_cached"] = nc / best["basic"]["wall_s"]
@@ -176,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
                    out["ratios"]["nocache_over_cached_plus_world"])] + ratios
     for label, r in ratios:
         print(f"  {label + ':':<60}{r:6.2f}x")
+    print("  per cell (mean over its records; slot = wall x jobs / cells):")
+    for k, t in out["per_cell"].items():
+        if t:
+            parts = ", ".join(f"{name} {v:.1f}" for name, v in t["phases_s"].items() if v)
+            print(f"    {k}: {t['wall_per_cell_s']:.1f} s of sweep wall a cell, slot {t['slot_s']:.1f} s = phases "
+                  f"{t['in_cell_s']:.1f} s ({parts}) + outside the cells {t['outside_s']:.1f} s")
     for k, v in out["max_metric_diff"].items():
         print(f"  max |metric difference| {k}: {v if v is None else f'{v:.2e}'}")
     if failed:
