@@ -253,3 +253,20 @@ def test_tune_smoke_is_a_seconds_long_tuning_sweep_with_its_selection(tmp_path, 
     assert len(final) == 1 and final[0]["hp_source"]["tuning"] == "tune_smoke/oracle"
     assert final[0]["hp_source"]["checkpoint"] == pick["checkpoint"] and len(final[0]["curve"]) == 2
     assert final[0]["config"]["train"]["learning_rate"] == pick["train.learning_rate"]
+
+
+def test_the_report_marks_a_selection_with_no_scores_yet_instead_of_showing_the_defaults_as_a_pick():
+    import pandas as pd
+
+    from bench.report.tuning import _plan_blocks
+
+    plan = {"sweep": "t", "losses": ["dpo"], "conditions": [{}, {}], "seeds": [0], "criteria": ["oracle"],
+            "lr": [1e-4, 2e-4], "budgets": {"dpo": 2}}
+    rows = pd.DataFrame([{"loss": "dpo", "noise": "random_flip", "rate": r, "criterion": "oracle",
+                          "train.learning_rate": 2e-4, "val_score": v, "at_edge": True, "edge_keys": "train.learning_rate"}
+                         for r, v in ((0.0, 0.3), (0.4, float("nan")))])
+    blocks = _plan_blocks(plan, rows, pd.DataFrame(), None)
+    text = next(b[1] for b in blocks if b[0] == "p")
+    table = next(b[1] for b in blocks if b[0] == "table")
+    assert "1 of the 2 selections have no validation score yet" in text and "1 of 2 picks sit at an edge" in text
+    assert list(table["oracle"]) == ["learning_rate 0.0002*", "no scores yet"]

@@ -81,16 +81,21 @@ def _tuned(rows: pd.DataFrame) -> list[str]:
 
 def _plan_blocks(plan: dict, rows: pd.DataFrame, regret: pd.DataFrame, best: str | None) -> list:
     budgets = sorted(set(plan["budgets"].values()))
-    edge = rows[rows["at_edge"]]
+    unscored = rows["val_score"].isna()  # a round not in yet (or its cells failed): the defaults, not a pick
+    edge = rows[rows["at_edge"] & ~unscored]
     text = (f"Sweep `{plan['sweep']}`: {len(plan['losses'])} losses x {len(plan['conditions'])} conditions, tuning "
             f"seed(s) {plan['seeds']}, rules {', '.join(plan['criteria'])}. One knob after another (the learning rate "
             f"over {[f'{x:g}' for x in plan['lr']]}, then each knob of the loss's space), the same for every rule; "
             f"budget per loss, condition and rule: {' / '.join(map(str, budgets))} configurations. "
             f"{len(edge)} of {len(rows)} picks sit at an edge of a grid (marked *).")
+    if unscored.any():
+        text += (f" {int(unscored.sum())} of the {len(rows)} selections have no validation score yet (a round of the "
+                 "sweep not finished, or its cells failed): marked so, with no values, not as picks.")
     picks = rows.assign(cond=[f"{n} @ {r:g}" for n, r in zip(rows["noise"], rows["rate"])])
     picks["pick"] = [", ".join(f"{k.split('.')[-1]} {fmt(v)}" + ("*" if k in str(e).split(",") else "")
                                for k, v in r.items() if k in _tuned(rows) and pd.notna(v))
                      for r, e in zip(picks[_tuned(rows)].to_dict("records"), picks["edge_keys"])]
+    picks.loc[unscored.to_numpy(), "pick"] = "no scores yet"
     wide = picks.pivot_table(index=["loss", "cond"], columns="criterion", values="pick", aggfunc="first").reset_index()
     blocks = [("h", 3, f"Selections ({plan['sweep']})"), ("p", text), ("table", wide)]
     if not regret.empty:
