@@ -15,7 +15,6 @@ must vary only loss, rate, seed and precision: a cell met twice is an error.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
@@ -23,13 +22,13 @@ import numpy as np
 
 from bench.core.records import read_record
 from bench.report.stats import interval_and_mde, paired_test
+from bench.sweep.status import read_statuses
 
 
 def cell_ids(multirun: Path) -> list[str]:
-    """The cells a multirun ran or found done (its jobs' ``cell_status.json``): a cell already complete under
-    another sweep's name (the default cells at fp32) counts as this sweep's."""
-    ids = [json.loads(p.read_text()).get("cell_id") for p in sorted(Path(multirun).glob("*/cell_status.json"))]
-    return [i for i in ids if i]
+    """The cells a multirun ran or found done (its jobs' statuses, ``bench.sweep.status``): a cell already complete
+    under another sweep's name (the default cells at fp32) counts as this sweep's."""
+    return [s["cell_id"] for s in read_statuses(multirun) if s.get("cell_id")]
 
 
 def rows_of(results: str, ids: list[str], metric: str) -> list[dict]:
