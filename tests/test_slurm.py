@@ -226,7 +226,12 @@ def test_a_job_cancelled_mid_cell_leaves_no_record_and_a_rerun_runs_only_that_ce
     s = sweeps(*overrides).start()
     victim = s.mid_cell(1)
     jid = s.slurm_id(1)
+    # scancel marks the job CANCELLED at once, but its processes get SIGTERM (ignored by submitit's jobs) and SIGKILL
+    # only KillWait seconds later, or later still on a busy node: a smoke cell could finish and write its record in
+    # between (it did in one fresh-clone run: 0 cancelled). The SIGKILL SLURM sends is sent here right after instead
+    procs = _job_pids(jid, stepd=False)
     subprocess.run(["scancel", jid], check=True)
+    _kill(procs)
     rc, out = s.wait()
 
     # the sweep waits for its other cell, then ends with its summary: one failed cell, exit 1
