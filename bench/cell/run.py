@@ -271,6 +271,7 @@ def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
     if parts.run.shared_ref_cache:
         key = {"data": data.fingerprint, "model": data.model_path, "max_length": parts.train.max_length,
                **({"path": "packed"} if parts.train.packing else {}),  # the path computes them (float round-off)
+               **({"prompts": "shared"} if parts.train.packing and parts.train.share_prompt else {}),
                **({"rows": rows_key} if rows_key is not None else {})}
         ref_cache = ReferenceLogpCache(parts.cache_root, key)
     evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, parts.noise_node, parts.cache_root)

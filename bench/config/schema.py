@@ -64,6 +64,9 @@ class TrainConfig:
     packing: bool = option("train on the batch's sequences packed without padding (bench.training.packing: the same "
                          "log-probs to float round-off, checked on the first batch; off: TRL's padded path)",
                          identity=False)
+    share_prompt: bool = option("with packing, each pair's prompt computed once (bench.training.packing: the same "
+                              "log-probs to float round-off, checked on the first batch; off: one segment a "
+                              "sequence)", identity=False)
     progress: bool = option("one progress bar per cell", identity=False)
     print_logs: bool = option("also print TRL's per-step logs (they always go to the cell's train_log.jsonl)",
                             identity=False)

@@ -12,14 +12,29 @@ completion logits stay under ``PLAIN_HEAD_MAX_LOGITS`` elements; past that, TRL'
 padded path uses, which never holds the (tokens, vocabulary) logits), and each sequence's log-probs are summed.
 The tiled head is the memory-safe choice for a large batch and vocabulary (a GPU batch of thousands of tokens over
 a 128k vocabulary), and a slow one on a CPU batch: on SmolLM2-135M, batch 4 (49k vocabulary, about 240 completion
-tokens), a step took 1.49x bare TRL's through it and 1.04x through the plain head (``bench/perf/steps.py``).
+tokens), a step took 1.49x bare TRL's through it (``bench/perf/steps.py``).
 
 Same math as TRL's padded, tiled path: the per-sequence log-probs agree to float round-off
-(``tests/test_training_packing.py``: 1e-4 absolute on summed log-probs, the loss to 1e-5). A model this cannot serve
+(``tests/test_training_packing.py``: 1e-4 absolute on summed log-probs, the loss to 1e-5; on a deep model the plain
+head and TRL's tiled kernel alone differ by more, so the first-batch check also allows 1e-5 relative,
+``matches_padded``). A model this cannot serve
 (an unknown architecture whose attention ignores ``position_ids``, a logit scale or soft-cap) is caught by
 ``matches_padded`` on the first batch, and the trainer then keeps TRL's path. A peft model (LoRA) is served through
 its base model, whose layers carry the adapters (``unwrap``): adapter on, the adapted policy; under
 ``disable_adapter``, the base model.
+
+**Each pair's prompt once** (``share=True``, ``train.share_prompt``). A batch's chosen and rejected sequences of a
+pair start with the same prompt tokens, which the padded path computes twice. A shared segment lays them out as
+``prompt, chosen completion, (the prompt's last token again), rejected completion``: the rejected completion's
+positions continue from the prompt (``position_ids`` restart at the prompt's length), and a custom 4D attention
+mask lets it see the prompt and itself but not the chosen completion, so every scored token sees exactly the
+tokens it sees in the padded batch. The prompt's last token is computed a second time (one token per pair): its
+copy attends to the same keys as the original, and its hidden state scores the rejected completion's first token,
+so each scored token keeps the usual one-position shift and TRL's tiled head serves the layout unchanged. A pair
+whose two prompts differ (or a batch that is not pairs) keeps two segments. Rows of shared segments are sized to
+compute the fewest positions (``SHARED_FACTORS``). Attention implementations that take no 4D mask (flash
+attention) do not share (``can_share``). On SmolLM2-135M's world the prompt is 70% of a sequence (a chat template
+with a system prompt): a step computes about half the positions of the padded batch.
 """
 from __future__ import annotations
 
@@ -28,6 +43,14 @@ from dataclasses import dataclass
 import torch
 
 FACTOR = 1.5  # row length as a multiple of the longest sequence: measured best of 1, 1.5, 2, 3 (bench/perf/steps.py)
+SHARED_FACTORS = (1.0, 1.5, 2.0, 3.0)  # shared segments: the one computing the fewest positions (ties: the narrower)
+# which key part a query part may see within its segment (causally): 0 prompt, 4 the prompt's last token, 1 chosen,
+# 2 the copy of the prompt's last token, 3 rejected (an unshared sequence is all 0)
+_SEES = torch.tensor([[1, 0, 0, 0, 0],   # prompt: the prompt
+                      [1, 1, 0, 0, 1],   # chosen: the prompt, its last token, itself
+                      [1, 0, 1, 0, 0],   # the copy: the prompt before its last token, itself
+                      [1, 0, 1, 1, 0],   # rejected: the prompt before its last token, the copy, itself
+                      [1, 0, 0, 0, 1]], dtype=torch.bool)  # the prompt's last token: the prompt, itself
 PLAIN_HEAD_MAX_LOGITS = 2**25  # completion tokens x vocabulary of a batch (128 MiB of fp32 logits); above it, tiled
 
 
@@ -38,6 +61,24 @@ class Packed:
     labels: torch.Tensor  # (rows, width): the token a position predicts its successor into (-100: not scored)
     sequence: torch.Tensor  # (rows, width): the batch index of the sequence a position belongs to (-1: padding)
     n: int  # sequences in the batch
+    attention: torch.Tensor | None = None  # (rows, 1, width, width), True: may attend; None: from position_ids
+    shared: int = 0  # pairs whose prompt was computed once
+
+    def attention_for(self, model) -> torch.Tensor | None:
+        """The custom mask as ``model``'s attention implementation takes it (sdpa: boolean; eager: additive)."""
+        if self.attention is None or _attn_impl(model) == "sdpa":
+            return self.attention
+        dtype = next(model.parameters()).dtype
+        return torch.zeros(self.attention.shape, dtype=dtype).masked_fill(~self.attention, torch.finfo(dtype).min)
+
+
+def _attn_impl(model) -> str | None:
+    return getattr(unwrap(model).config, "_attn_implementation", None)
+
+
+def can_share(model) -> bool:
+    """Whether ``model``'s attention takes the custom 4D mask prompt sharing needs."""
+    return _attn_impl(model) in ("sdpa", "eager")
 
 
 def rows_of(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -55,31 +96,89 @@ def rows_of(lengths: list[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
-         factor: float = FACTOR) -> Packed:
-    """The padded batch (any padding side) as packed rows; a completion token is scored, as in TRL."""
-    n = input_ids.shape[0]
+def _segments(input_ids, attention_mask, completion_mask, share: bool) -> list[dict]:
+    """The batch's sequences as segments to pack: one per sequence, or one per pair sharing its prompt."""
     real = attention_mask.bool()
-    lengths = real.sum(1).tolist()
-    width = max(max(lengths), int(max(lengths) * factor))
-    rows = rows_of(lengths, width)
+    seqs = []
+    for i in range(input_ids.shape[0]):
+        tokens, scored = input_ids[i][real[i]], completion_mask[i][real[i]].bool()
+        first = int(scored.int().argmax()) if bool(scored.any()) else len(tokens)
+        plain = first > 0 and bool(scored[first:].all())  # prompt, then only completion tokens
+        seqs.append((tokens, scored, first if plain else None))
+    n, half = len(seqs), len(seqs) // 2
+    segments, done = [], set()
+    if share and n % 2 == 0:
+        for i in range(half):
+            (tc, _, pc), (tr, _, pr) = seqs[i], seqs[half + i]
+            if pc is None or pc != pr or not torch.equal(tc[:pc], tr[:pr]):
+                continue
+            c, r = len(tc) - pc, len(tr) - pr
+            tokens = torch.cat([tc, tr[pr - 1:]])  # prompt, chosen completion, the prompt's last token, rejected
+            ar = torch.arange
+            segments.append({
+                "tokens": tokens,
+                "positions": torch.cat([ar(pc + c), ar(pr - 1, pr + r)]),
+                "parts": torch.tensor([0] * (pc - 1) + [4] + [1] * c + [2] + [3] * r),
+                "labels": torch.cat([torch.full((pc,), -100), tc[pc:], torch.tensor([-100]), tr[pr:]]),
+                "owner": torch.tensor([i] * (pc + c) + [half + i] * (r + 1))})
+            done.update((i, half + i))
+    for i, (tokens, scored, _) in enumerate(seqs):
+        if i not in done:
+            segments.append({"tokens": tokens, "positions": torch.arange(len(tokens)),
+                             "parts": torch.zeros(len(tokens), dtype=torch.long),
+                             "labels": torch.where(scored, tokens, torch.full_like(tokens, -100)),
+                             "owner": torch.full((len(tokens),), i)})
+    return segments
+
+
+def _layout(lengths: list[int], factor: float | None, shared: bool) -> tuple[int, list[list[int]]]:
+    """(row width, rows): first fit at ``factor`` x the longest segment; with shared segments and no factor given,
+    the factor of ``SHARED_FACTORS`` that computes the fewest positions."""
+    longest = max(lengths)
+    options = [factor] if factor is not None else (list(SHARED_FACTORS) if shared else [FACTOR])
+    best = None
+    for f in options:
+        width = max(longest, int(longest * f))
+        rows = rows_of(lengths, width)
+        if best is None or len(rows) * width < best[0] * best[1]:
+            best = (len(rows), width, rows)
+    return best[1], best[2]
+
+
+def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
+         factor: float | None = None, share: bool = False) -> Packed:
+    """The padded batch (any padding side) as packed rows; a completion token is scored, as in TRL. ``share``: each
+    pair's prompt once (the batch is [chosen..., rejected...], as TRL collates it)."""
+    n, device = input_ids.shape[0], input_ids.device
+    segments = _segments(input_ids.cpu(), attention_mask.cpu(), completion_mask.cpu(), share)
+    n_shared = sum(int((s["parts"] == 3).any()) for s in segments)
+    width, rows = _layout([len(s["tokens"]) for s in segments], factor, n_shared > 0)
     shape = (len(rows), width)
-    ids = torch.zeros(shape, dtype=input_ids.dtype, device=input_ids.device)
-    pos = torch.zeros(shape, dtype=torch.long, device=input_ids.device)
-    labels = torch.full(shape, -100, dtype=torch.long, device=input_ids.device)
-    seq = torch.full(shape, -1, dtype=torch.long, device=input_ids.device)
+    ids = torch.zeros(shape, dtype=input_ids.dtype)
+    pos = torch.zeros(shape, dtype=torch.long)
+    labels = torch.full(shape, -100, dtype=torch.long)
+    seq = torch.full(shape, -1, dtype=torch.long)
+    seg_of = torch.full(shape, -1, dtype=torch.long)  # the segment a position belongs to (-1: padding)
+    part = torch.zeros(shape, dtype=torch.long)
     for r, members in enumerate(rows):
         at = 0
-        for i in members:
-            tokens, scored = input_ids[i][real[i]], completion_mask[i][real[i]].bool()
-            length = len(tokens)
-            ids[r, at:at + length] = tokens
-            pos[r, at:at + length] = torch.arange(length, device=input_ids.device)
-            labels[r, at:at + length] = torch.where(scored, tokens, torch.full_like(tokens, -100))
-            seq[r, at:at + length] = i
+        for k in members:
+            s = segments[k]
+            length = len(s["tokens"])
+            ids[r, at:at + length] = s["tokens"]
+            pos[r, at:at + length] = s["positions"]
+            labels[r, at:at + length] = s["labels"]
+            seq[r, at:at + length] = s["owner"]
+            seg_of[r, at:at + length] = k
+            part[r, at:at + length] = s["parts"]
             at += length
-        pos[r, at:] = torch.arange(width - at, device=input_ids.device)  # padding: a sequence of its own, unscored
-    return Packed(ids, pos, labels, seq, n)
+        pos[r, at:] = torch.arange(width - at)  # padding: a sequence of its own, unscored
+    attention = None
+    if n_shared:  # same segment (padding with padding), causal, and the parts' visibility
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        same = seg_of[:, :, None] == seg_of[:, None, :]
+        attention = (same & causal & _SEES[part[:, :, None], part[:, None, :]])[:, None].to(device)
+    return Packed(ids.to(device), pos.to(device), labels.to(device), seq.to(device), n, attention, n_shared)
 
 
 def sequence_logps(model, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,14 +189,14 @@ def sequence_logps(model, packed: Packed) -> tuple[torch.Tensor, torch.Tensor, t
     scored = labels != -100
     if int(scored.sum()) * model.get_output_embeddings().weight.shape[0] > PLAIN_HEAD_MAX_LOGITS:  # tiled: no (N, V)
         out = model(input_ids=packed.input_ids, position_ids=packed.position_ids, labels=packed.labels,
-                    fused_lm_head=True, use_cache=False)
+                    attention_mask=packed.attention_for(model), fused_lm_head=True, use_cache=False)
         token, entropy_all = out.log_probs[scored].float(), out.entropy
         with torch.no_grad():
             entropy = entropy_all[scored].float().mean() if len(token) else torch.zeros((), device=token.device)
     else:
         backbone = getattr(model, model.base_model_prefix)
         hidden = backbone(input_ids=packed.input_ids, position_ids=packed.position_ids,
-                          use_cache=False).last_hidden_state
+                          attention_mask=packed.attention_for(model), use_cache=False).last_hidden_state
         logp = torch.log_softmax(model.get_output_embeddings()(hidden[:, :-1][scored]).float(), dim=-1)
         token = logp.gather(1, labels[scored][:, None]).squeeze(1)
         with torch.no_grad():
@@ -115,21 +214,33 @@ def unwrap(model):
     return get_base() if callable(get_base) else model
 
 
+CHECK_PAIRS = 4  # pairs of the first batch the check scores both ways
+
+
 @torch.no_grad()
-def matches_padded(model, inputs: dict, atol: float = 1e-4) -> tuple[bool, float]:
-    """Whether the packed path gives the padded path's per-sequence log-probs on ``inputs`` (and the gap)."""
+def matches_padded(model, inputs: dict, share: bool = False, atol: float = 1e-4,
+                   rtol: float = 1e-5) -> tuple[bool, float]:
+    """Whether the packed path (``share``: prompts shared) gives TRL's padded path's per-sequence log-probs on the
+    first ``CHECK_PAIRS`` pairs of ``inputs``, within ``atol + rtol x |log-prob|`` (and the largest gap). The
+    relative part is float round-off of a deep model's sums: on SmolLM2-135M (30 layers, a 49k vocabulary) the
+    plain head and TRL's tiled kernel differ by up to 1.6e-4 on sums of up to 51 nats, whether the batch is packed
+    or padded (``bench/perf/steps.py``); a head that scales its logits differs by far more."""
     was_training = model.training
     model.eval()
     try:
-        mask = inputs["completion_mask"]
-        labels = inputs["input_ids"].masked_fill(mask == 0, -100)
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=labels,
-                    fused_lm_head=True, use_cache=False)
+        n = inputs["input_ids"].shape[0]
+        half = n // 2
+        k = min(CHECK_PAIRS, half) if n % 2 == 0 else 0
+        keep = list(range(k)) + list(range(half, half + k)) if k else list(range(min(n, 2 * CHECK_PAIRS)))
+        ids, attn, mask = (inputs[key][keep] for key in ("input_ids", "attention_mask", "completion_mask"))
+        labels = ids.masked_fill(mask == 0, -100)
+        out = model(input_ids=ids, attention_mask=attn, labels=labels, fused_lm_head=True, use_cache=False)
         padded = out.log_probs[:, -(mask.shape[1] - 1):].sum(1).float()
-        mine, _, _ = sequence_logps(model, pack(inputs["input_ids"], inputs["attention_mask"], mask))
+        mine = sequence_logps(model, pack(ids, attn, mask, share=share))[0]
         gap = float((padded - mine).abs().max())
+        ok = bool(torch.allclose(mine, padded, atol=atol, rtol=rtol))
     except Exception:  # noqa: BLE001 - any model this path cannot serve keeps TRL's
         return False, float("inf")
     finally:
         model.train(was_training)
-    return gap <= atol, gap
+    return ok, gap

@@ -3,8 +3,8 @@
 TRL keeps its losses in an if/elif chain inside ``DPOTrainer._compute_loss`` with no hook, and its maintainers
 point to subclassing. So this module overrides exactly these methods and nothing else:
 
-- ``_compute_loss``: the policy's summed completion log-probs (packed, without padding, ``bench.training.packing``;
-  TRL's own fused-LM-head forward where that path does not match it), then the registry loss over (policy,
+- ``_compute_loss``: the policy's summed completion log-probs (packed, without padding, each pair's prompt
+  computed once, ``bench.training.packing``; TRL's own fused-LM-head forward where that path does not match it), then the registry loss over (policy,
   reference) summed log-probs and completion lengths, and the metrics;
 - ``_precompute_ref_logps``: reference log-probs always come from the precompute path (TRL's own, or columns the
   cell already attached from the shared cache); reference-free losses skip the reference pass entirely;
@@ -20,6 +20,7 @@ TRL is pinned (pyproject) because both methods are TRL internals; tests train on
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from contextlib import contextmanager, nullcontext
 
@@ -34,6 +35,7 @@ from bench.training import packing
 # settings: a warning per reference pass that says nothing about this project's configuration
 warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
+log = logging.getLogger("prefnoise")
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 # per-pair inputs beyond the text, carried into every batch when the dataset has them and the run asks for them
 EXTRA_COLUMNS = ("score_chosen", "score_rejected", "annotator_idx", "pair_weight", "label_confidence")
@@ -56,13 +58,14 @@ class ExtrasCollator:
 
 class PreferenceTrainer(DPOTrainer):
     def __init__(self, *args, pref_loss, ref_cache=None, print_logs: bool = False, extra_columns=(), packing=True,
-                 lora=None, **kwargs):
+                 share_prompt=True, lora=None, **kwargs):
         """``lora``: the typed ``train.lora`` block (``bench.config.schema.LoraAdapterConfig``) or None (full
         fine-tuning). A plain model is wrapped by TRL (``peft_config``); a ``PeftModel`` (a later run of a method's
         rounds) keeps its trained adapter."""
         # set before super().__init__, which runs the reference precompute
         self.pref_loss = pref_loss
         self.packing = None if packing else False  # None: decided on the first training batch (matches_padded)
+        self.share_prompt = bool(packing and share_prompt)  # each pair's prompt computed once (where it serves)
         self.ref_cache = ref_cache  # bench.training.ref_cache.ReferenceLogpCache or None (compute in this cell)
         self.extra_columns = tuple(c for c in extra_columns if c in EXTRA_COLUMNS)
         self.lora = lora
@@ -137,7 +140,21 @@ class PreferenceTrainer(DPOTrainer):
             yield
 
     def _decide_packing(self, model, inputs) -> None:
-        self.packing = self.accelerator.num_processes == 1 and packing.matches_padded(model, inputs)[0]
+        """Packed with shared prompts where that gives TRL's log-probs, else packed, else TRL's padded path."""
+        self.packing = False
+        if self.accelerator.num_processes != 1:
+            return
+        gaps = {}
+        for share in (True, False) if self.share_prompt and packing.can_share(model) else (False,):
+            ok, gaps[share] = packing.matches_padded(model, inputs, share=share)
+            if ok:
+                self.packing, self.share_prompt = True, share
+                if self.share_prompt is False and True in gaps:
+                    log.warning("prompts not shared: the shared layout's log-probs differ from TRL's by %.3g", gaps[True])
+                return
+        self.share_prompt = False
+        log.warning("TRL's padded path (train.packing ignored): the packed path's log-probs differ from TRL's by %.3g "
+                    "(tolerance: bench.training.packing.matches_padded)", min(gaps.values()))
 
     def _policy_logps(self, model, inputs, model_kwargs):
         """(summed completion log-probs, completion lengths, mean entropy) of the batch's sequences: packed, without
@@ -147,7 +164,7 @@ class PreferenceTrainer(DPOTrainer):
         if self.packing:  # under the trainer's autocast: the backbone is called directly, not model.forward
             with self.accelerator.autocast():
                 return packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
-                                                                  inputs["completion_mask"]))
+                                                                  inputs["completion_mask"], share=self.share_prompt))
         completion_mask = inputs["completion_mask"]
         shift_mask = completion_mask[..., 1:]
         labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
