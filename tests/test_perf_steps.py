@@ -119,3 +119,18 @@ def test_a_sweeps_cell_time_splits_into_its_phases_and_the_rest():
     assert t["in_cell_s"] == 9.0 and t["outside_s"] == 3.0
     assert t["phases_s"]["train"] == 6.0 and t["phases_s"]["config"] == 0.0
     assert where_time_goes({"wall_s": 1.0, "records": {}}, 1) == {}
+
+
+def test_the_benchmark_counts_the_positions_each_layout_computes(tmp_path):
+    import tiny_models
+    from bench import losses
+    from bench import training as tr
+
+    args = tr.dpo_config(tiny_models.TRAIN, tmp_path, 0)
+    t = tr.PreferenceTrainer(model=tiny_models.model(), args=args, train_dataset=tiny_models.pairs_dataset(8),
+                             processing_class=tiny_models.tokenizer(), pref_loss=losses.get("dpo"))
+    batch = next(iter(t.get_train_dataloader()))
+    pos = steps.positions(t.model, batch)
+    real = int(batch["attention_mask"].sum())
+    assert pos["trl_padded"] == batch["input_ids"].numel() and pos["shared"] < real <= pos["packed"]
+    assert steps._path(t) == "packed, shared prompts"

@@ -120,3 +120,33 @@ def test_a_shared_batch_with_a_pair_of_different_prompts_still_matches_the_padde
     ok, gap = packing.matches_padded(t.model, batch, share=True)
     p = packing.pack(batch["input_ids"], batch["attention_mask"], batch["completion_mask"], share=True)
     assert ok and p.shared == half - 1
+
+
+def test_rows_of_shared_segments_weigh_positions_against_attention():
+    lengths = [10, 4, 4, 4, 4, 4]  # one row of 30 computes the fewest positions; rows of 10 the least attention
+    assert packing._layout(lengths, None, True, qk=0.0)[0] == 30
+    assert packing._layout(lengths, None, True, qk=0.1)[0] == 10  # 40 x (1 + 1) < 30 x (1 + 3)
+    assert packing._layout(lengths, None, False, qk=0.1)[0] == 15  # unshared rows keep their measured factor
+
+
+def test_a_sliding_window_model_and_a_batch_without_shared_prompts_do_not_share(tmp_path, caplog):
+    windowed = tiny_models.model()
+    windowed.config.sliding_window = 8  # a custom mask would drop the window: no sharing, the plain packed path
+    assert not packing.can_share(windowed) and packing.can_share(tiny_models.model())
+    t = _trainer("dpo", tmp_path, True, True, windowed)
+    assert t.packing is True and t.share_prompt is False
+
+    t = _trainer("dpo", tmp_path / "b", True)
+    batch = dict(_batch(t))
+    half = batch["input_ids"].shape[0] // 2
+    batch["input_ids"] = batch["input_ids"].clone()
+    for i in range(half, 2 * half):  # every rejected prompt differs from its chosen one
+        first = int(batch["attention_mask"][i].bool().nonzero()[0])
+        batch["input_ids"][i, first] = (batch["input_ids"][i, first] + 1) % 50 + 5
+    assert packing.matches_padded(t.model, batch, share=True) == (False, float("inf"))  # nothing shared to check
+    assert packing.matches_padded(t.model, batch, share=False)[0]
+    fresh = _trainer("dpo", tmp_path / "c", True)
+    fresh.packing = None
+    with caplog.at_level("WARNING", logger="prefnoise"):
+        fresh._decide_packing(fresh.model, batch)
+    assert fresh.packing is True and fresh.share_prompt is False and "prompts not shared" in caplog.text

@@ -151,7 +151,22 @@ def compare(model: str, batch: int, pairs_per_block: int, blocks: int, warmup: i
             t_ours.append(one_step(ours, b))
     return {"model": model, "batch": batch, "median_step_s": {"ours": statistics.median(t_ours),
                                                               "bare": statistics.median(t_bare)},
-            "ratio_ours_over_bare": summary(paired_ratios(t_ours, t_bare), blocks)}
+            "ratio_ours_over_bare": summary(paired_ratios(t_ours, t_bare), blocks),
+            "positions_first_batch": positions(ours.model, feed[0]), "our_path": _path(ours)}
+
+
+def positions(model, inputs: dict) -> dict:
+    """Positions one step's forward computes on ``inputs``: TRL's padded batch, packed, packed with shared prompts."""
+    from bench.training import packing
+
+    args = (inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"])
+    return {"trl_padded": inputs["input_ids"].numel(), "packed": packing.pack(*args).input_ids.numel(),
+            "shared": packing.pack(*args, share=True, qk=packing.qk_cost(model)).input_ids.numel()}
+
+
+def _path(t) -> str:
+    """The path our trainer took after its first-batch check."""
+    return "padded (TRL's)" if not t.packing else "packed, shared prompts" if t.share_prompt else "packed"
 
 
 # ------------------------------------------------------------------------------------------------ memory
@@ -212,6 +227,9 @@ def _print_compare(model: str, batch: int, cmp: dict) -> None:
           f"ms; ratio ours/bare {c['median']:.3f} (95% CI {c['ci95'][0]:.3f}-{c['ci95'][1]:.3f}; block medians "
           f"{', '.join(f'{x:.3f}' for x in c['block_medians'])}; {c['n_pairs']} paired steps)"
           f"{'' if c['resolved'] else ': no measurable difference at this resolution'}", flush=True)
+    pos = cmp["positions_first_batch"]
+    print(f"  our path: {cmp['our_path']}; positions of the first batch: TRL {pos['trl_padded']}, packed "
+          f"{pos['packed']}, shared prompts {pos['shared']}", flush=True)
 
 
 def main() -> None:

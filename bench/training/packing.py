@@ -69,7 +69,8 @@ class Packed:
         if self.attention is None or _attn_impl(model) == "sdpa":
             return self.attention
         dtype = next(model.parameters()).dtype
-        return torch.zeros(self.attention.shape, dtype=dtype).masked_fill(~self.attention, torch.finfo(dtype).min)
+        return torch.zeros(self.attention.shape, dtype=dtype, device=self.attention.device).masked_fill(
+            ~self.attention, torch.finfo(dtype).min)
 
 
 def _attn_impl(model) -> str | None:
@@ -77,8 +78,19 @@ def _attn_impl(model) -> str | None:
 
 
 def can_share(model) -> bool:
-    """Whether ``model``'s attention takes the custom 4D mask prompt sharing needs."""
-    return _attn_impl(model) in ("sdpa", "eager")
+    """Whether ``model``'s attention takes the custom 4D mask prompt sharing needs, and needs no more than it: a
+    sliding-window model (Mistral, Gemma 2/3, Phi-3) would lose its window under a custom mask, so it does not share
+    (its unshared packed path keeps the window: transformers builds that mask itself)."""
+    config = unwrap(model).config
+    windowed = getattr(config, "sliding_window", None) or "sliding_attention" in (getattr(config, "layer_types", None)
+                                                                                  or ())
+    return _attn_impl(model) in ("sdpa", "eager") and not windowed
+
+
+def qk_cost(model) -> float:
+    """The cost of one query-key pair of attention in units of one position through the layers' linear maps, about
+    4 h / (24 h^2) = 1 / (6 h) for hidden size h: what a wider row of shared segments costs (``pack``)."""
+    return 1.0 / (6 * int(getattr(unwrap(model).config, "hidden_size", 0) or 1))
 
 
 def rows_of(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -131,28 +143,31 @@ def _segments(input_ids, attention_mask, completion_mask, share: bool) -> list[d
     return segments
 
 
-def _layout(lengths: list[int], factor: float | None, shared: bool) -> tuple[int, list[list[int]]]:
+def _layout(lengths: list[int], factor: float | None, shared: bool, qk: float) -> tuple[int, list[list[int]]]:
     """(row width, rows): first fit at ``factor`` x the longest segment; with shared segments and no factor given,
-    the factor of ``SHARED_FACTORS`` that computes the fewest positions."""
+    the factor of ``SHARED_FACTORS`` with the least work: positions, plus query-key pairs (rows x width^2, every
+    one computed under a custom mask) at ``qk`` a pair."""
     longest = max(lengths)
     options = [factor] if factor is not None else (list(SHARED_FACTORS) if shared else [FACTOR])
     best = None
     for f in options:
         width = max(longest, int(longest * f))
         rows = rows_of(lengths, width)
-        if best is None or len(rows) * width < best[0] * best[1]:
-            best = (len(rows), width, rows)
+        cost = len(rows) * width * (1 + qk * width)
+        if best is None or cost < best[0]:
+            best = (cost, width, rows)
     return best[1], best[2]
 
 
 def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask: torch.Tensor,
-         factor: float | None = None, share: bool = False) -> Packed:
+         factor: float | None = None, share: bool = False, qk: float = 0.0) -> Packed:
     """The padded batch (any padding side) as packed rows; a completion token is scored, as in TRL. ``share``: each
-    pair's prompt once (the batch is [chosen..., rejected...], as TRL collates it)."""
+    pair's prompt once (the batch is [chosen..., rejected...], as TRL collates it); ``qk``: the model's
+    ``qk_cost``, which weighs wider rows of shared segments."""
     n, device = input_ids.shape[0], input_ids.device
     segments = _segments(input_ids.cpu(), attention_mask.cpu(), completion_mask.cpu(), share)
-    n_shared = sum(int((s["parts"] == 3).any()) for s in segments)
-    width, rows = _layout([len(s["tokens"]) for s in segments], factor, n_shared > 0)
+    n_shared = sum(int((s["parts"] == 2).any()) for s in segments)  # the copy of the prompt's last token
+    width, rows = _layout([len(s["tokens"]) for s in segments], factor, n_shared > 0, qk)
     shape = (len(rows), width)
     ids = torch.zeros(shape, dtype=input_ids.dtype)
     pos = torch.zeros(shape, dtype=torch.long)
@@ -174,10 +189,12 @@ def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask:
             at += length
         pos[r, at:] = torch.arange(width - at)  # padding: a sequence of its own, unscored
     attention = None
-    if n_shared:  # same segment (padding with padding), causal, and the parts' visibility
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        same = seg_of[:, :, None] == seg_of[:, None, :]
-        attention = (same & causal & _SEES[part[:, :, None], part[:, None, :]])[:, None].to(device)
+    if n_shared:  # same segment (padding with padding), causal, and the parts' visibility; built where it is used
+        seg_of, part = seg_of.to(device), part.to(device)
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        sees = _SEES.to(device)[part]  # (rows, width, 5): which parts each query sees
+        attention = (causal & (seg_of[:, :, None] == seg_of[:, None, :])
+                     & sees.gather(2, part[:, None, :].expand(-1, width, -1)))[:, None]
     return Packed(ids.to(device), pos.to(device), labels.to(device), seq.to(device), n, attention, n_shared)
 
 
@@ -220,23 +237,31 @@ CHECK_PAIRS = 4  # pairs of the first batch the check scores both ways
 @torch.no_grad()
 def matches_padded(model, inputs: dict, share: bool = False, atol: float = 1e-4,
                    rtol: float = 1e-5) -> tuple[bool, float]:
-    """Whether the packed path (``share``: prompts shared) gives TRL's padded path's per-sequence log-probs on the
-    first ``CHECK_PAIRS`` pairs of ``inputs``, within ``atol + rtol x |log-prob|`` (and the largest gap). The
-    relative part is float round-off of a deep model's sums: on SmolLM2-135M (30 layers, a 49k vocabulary) the
-    plain head and TRL's tiled kernel differ by up to 1.6e-4 on sums of up to 51 nats, whether the batch is packed
-    or padded (``bench/perf/steps.py``); a head that scales its logits differs by far more."""
+    """Whether the packed path (``share``: prompts shared) gives TRL's padded path's per-sequence log-probs on
+    ``CHECK_PAIRS`` pairs of ``inputs`` (with ``share``, pairs whose prompts it shares: a batch with none cannot show
+    the shared layout works, and fails), within ``atol + rtol x |log-prob|`` (and the largest gap). The relative
+    part is float round-off of a deep model's sums: on SmolLM2-135M (30 layers, a 49k vocabulary) the plain head
+    and TRL's tiled kernel differ by up to 1.6e-4 on sums of up to 51 nats, whether the batch is packed or padded
+    (``bench/perf/steps.py``); a head that scales its logits differs by far more."""
     was_training = model.training
     model.eval()
     try:
-        n = inputs["input_ids"].shape[0]
-        half = n // 2
-        k = min(CHECK_PAIRS, half) if n % 2 == 0 else 0
-        keep = list(range(k)) + list(range(half, half + k)) if k else list(range(min(n, 2 * CHECK_PAIRS)))
-        ids, attn, mask = (inputs[key][keep] for key in ("input_ids", "attention_mask", "completion_mask"))
+        ids, attn, mask = (inputs[key] for key in ("input_ids", "attention_mask", "completion_mask"))
+        n, half = ids.shape[0], ids.shape[0] // 2
+        if share:
+            owners = [int(s["owner"][0]) for s in _segments(ids.cpu(), attn.cpu(), mask.cpu(), True)
+                      if (s["parts"] == 2).any()]
+            if not owners:
+                return False, float("inf")
+            pairs = owners[:CHECK_PAIRS]
+        else:
+            pairs = list(range(min(CHECK_PAIRS, half))) if n % 2 == 0 else []
+        keep = pairs + [half + i for i in pairs] if pairs else list(range(min(n, 2 * CHECK_PAIRS)))
+        ids, attn, mask = ids[keep], attn[keep], mask[keep]
         labels = ids.masked_fill(mask == 0, -100)
         out = model(input_ids=ids, attention_mask=attn, labels=labels, fused_lm_head=True, use_cache=False)
         padded = out.log_probs[:, -(mask.shape[1] - 1):].sum(1).float()
-        mine = sequence_logps(model, pack(ids, attn, mask, share=share))[0]
+        mine = sequence_logps(model, pack(ids, attn, mask, share=share, qk=qk_cost(model)))[0]
         gap = float((padded - mine).abs().max())
         ok = bool(torch.allclose(mine, padded, atol=atol, rtol=rtol))
     except Exception:  # noqa: BLE001 - any model this path cannot serve keeps TRL's

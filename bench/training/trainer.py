@@ -4,8 +4,8 @@ TRL keeps its losses in an if/elif chain inside ``DPOTrainer._compute_loss`` wit
 point to subclassing. So this module overrides exactly these methods and nothing else:
 
 - ``_compute_loss``: the policy's summed completion log-probs (packed, without padding, each pair's prompt
-  computed once, ``bench.training.packing``; TRL's own fused-LM-head forward where that path does not match it), then the registry loss over (policy,
-  reference) summed log-probs and completion lengths, and the metrics;
+  computed once, ``bench.training.packing``; TRL's own fused-LM-head forward where that path does not match it),
+  then the registry loss over (policy, reference) summed log-probs and completion lengths, and the metrics;
 - ``_precompute_ref_logps``: reference log-probs always come from the precompute path (TRL's own, or columns the
   cell already attached from the shared cache); reference-free losses skip the reference pass entirely;
 - ``compute_ref_log_probs``: the precompute's forward, on the training path (packed where that serves). Under LoRA
@@ -39,6 +39,13 @@ log = logging.getLogger("prefnoise")
 REF_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")
 # per-pair inputs beyond the text, carried into every batch when the dataset has them and the run asks for them
 EXTRA_COLUMNS = ("score_chosen", "score_rejected", "annotator_idx", "pair_weight", "label_confidence")
+
+
+def _why(gap: float) -> str:
+    """Why the first-batch check (``packing.matches_padded``) turned a packed layout down."""
+    if gap == float("inf"):
+        return "the layout could not be checked on the first batch (no pair shares a prompt, or the model refused it)"
+    return f"its log-probs differ from TRL's by {gap:.3g} (tolerance: bench.training.packing.matches_padded)"
 
 
 class ExtrasCollator:
@@ -150,11 +157,10 @@ class PreferenceTrainer(DPOTrainer):
             if ok:
                 self.packing, self.share_prompt = True, share
                 if self.share_prompt is False and True in gaps:
-                    log.warning("prompts not shared: the shared layout's log-probs differ from TRL's by %.3g", gaps[True])
+                    log.warning("prompts not shared: %s", _why(gaps[True]))
                 return
         self.share_prompt = False
-        log.warning("TRL's padded path (train.packing ignored): the packed path's log-probs differ from TRL's by %.3g "
-                    "(tolerance: bench.training.packing.matches_padded)", min(gaps.values()))
+        log.warning("TRL's padded path (train.packing ignored): %s", _why(min(gaps.values())))
 
     def _policy_logps(self, model, inputs, model_kwargs):
         """(summed completion log-probs, completion lengths, mean entropy) of the batch's sequences: packed, without
@@ -163,8 +169,9 @@ class PreferenceTrainer(DPOTrainer):
             self._decide_packing(model, inputs)
         if self.packing:  # under the trainer's autocast: the backbone is called directly, not model.forward
             with self.accelerator.autocast():
-                return packing.sequence_logps(model, packing.pack(inputs["input_ids"], inputs["attention_mask"],
-                                                                  inputs["completion_mask"], share=self.share_prompt))
+                packed = packing.pack(inputs["input_ids"], inputs["attention_mask"], inputs["completion_mask"],
+                                      share=self.share_prompt, qk=packing.qk_cost(model))
+                return packing.sequence_logps(model, packed)
         completion_mask = inputs["completion_mask"]
         shift_mask = completion_mask[..., 1:]
         labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
