@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 
 FACTOR = 1.5  # row length as a multiple of the longest sequence: measured best of 1, 1.5, 2, 3 (bench/perf/steps.py)
-SHARED_FACTORS = (1.0, 1.5, 2.0, 3.0)  # shared segments: the one computing the fewest positions (ties: the narrower)
+SHARED_FACTORS = (1.0, 1.5, 2.0, 3.0)  # shared segments: the one with the least work (`_layout`; ties: the narrower)
 # which key part a query part may see within its segment (causally): 0 prompt, 4 the prompt's last token, 1 chosen,
 # 2 the copy of the prompt's last token, 3 rejected (an unshared sequence is all 0)
 _SEES = torch.tensor([[1, 0, 0, 0, 0],   # prompt: the prompt
