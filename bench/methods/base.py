@@ -63,7 +63,7 @@ class TrainContext:
                                     processing_class=self.tokenizer, pref_loss=self.loss,
                                     print_logs=self.train.print_logs,
                                     extra_columns=kwargs.pop("extra_columns", self.extra_columns), callbacks=callbacks,
-                                    packing=self.train.packing, share_prompt=getattr(self.train, "share_prompt", True),
+                                    packing=self.train.packing, share_prompt=self.train.share_prompt,
                                     lora=getattr(self.train, "lora", None), **kwargs)
         if model is None:
             self.policy = trainer.model  # the same model, or (LoRA) the PeftModel around it

@@ -128,6 +128,7 @@ def _segments(input_ids, attention_mask, completion_mask, share: bool) -> list[d
             tokens = torch.cat([tc, tr[pr - 1:]])  # prompt, chosen completion, the prompt's last token, rejected
             ar = torch.arange
             segments.append({
+                "pair": i,  # a shared segment: pair i's prompt, chosen and rejected
                 "tokens": tokens,
                 "positions": torch.cat([ar(pc + c), ar(pr - 1, pr + r)]),
                 "parts": torch.tensor([0] * (pc - 1) + [4] + [1] * c + [2] + [3] * r),
@@ -166,7 +167,7 @@ def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor, completion_mask:
     ``qk_cost``, which weighs wider rows of shared segments."""
     n, device = input_ids.shape[0], input_ids.device
     segments = _segments(input_ids.cpu(), attention_mask.cpu(), completion_mask.cpu(), share)
-    n_shared = sum(int((s["parts"] == 2).any()) for s in segments)  # the copy of the prompt's last token
+    n_shared = sum("pair" in s for s in segments)
     width, rows = _layout([len(s["tokens"]) for s in segments], factor, n_shared > 0, qk)
     shape = (len(rows), width)
     ids = torch.zeros(shape, dtype=input_ids.dtype)
@@ -249,11 +250,10 @@ def matches_padded(model, inputs: dict, share: bool = False, atol: float = 1e-4,
         ids, attn, mask = (inputs[key] for key in ("input_ids", "attention_mask", "completion_mask"))
         n, half = ids.shape[0], ids.shape[0] // 2
         if share:
-            owners = [int(s["owner"][0]) for s in _segments(ids.cpu(), attn.cpu(), mask.cpu(), True)
-                      if (s["parts"] == 2).any()]
-            if not owners:
+            pairs = [s["pair"] for s in _segments(ids.cpu(), attn.cpu(), mask.cpu(), True) if "pair" in s]
+            if not pairs:
                 return False, float("inf")
-            pairs = owners[:CHECK_PAIRS]
+            pairs = pairs[:CHECK_PAIRS]
         else:
             pairs = list(range(min(CHECK_PAIRS, half))) if n % 2 == 0 else []
         keep = pairs + [half + i for i in pairs] if pairs else list(range(min(n, 2 * CHECK_PAIRS)))
