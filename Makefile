@@ -55,7 +55,8 @@ bench: setup
 # sweep with a failed cell exits non-zero; the study goes on (`-`): the cell's record says why, the report lists it,
 # a tuning point with no score does not compete, and a final cell whose selection has none fails saying so.
 # A method arm is tuned through the loss it wraps (tune_arm: DPO, or ROPO's own loss for its full method), and its
-# finals take that sweep's selection (final_arm).
+# finals take that sweep's selection (final_arm). A cleaner arm at flip rate 0 names no pair: its cells there take
+# their DPO twin's results (reuse_standard, bench/cell/borrow.py), which is why DPO's sweeps come first.
 LAUNCH  ?= hydra/launcher=parallel
 # the realistic cleaner arm: the screen's pick (docs/regimes.md); no commas in it ($(call) would split them)
 CLEANER ?= method=clean method.detector=small_loss

@@ -524,6 +524,26 @@ def test_cost_table_is_the_median_per_cell_over_the_baseline_without_one_off_ste
     assert "Compute per cell" in (out["out"] / "report.md").read_text()
 
 
+def test_a_borrowed_cell_costs_its_twins_run_and_the_report_says_which_cells_borrowed(tmp_path):
+    """A cleaner cell at rate 0 that took its DPO twin's results (bench.cell.borrow): its cost is the twin's run, the
+    compute actually spent is its own few seconds, and a note names the arm."""
+    for seed in (0, 1):
+        write_record(tmp_path, record("dpo", "random", 0.0, seed, timings={"total": 100.0}))
+        write_record(tmp_path, {**record("dpo", "random", 0.2, seed, timings={"total": 100.0}), "method": "clean",
+                                "loss_label": "DPO + oracle cleaner (remove)",
+                                "cell_id": f"clean-0.2-{seed}"})
+        write_record(tmp_path, {**record("dpo", "random", 0.0, seed, timings={"total": 2.0}), "method": "clean",
+                                "loss_label": "DPO + oracle cleaner (remove)", "cell_id": f"clean-0-{seed}",
+                                "borrowed_from": {"cell_id": f"syn-dpo-random-0.0-{seed}", "sweep": "syn",
+                                                  "timings": {"total": 100.0}}})
+    out = build_report(tmp_path, tmp_path / "rep")
+    cost = pd.read_csv(out["out"] / "cost.csv").set_index("loss")
+    assert cost.loc["DPO + oracle cleaner (remove)", "median s per cell"] == 100.0  # not 2 s: the twin's run
+    text = (out["out"] / "report.md").read_text()
+    assert "Recorded compute: 0.11 h over 6 records" in text  # 4 runs of 100 s and two cells of 2 s: 404 s
+    assert "2 cell(s) of DPO + oracle cleaner (remove) named no pair to clean" in text
+
+
 def test_side_by_side_headline_keeps_a_method_apart_from_its_loss_and_shows_every_rule(tmp_path):
     """A method wrapping DPO (same loss key, its own label) gets its own row; a second realistic rule its column."""
     root = _tuned_results(tmp_path / "results")

@@ -13,7 +13,9 @@ finds the cells already done whatever machine, thread count or results folder it
               policy (or adapter) and its model card are kept in ``<cell>/model`` (``bench.cell.saved``)
 
 Besides its results, a record says how they were made (``provenance``: batch, processes, device, precision,
-LoRA, data fingerprints, evaluator models; ``bench.cell.provenance``) and with which package versions.
+LoRA, data fingerprints, evaluator models; ``bench.cell.provenance``) and with which package versions. A cell whose
+method would train exactly as ``method=standard`` (a cleaner naming no pair) takes its standard twin's results from
+that cell's record after its noise phase (``bench.cell.borrow``).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from bench import data as data_mod
-from bench.cell import distributed, extras, noising, provenance
+from bench.cell import borrow, distributed, extras, noising, provenance
 from bench.cell.checkpoints import CellCheckpoints
 from bench.cell.identity import cell_id
 from bench.cell.parts import Header, Parts, build_parts
@@ -103,6 +105,11 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
     phase = {"name": "config", "started": time.time()}
     with _failure_recorded(base, head.results, phase):
         parts = build_parts(cfg, head)  # cheap checks first: a bad value fails before any data or model
+    with _failure_recorded(base, head.results, phase):  # a cell that trains as its standard twin did: its results
+        twin = borrow.twin_of(parts)
+        rec = borrow.borrowed(parts, cid, twin, phase) if twin is not None else None
+    if rec is not None:
+        return _written({**base, **rec}, head.results, cid)
     if distributed.needs_launch(parts):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
         # the one phase that takes the composed config itself: the launch writes it for its ranks, which run this cell
         return distributed.launch_cell(cfg, cid, head.results, base, parts)
@@ -110,8 +117,13 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
         rec = _run(parts, cid, phase)
     if rec is None:  # a non-zero rank of a multi-GPU cell: rank 0 evaluates and records
         return {"cell_id": cid, "status": "ok", "rank": os.environ.get("RANK")}
-    rec = {**base, **rec, "status": "ok", "error": None}
-    records.write_record(head.results, rec)
+    return _written({**base, **rec}, head.results, cid)
+
+
+def _written(rec: dict, results, cid: str) -> dict:
+    """The cell's complete record, written."""
+    rec = {**rec, "status": "ok", "error": None}
+    records.write_record(results, rec)
     log.info("cell %s done: %s", cid, {k: round(v, 4) for k, v in rec["metrics"].items() if isinstance(v, float)})
     return rec
 
@@ -284,7 +296,7 @@ def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
                                                          parts.eval.max_new_tokens),
         log=log.info, scorer=scorer, extra_columns=extras.columns(parts.loss, parts.method),
         cache_root=parts.cache_root, data_key=data_key, heldout_pairs=text_rows(data.eval_pairs) or None,
-        callbacks=checkpoints.callbacks, noise_rate=getattr(parts.injector, "flip_rate", parts.injector.target_rate),
+        callbacks=checkpoints.callbacks, noise_rate=borrow.noise_rate(parts.injector),
         proxy_reward_model=lambda: proxy_reward_model(data, parts.eval.validation.proxy_rm, parts.noise_node,
                                                       parts.run.seed, parts.cache_root),
     )

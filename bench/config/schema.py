@@ -31,6 +31,10 @@ class RunConfig:
     resume: bool = option("skip cells whose complete record already exists", identity=False)
     shared_ref_cache: bool = option("reuse reference log-probs across cells (same values, computed once)",
                                   identity=False)
+    reuse_standard: bool = option("a cell whose method trains exactly as method=standard here (a cleaner naming no "
+                                  "pair: fraction 0, or flip rate 0) takes its standard twin's results from that "
+                                  "cell's record when it exists (bench.cell.borrow); false: it trains",
+                                  identity=False)
     tuning: Optional[str] = option("<sweep>/<criterion>: train/loss values from that tuning sweep's selection "
                                  "(their values, not where they came from, are the cell's identity)", identity=False)
     tuning_from: Optional[str] = option("with tuning: take the selection of this noise's tuned conditions, at the "

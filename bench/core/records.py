@@ -64,6 +64,8 @@ class Record(TypedDict, total=False):
     provenance: dict[str, Any]  # how the numbers were made (bench.cell.provenance): batch, devices, dtypes, LoRA,
     #                             parameters, data and train fingerprints, the evaluators' models (never a key)
     saved_model: dict  # train.save_model only: {"path", "kind", "base_model", "files"}
+    borrowed_from: dict  # a cell that trained as its standard twin did (bench.cell.borrow): the twin's cell_id, sweep
+    #                      and timings; its results are the twin's, its timings its own
     error: dict | None  # {"type", "message", "where"} on a failed cell
     finished_at: str  # ISO time
     # ... and what a method adds (ropo_full: its per-round filter stats; clean: its detector's figures)

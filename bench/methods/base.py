@@ -102,5 +102,17 @@ class Method(Plugin):
         """Start-up checks against the cell's loss; the label of the cell's results (None: the loss's own)."""
         return None
 
+    def trains_as_standard(self, noise_rate: float | None) -> bool:
+        """Whether, in a cell whose injector states ``noise_rate``, it trains exactly as ``method=standard`` does (a
+        cleaner that names no pair): such a cell may take the results of its standard twin from that cell's record
+        (``reuse_standard``, ``bench.cell.borrow``). A method that can say True gives ``standard_result`` too."""
+        return False
+
+    def standard_result(self, ds) -> tuple[dict, dict, dict]:
+        """What it adds to the record of a cell where it trains as the standard method does, on the pairs ``ds``:
+        (record fields, metrics, {metric: direction}), as its ``train`` would give them."""
+        raise NotImplementedError(f"method {self.name!r} says it trains as the standard method, and gives no "
+                                  "standard_result")
+
     def train(self, ctx: TrainContext) -> TrainResult:
         raise NotImplementedError

@@ -26,6 +26,7 @@ from bench.core.options import ConfigError
 from bench.methods.base import Method, TrainContext, TrainResult
 from bench.methods.cleaning import (
     check_weights,
+    detector_metrics,
     flipped_of,
     result_of,
     stats_record,
@@ -55,25 +56,49 @@ class Clean(Method):
         check_weights(loss, self.options.action, self.name)
         return f"{getattr(loss, 'label', loss.name)} + {self.options.detector} cleaner ({self.options.action})"
 
-    def train(self, ctx: TrainContext) -> TrainResult:
-        cfg, ds = self.options, ctx.train_dataset
-        fraction = cfg.fraction if cfg.fraction is not None else ctx.noise_rate
+    def share(self, noise_rate: float | None) -> float:
+        """The share of pairs it names: ``method.fraction``, or (null) the injector's stated noise rate."""
+        fraction = self.options.fraction if self.options.fraction is not None else noise_rate
         if fraction is None:
             raise ConfigError("method.fraction=null takes the cell's noise rate, and this injector states none; "
-                                    "valid: method.fraction=<share of pairs to name>")
+                              "valid: method.fraction=<share of pairs to name>")
+        return float(fraction)
+
+    def trains_as_standard(self, noise_rate: float | None) -> bool:
+        """Naming no pair (fraction 0: at flip rate 0 when it takes the noise rate) and removing them, it trains on
+        every pair as labelled, for the standard cell's steps: method=standard's run, step for step."""
+        fraction = self.options.fraction if self.options.fraction is not None else noise_rate
+        return fraction is not None and float(fraction) == 0.0 and self.options.action == "remove"
+
+    def standard_result(self, ds) -> tuple[dict, dict, dict]:
+        """What a cell that names no pair adds to its record: (record fields, metrics, their directions)."""
+        stats = stats_record(np.zeros(len(ds), dtype=bool), flipped_of(ds))
+        return (self._record(0.0, stats, len(ds), {}), *detector_metrics("clean", stats))
+
+    def train(self, ctx: TrainContext) -> TrainResult:
+        cfg, ds = self.options, ctx.train_dataset
+        fraction = self.share(ctx.noise_rate)
+        k = exact_count(fraction, len(ds))
         t0 = time.time()
-        scores, info = self.detector_part.scores(ctx, cfg)
-        named = top_k(scores, exact_count(float(fraction), len(ds)), ctx.seed)
+        if k:
+            scores, info = self.detector_part.scores(ctx, cfg)
+        else:  # nothing to name: the detector's scores would choose no pair, so it is not run
+            scores, info = None, {}
+        named = top_k(scores, k, ctx.seed) if k else np.zeros(len(ds), dtype=bool)
         t_detect = time.time() - t0
         stats = stats_record(named, flipped_of(ds), scores)
         ctx.log(f"clean ({cfg.detector}): {stats['n_named']} of {len(ds)} pairs named, precision {stats['precision']}, "
                 f"recall {stats['recall']} (chance {stats['chance_precision']}); {cfg.action}")
         weights = np.where(named, cfg.named_weight, 1.0) if cfg.action == "weight" else None
         run, n_trained = train_cleaned(ctx, named, cfg.action, cfg.budget, "clean", weights=weights)
-        record = {"clean": {"config": {k: v for k, v in asdict(cfg).items() if k != "rm"}, "fraction": float(fraction),
-                            **stats, "n_trained_pairs": n_trained, **info},
-                  "control": CONTROLS.get(cfg.detector) if isinstance(cfg.detector, str) else None}
-        return result_of(run, record, "clean", stats, timings={"detect": t_detect})
+        return result_of(run, self._record(fraction, stats, n_trained, info), "clean", stats,
+                         timings={"detect": t_detect})
+
+    def _record(self, fraction: float, stats: dict, n_trained: int, info: dict) -> dict:
+        cfg = self.options
+        return {"clean": {"config": {k: v for k, v in asdict(cfg).items() if k != "rm"}, "fraction": fraction,
+                          **stats, "n_trained_pairs": n_trained, **info},
+                "control": CONTROLS.get(cfg.detector) if isinstance(cfg.detector, str) else None}
 
 
 class Subset(Method):

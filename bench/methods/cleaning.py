@@ -90,11 +90,16 @@ def stats_record(named: np.ndarray, flipped, scores=None) -> dict:
 
 def result_of(run: Staged, record: dict, prefix: str, stats: dict, timings: dict | None = None) -> TrainResult:
     """The run's result with the detector's precision, recall and F1 as ``<prefix>_*`` metrics."""
+    metrics, directions = detector_metrics(prefix, stats)
+    return run.result(record, metrics=metrics, directions=directions, timings=timings)
 
+
+def detector_metrics(prefix: str, stats: dict) -> tuple[dict, dict]:
+    """(``<prefix>_*`` metrics: the detector's precision, recall, F1, AUROC and pairs named; their directions)."""
     nan = float("nan")
     metrics = {f"{prefix}_{k}": nan if stats.get(k) is None else float(stats[k])
                for k in ("precision", "recall", "f1", "auroc")}
     metrics[f"{prefix}_named"] = float(stats["n_named"])
     directions = {f"{prefix}_{k}": HIGHER for k in ("precision", "recall", "f1", "auroc")}
     directions[f"{prefix}_named"] = COUNTER
-    return run.result(record, metrics=metrics, directions=directions, timings=timings)
+    return metrics, directions

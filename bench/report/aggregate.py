@@ -273,6 +273,12 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     empty_ok = set(cells.loc[cells["status"] == "ok", "cell_id"]) - set(values["cell_id"])
     if empty_ok:
         notes.append(f"{len(empty_ok)} complete cell(s) carry no metric values: {', '.join(sorted(empty_ok)[:5])}.")
+    borrowed = sorted({label_of(r) for r in records if r.get("borrowed_from") and r.get("status") == "ok"})
+    if borrowed:
+        n = sum(1 for r in records if r.get("borrowed_from") and r.get("status") == "ok")
+        notes.append(f"{n} cell(s) of {', '.join(borrowed)} named no pair to clean (flip rate 0), so they trained as "
+                     "their method=standard twin did: their results are that cell's (`borrowed_from`, "
+                     "bench.cell.borrow).")
     info = _metric_info(records)
     failed = cells[cells["status"] != "ok"].reset_index(drop=True)
     return Results(cells, values, failed, missing, info, records, notes)

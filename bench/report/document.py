@@ -84,11 +84,12 @@ ONE_OFF_TIMINGS = (("scores",), ("train_parts", "ensemble"))
 def cost_table(res: Results, base: str | None) -> pd.DataFrame:
     """Wall time per complete cell and loss: the median of ``timings.total`` less its one-off cached steps (a
     scorer's reward model is trained once per data set and noise mask, by whichever cell needs it first), as a
-    multiple of the baseline's median; and the longest one-off step seen (that first training)."""
+    multiple of the baseline's median; and the longest one-off step seen (that first training). A cell that took
+    its standard twin's results (``borrowed_from``) costs what its twin's run cost: that is what training it takes."""
     label = dict(zip(res.cells["cell_id"], res.cells["label"]))
     rows = []
     for r in res.records:
-        t = r.get("timings") or {}
+        t = (r.get("borrowed_from") or {}).get("timings") or r.get("timings") or {}
         if r.get("status") != "ok" or not isinstance(t.get("total"), (int, float)):
             continue
         one_off = sum(float(_dig(t, path) or 0.0) for path in ONE_OFF_TIMINGS)
