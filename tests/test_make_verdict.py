@@ -58,3 +58,25 @@ def test_every_final_sweep_reads_a_tuning_sweep_that_ran_before_it_with_that_cri
             criteria = OmegaConf.load(ROOT / "conf" / "experiment" / "verdict_tune.yaml").hydra.sweeper.criteria
             tuned[str(cfg.sweep)] = (losses, list(criteria))
     assert finals >= 10 and len(tuned) == 5
+
+
+def test_every_cleaner_sweep_runs_after_the_dpo_sweep_whose_cells_it_borrows_at_rate_0():
+    """A cleaner arm at flip rate 0 takes its DPO twin's results from that cell's record (bench.cell.borrow): the
+    standard sweep of the same experiment (and, for finals, the same rule) must have run before it, or those cells
+    would train."""
+    from bench.cell.borrow import noise_rate
+
+    ran: set[tuple] = set()  # (experiment, rule) of the standard sweeps so far
+    borrowing = 0
+    for argv in _sweeps("verdict"):
+        experiment, tuning = _value(argv, "experiment"), _value(argv, "tuning")
+        rule = tuning.split("/")[1] if tuning else None
+        overrides = [a for a in argv if a != "-m" and not a.startswith(("hydra", "tuning="))]
+        losses = (_value(argv, "hydra.sweeper.losses") or "[dpo]").strip("[]").split(",")
+        parts = build_parts(compose([*overrides, f"loss={losses[0]}", "noise.rate=0"]))
+        if parts.method.name == "standard":
+            ran.add((experiment, rule))
+        elif parts.method.trains_as_standard(noise_rate(parts.injector)):
+            borrowing += 1
+            assert (experiment, rule) in ran, f"{' '.join(argv)}: its DPO twins' sweep has not run before it"
+    assert borrowing >= 6  # three cleaner arms, tuned and in finals
