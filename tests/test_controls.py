@@ -174,6 +174,37 @@ def test_checkpoints_give_one_point_each_and_change_no_training_step(smoke_root,
     assert len(margins["points"]) == 4 and all(len(p["z"]) == len(margins["rows"]) for p in margins["points"])
 
 
+def test_a_checkpoint_on_a_stages_last_step_is_scored_as_the_next_stage_begins_and_the_runs_end_is_left_to_it():
+    """A staged method (ROPO's rounds, a curriculum) runs one trainer per stage: a checkpoint due on a stage's last
+    step is scored by the next trainer's first act (the policy that stage left); the run's own end is the final
+    evaluation's. Three stages of 2 steps, a checkpoint every 2 steps: points at steps 2 and 4, none at 6."""
+    from bench.evaluation.checkpoints import Checkpoints, Scored
+
+    class Policy:
+        version = 0
+
+        def train(self):
+            pass
+
+    seen = []
+
+    def evaluate(policy, final):
+        seen.append(policy.version)
+        return Scored({"gold_reward": float(policy.version)}, {})
+
+    cb, policy = Checkpoints(evaluate, every=2, unit="steps"), Policy()
+    loader = list(range(4))  # 4 batches an epoch
+    for _stage in range(3):
+        args = SimpleNamespace(gradient_accumulation_steps=1)
+        cb.on_train_begin(args, None, None, train_dataloader=loader, model=policy)
+        for k in range(1, 3):
+            policy.version += 1  # one optimizer step
+            cb.on_step_end(args, SimpleNamespace(global_step=k, max_steps=2), None, model=policy)
+    assert [p["step"] for p in cb.points] == [2, 4] and [p["epoch"] for p in cb.points] == [0.5, 1.0]
+    assert seen == [2, 4]  # each scored the policy its stage left, before the next stage's first step
+    assert cb.pending == 6  # the run's end: the final evaluation's
+
+
 # ------------------------------------------------------------------------------------------------ tuning
 def test_a_tuning_selection_can_pick_a_checkpoint_and_the_report_reads_it(tmp_path):
     from bench.report.aggregate import per_hp_source

@@ -170,11 +170,13 @@ def test_reference_logps_of_new_pairs_match_trls_precompute(tmp_path):
 @pytest.mark.slow
 def test_ropo_full_cell_end_to_end(smoke_root, tmp_path):
     run_bench("experiment=smoke", "method=ropo_full", "loss=ropo", "noise.rate=0.4", "method.rounds=2",
-              "method.drop_fraction=0.25", "train.max_steps=2", root=smoke_root, results=tmp_path / "results")
+              "method.drop_fraction=0.25", "train.max_steps=2", "eval.checkpoints.every=1", "eval.checkpoints.unit=steps",
+              root=smoke_root, results=tmp_path / "results")
     recs = [json.loads(p.read_text()) for p in (tmp_path / "results" / "cells").glob("*/record.json")]
     rec = next(r for r in recs if r.get("method") == "ropo_full")
     assert rec["status"] == "ok" and rec["loss"] == "ropo" and rec["loss_label"] == "ROPO (full method)"
     assert rec["train_steps"] == 2
+    assert [p["step"] for p in rec["curve"]] == [1, 2]  # round 1 ended on a checkpoint: scored as round 2 began
     summary = rec["ropo_full"]
     assert len(summary["rounds"]) == 1 and summary["round_steps"] == [1, 1]
     r1 = summary["rounds"][0]

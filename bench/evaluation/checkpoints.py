@@ -6,7 +6,9 @@ validation split in tuning cells, and the margin diagnostics of ``bench.evaluati
 ``transformers.TrainerCallback`` that calls it every ``eval.checkpoints.every`` epochs (passes over the pairs the
 run trains on, counted from its first trainer's data loader) or steps, with the random-number state saved and
 restored around it: training takes exactly the same steps with or without checkpoints. The end of training is
-always scored (the cell's final evaluation); a checkpoint that falls on a trainer's last step is left to it.
+always scored (the cell's final evaluation); a checkpoint that falls on a trainer's last step waits: a staged
+method's next trainer scores it as it begins (the policy is the one that stage left), and after the last trainer the
+final evaluation stands for it.
 
 The record carries the whole curve (``curve``: one point per checkpoint, the last one the end) and the headline
 ``metrics`` are the end's, unless a tuning selection picked a checkpoint (``hp_source.checkpoint``: the report then
@@ -97,10 +99,14 @@ class Checkpoints(TrainerCallback):
         self.z: list[np.ndarray] = []
         self.step = 0  # optimizer steps across every trainer of the run (a staged method has several)
         self.steps_per_epoch: int | None = None
+        self.pending: int | None = None  # a checkpoint due on a trainer's last step: the next trainer's first act
 
-    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+    def on_train_begin(self, args, state, control, train_dataloader=None, model=None, **kwargs):
         if self.steps_per_epoch is None and train_dataloader is not None:
             self.steps_per_epoch = max(1, math.ceil(len(train_dataloader) / args.gradient_accumulation_steps))
+        if self.pending is not None and model is not None:  # a staged method's stage ended on a checkpoint
+            self._score(model, self.pending)
+        self.pending = None
 
     def interval(self) -> float:
         return self.every if self.unit == "steps" else self.every * float(self.steps_per_epoch or 1)
@@ -111,12 +117,18 @@ class Checkpoints(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         self.step += 1
         due = math.floor(self.step / self.interval() + 1e-9) > math.floor((self.step - 1) / self.interval() + 1e-9)
-        if not due or state.global_step >= state.max_steps or model is None:
-            return  # the run's (or this trainer's) last step: scored after training
+        if not due or model is None:
+            return
+        if state.global_step >= state.max_steps:  # this trainer's last step: the run's end, or a stage's
+            self.pending = self.step
+            return
+        self._score(model, self.step)
+
+    def _score(self, model, step: int) -> None:
         with preserved_rng():
             scored = self.evaluate(model, final=False)
         model.train()
-        self.points.append(point(self.step, self.epoch(self.step), scored.metrics))
+        self.points.append(point(step, self.epoch(step), scored.metrics))
         self.z.append(scored.z)
 
 
