@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -275,6 +276,50 @@ def test_a_lora_cell_on_a_local_model_end_to_end(local_model, tmp_path):
     assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k)  # trained, not the zero init
     card = (folder / "README.md").read_text()
     assert cell["cell_id"] in card and "## Metrics" in card and "kl" in card and "random_flip" in card
+
+
+def test_the_evaluation_scores_a_lora_policy_against_its_own_base_model_with_no_second_copy(smoke_root):
+    """Under LoRA a checkpoint's reference is the policy with its adapter disabled (bench.models.adapters): no copy
+    of the reference is loaded, and every metric (KL, implicit accuracy, the margins) is what a separately loaded
+    reference gives. The adapter is made non-zero, so the adapted policy is not the reference."""
+    from omegaconf import OmegaConf
+    from peft import get_peft_model
+
+    from bench import data as data_mod
+    from bench.cell.parts import build_parts
+    from bench.config.compose import compose
+    from bench.evaluation.checkpoints import PolicyEvaluation
+    from bench.evaluation.core import evaluate_policy
+    from bench.models import load_causal_lm
+    from bench.models.adapters import AdapterOff
+
+    cfg = compose(["experiment=smoke", f"paths.root={smoke_root}", "noise.rate=0.4", "train.progress=false"])
+    parts = build_parts(cfg)
+    data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
+    noisy = parts.injector(data.train)
+    base, tok = load_causal_lm(data.model_path, "cpu")
+    policy = get_peft_model(base, lora.peft_config(ADAPTER))
+    torch.manual_seed(0)
+    for name, p in policy.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    reference, _ = load_causal_lm(data.model_path, "cpu")
+    ids = tok(["a test prompt"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        off, adapted = AdapterOff(policy)(input_ids=ids).logits, policy(input_ids=ids).logits
+        ref = reference(input_ids=ids).logits
+    assert torch.equal(off, ref) and not torch.allclose(adapted, ref)
+
+    noise = OmegaConf.to_container(cfg.noise, resolve=True)
+    evaluation = PolicyEvaluation(data, parts, noisy, tok, noise, cache_root=None)  # every reference value computed
+    scored = evaluation(policy)
+    assert evaluation._ref is None  # no reference copy loaded
+    metrics, _, _ = evaluate_policy(policy, reference, tok, data, parts.loss, parts.eval, parts.evaluators,
+                                    parts.run.seed, cache_root=None)
+    diag, z = evaluation.probe(policy, reference)
+    for key, value in {**metrics, **diag}.items():
+        assert scored.metrics[key] == value or (value != value and scored.metrics[key] != scored.metrics[key]), key
+    assert np.array_equal(scored.z, z) and scored.metrics["kl"] != 0  # the adapted policy is not the reference
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from bench.evaluation import margins as margin_diag
 from bench.evaluation import validation as val
 from bench.evaluation.core import CORE_METRICS, evaluate_policy
 from bench.models import load_causal_lm
+from bench.models.adapters import AdapterOff, is_peft
 
 
 @dataclass
@@ -50,26 +51,41 @@ class PolicyEvaluation:
 
         self.data, self.parts, self.tokenizer = data, parts, tokenizer
         self.noise_node, self.cache_root = noise_node, cache_root
-        self.ref_model, _ = load_causal_lm(data.model_path, "cpu")
+        self._ref = None  # loaded on first use, and never for a LoRA policy (``reference``)
         key = {"data": data.fingerprint, "model": data.model_path}
         self.probe = margin_diag.MarginProbe(noisy, parts.eval.checkpoints.diagnostic_pairs, parts.run.seed,
                                              parts.loss, tokenizer, key, cache_root)
 
-    def __call__(self, policy, final: bool = True) -> Scored:
+    @property
+    def ref_model(self):
+        """The reference policy, loaded once (on the CPU; ``reference`` moves it to the policy's device)."""
+        if self._ref is None:
+            self._ref, _ = load_causal_lm(self.data.model_path, "cpu")
+        return self._ref
+
+    def reference(self, policy):
+        """The reference to score ``policy`` against: a LoRA policy's own base model with its adapter disabled (the
+        same weights as the reference, no second copy in memory); otherwise the loaded reference, on its device."""
+        if is_peft(policy):
+            return AdapterOff(policy)
         device = str(next(policy.parameters()).device)
         if str(next(self.ref_model.parameters()).device) != device:
             self.ref_model.to(device)
+        return self.ref_model
+
+    def __call__(self, policy, final: bool = True) -> Scored:
+        ref = self.reference(policy)
         p = self.parts
         evaluators = p.evaluators if final else [e for e in p.evaluators if getattr(e, "per_checkpoint", True)]
-        metrics, info, samples = evaluate_policy(policy, self.ref_model, self.tokenizer, self.data, p.loss, p.eval,
+        metrics, info, samples = evaluate_policy(policy, ref, self.tokenizer, self.data, p.loss, p.eval,
                                                  evaluators, p.run.seed, cache_root=self.cache_root)
         val_samples = []
         if p.eval.validation.enabled:
-            v, val_samples = val.score_validation(policy, self.ref_model, self.tokenizer, self.data, p.loss, p.eval,
+            v, val_samples = val.score_validation(policy, ref, self.tokenizer, self.data, p.loss, p.eval,
                                                   self.noise_node, p.run.seed, self.cache_root)
             metrics.update(v)
             info.update(infos({k: val.METRICS[k] for k in v}, "validation"))
-        diag, z = self.probe(policy, self.ref_model)
+        diag, z = self.probe(policy, ref)
         metrics.update(diag)
         info.update(infos({k: margin_diag.METRICS[k] for k in diag}, "diagnostics"))
         return Scored(metrics, info, samples, val_samples, z)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.config.schema import LoraAdapterConfig
+from bench.models.adapters import is_peft  # noqa: F401  (part of this module's API)
 
 
 def peft_config(lora: LoraAdapterConfig):
@@ -24,14 +25,6 @@ def peft_config(lora: LoraAdapterConfig):
     targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     return LoraConfig(r=int(lora.rank), lora_alpha=float(lora.alpha), lora_dropout=float(lora.dropout),
                       target_modules=targets, bias="none", task_type="CAUSAL_LM")
-
-
-def is_peft(model) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:  # peft absent: nothing can be a peft model
-        return False
-    return isinstance(model, PeftModel)
 
 
 def settings(lora: LoraAdapterConfig | None) -> dict | None:
