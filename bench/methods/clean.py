@@ -10,6 +10,10 @@ highest-scoring ones. The oracle at the noise rate names exactly the flipped pai
 many at random. Every cell records the detector's precision, recall, F1 and AUROC against the true flip mask
 (``clean_*`` metrics and the record's ``clean`` block) and, for the two controls, ``control``: positive or negative.
 
+A cleaner whose fraction names no pair runs no detector. Removing none (at flip rate 0, where the fraction is the
+noise rate) it trains as ``method=standard`` does, step for step (``trains_as_standard``): such a cell takes its
+standard twin's results from that cell's record (``bench.cell.borrow``).
+
 ``method=subset method.keep=0.36``: a seeded random ``keep`` share of the pairs and nothing else; with
 ``noise.rate=0`` it is the **clean learning curve** (``keep`` = (1 - 2 eps)^2 is the signal a flip rate eps leaves:
 0.64, 0.36, 0.16, 0.04 at eps 0.1 to 0.4).
