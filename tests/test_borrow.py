@@ -55,12 +55,27 @@ def test_the_twin_is_the_same_cell_with_the_standard_method_and_is_taken_only_wh
     assert borrow.twin_of(build_parts(cleaner)) is None  # a failed twin is no result
     _fake_record(results, twin)
     assert borrow.twin_of(build_parts(cleaner)) == twin
-    # reuse_standard off, a cell that saves its model, or a cleaner that names pairs: the cell trains
-    for extra in (("reuse_standard=false",), ("train.save_model=true",), ("noise.rate=0.2",)):
+    # reuse_standard off, fresh results asked for, a cell that saves its model, or a cleaner that names pairs: the
+    # cell trains
+    for extra in (("reuse_standard=false",), ("resume=false",), ("train.save_model=true",), ("noise.rate=0.2",)):
         cfg = _cfg(tmp_path, results, "method=oracle_cleaner", "noise.rate=0", *extra)
         assert borrow.twin_of(build_parts(cfg)) is None, extra
     assert cell_id(_cfg(tmp_path, results, "method=oracle_cleaner", "noise.rate=0", "reuse_standard=false")) == \
         cell_id(cleaner)  # the setting is not part of a cell's identity
+
+
+def test_a_failed_attempt_to_borrow_is_logged_and_the_cell_trains(tmp_path, monkeypatch, caplog):
+    parts = build_parts(_cfg(tmp_path, tmp_path / "results", "method=oracle_cleaner", "noise.rate=0"))
+    monkeypatch.setattr(borrow, "twin_of", lambda parts: "abc")
+
+    def broken(*args):
+        raise KeyError("metric_info")
+
+    monkeypatch.setattr(borrow, "borrowed", broken)
+    phase = {"name": "config", "started": 100.0}
+    assert borrow.attempt(parts, "cid", phase) is None
+    assert "the cell trains" in caplog.text and "KeyError" in caplog.text
+    assert phase["name"] == "config" and phase["started"] >= 100.0  # the attempt's time is not the config's
 
 
 # ------------------------------------------------------------------------------------------------ end to end
@@ -113,3 +128,12 @@ def test_a_cleaner_at_rate_0_takes_its_twins_results_and_training_it_gives_the_s
         assert _equal(trained[key], rec[key]), key
     assert set(trained) - {"skipped"} == set(rec) - {"borrowed_from"}  # the same fields as a trained record
     assert trained["provenance"] == {**twin["provenance"]}
+
+
+def test_a_borrowed_cells_wandb_summary_names_its_twin():
+    from bench.cell.wandb_log import summary_of
+
+    out = summary_of({"cell_id": "c", "status": "ok", "metrics": {"gold_reward": 0.1},
+                      "borrowed_from": {"cell_id": "twin", "timings": {"total": 9.0}}})
+    assert out["borrowed_from"] == "twin" and out["gold_reward"] == 0.1
+    assert "borrowed_from" not in summary_of({"cell_id": "c", "status": "ok", "metrics": {}})

@@ -323,6 +323,24 @@ def test_the_evaluation_scores_a_lora_policy_against_its_own_base_model_with_no_
 
 
 @pytest.mark.slow
+def test_a_lora_cell_never_loads_a_reference_copy_for_its_evaluation(smoke_root, tmp_path, monkeypatch):
+    """A LoRA cell end to end, with a checkpoint within the run and the end's evaluation: neither loads the
+    reference (the property that would load it fails the test), both score against the adapter-disabled policy."""
+    from bench.cell import run_cell
+    from bench.config.compose import compose
+    from bench.evaluation.checkpoints import PolicyEvaluation
+
+    def no_copy(self):
+        raise AssertionError("a LoRA cell's evaluation loaded a copy of the reference")
+
+    monkeypatch.setattr(PolicyEvaluation, "ref_model", property(no_copy))
+    rec = run_cell(compose(["experiment=smoke", f"paths.root={smoke_root}", f"paths.results={tmp_path / 'results'}",
+                            LORA, "train.max_steps=2", "eval.checkpoints.every=1", "eval.checkpoints.unit=steps",
+                            "train.progress=false"]))
+    assert rec["status"] == "ok" and [p["step"] for p in rec["curve"]] == [1, 2] and rec["provenance"]["lora"]
+
+
+@pytest.mark.slow
 def test_ropo_full_samples_and_scores_with_the_adapted_policy(smoke_root, tmp_path):
     """ROPO's rounds under LoRA: three TRL runs on one adapter, the filter scores pairs under the adapted policy,
     replacements come from its samples, the frozen reference still matches the precompute (the base model)."""

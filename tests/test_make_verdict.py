@@ -65,18 +65,23 @@ def test_every_cleaner_sweep_runs_after_the_dpo_sweep_whose_cells_it_borrows_at_
     standard sweep of the same experiment (and, for finals, the same rule) must have run before it, or those cells
     would train."""
     from bench.cell.borrow import noise_rate
+    from bench.cell.identity import NEUTRAL_PARTS, cell_id
 
-    ran: set[tuple] = set()  # (experiment, rule) of the standard sweeps so far
+    ran: dict[tuple, str] = {}  # (experiment, rule) of the standard sweeps so far: their DPO cell at rate 0, seed 0
     borrowing = 0
     for argv in _sweeps("verdict"):
         experiment, tuning = _value(argv, "experiment"), _value(argv, "tuning")
         rule = tuning.split("/")[1] if tuning else None
-        overrides = [a for a in argv if a != "-m" and not a.startswith(("hydra", "tuning="))]
+        overrides = [a for a in argv if a != "-m" and not a.startswith(("hydra", "tuning=", "sweep="))]
         losses = (_value(argv, "hydra.sweeper.losses") or "[dpo]").strip("[]").split(",")
-        parts = build_parts(compose([*overrides, f"loss={losses[0]}", "noise.rate=0"]))
+        cell = [*overrides, f"loss={losses[0]}", "noise=random_flip", "noise.rate=0", "seed=0"]
+        parts = build_parts(compose(cell))
         if parts.method.name == "standard":
-            ran.add((experiment, rule))
+            ran[(experiment, rule)] = cell_id(compose(cell))
         elif parts.method.trains_as_standard(noise_rate(parts.injector)):
             borrowing += 1
             assert (experiment, rule) in ran, f"{' '.join(argv)}: its DPO twins' sweep has not run before it"
+            # the same values of train and loss then give the same cell as the DPO sweep's: its twin
+            twin = cell_id({**parts.header.config, "method": dict(NEUTRAL_PARTS["method"])})
+            assert twin == ran[(experiment, rule)], f"{' '.join(argv)}: its twin is not the DPO sweep's cell"
     assert borrowing >= 6  # three cleaner arms, tuned and in finals

@@ -15,7 +15,8 @@ on the same data, loss, training and seed, step for step (``Method.trains_as_sta
 
 A study that crosses cleaners with flip rates then trains each rate-0 cell once (a cleaner arm's tuning and finals
 at rate 0 are its DPO twin's), and its tables are what training every cell would give. ``reuse_standard=false``
-trains the cell anyway; a cell that saves its model (``train.save_model``) always trains.
+trains the cell anyway; so does ``resume=false`` (fresh results asked for), a cell that saves its model
+(``train.save_model``), a multi-GPU cell, and any cell whose attempt fails on the way (it is logged).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench import data as data_mod
-from bench.cell import noising, provenance
+from bench.cell import distributed, noising, provenance
 from bench.cell.identity import NEUTRAL_PARTS, cell_id
 from bench.core import progress, records
 from bench.core.metrics import infos
@@ -43,11 +44,30 @@ def noise_rate(injector) -> float | None:
     return getattr(injector, "flip_rate", injector.target_rate)
 
 
+def attempt(parts, cid: str, phase: dict) -> dict | None:
+    """The cell's record from its twin's where it may take it (``twin_of``, ``borrowed``), else None: the cell
+    trains. A failure on the way (an unreadable twin record, a file that will not copy) is logged, and the cell
+    trains; ``phase["started"]`` moves past the attempt, so the cell's config time stays its own."""
+    t0 = time.time()
+    try:
+        twin = twin_of(parts)
+        return borrowed(parts, cid, twin, phase) if twin is not None else None
+    except Exception as e:  # noqa: BLE001  (training the cell is always a valid answer)
+        log.warning("cell %s: taking its standard twin's results failed (%s: %s): the cell trains", cid,
+                    type(e).__name__, e)
+        return None
+    finally:
+        phase["name"] = "config"
+        phase["started"] += time.time() - t0
+
+
 def twin_of(parts) -> str | None:
-    """The id of the cell's standard twin when the cell may take its results (``reuse_standard``, a method that
-    trains as the standard one here, no saved model) and the twin's complete record exists; else None."""
-    if not (parts.run.reuse_standard and parts.method.trains_as_standard(noise_rate(parts.injector))
-            and not parts.train.save_model):
+    """The id of the cell's standard twin when the cell may take its results (``reuse_standard`` and ``resume``: a
+    run that asks for fresh results trains; a method that trains as the standard one here; one process, no saved
+    model) and the twin's complete record exists; else None."""
+    if not (parts.run.reuse_standard and parts.run.resume and not parts.train.save_model
+            and distributed.num_gpus(parts) == 1 and not distributed.in_child()
+            and parts.method.trains_as_standard(noise_rate(parts.injector))):
         return None
     twin = cell_id({**parts.header.config, "method": dict(NEUTRAL_PARTS["method"])})
     if not records.is_complete(Path(parts.header.results), twin):
@@ -94,6 +114,7 @@ def borrowed(parts, cid: str, twin: str, phase: dict) -> dict | None:
         "metric_info": {**src["metric_info"], **infos(directions, parts.method.name)},
         "noise_stats": noise_stats,
         "timings": t,
-        "borrowed_from": {"cell_id": twin, "sweep": src.get("sweep"), "timings": src.get("timings")},
+        "borrowed_from": {"cell_id": twin, "sweep": src.get("sweep"), "timings": src.get("timings"),
+                          "versions": src.get("versions"), "finished_at": src.get("finished_at")},
         **record,
     }

@@ -105,9 +105,7 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
     phase = {"name": "config", "started": time.time()}
     with _failure_recorded(base, head.results, phase):
         parts = build_parts(cfg, head)  # cheap checks first: a bad value fails before any data or model
-    with _failure_recorded(base, head.results, phase):  # a cell that trains as its standard twin did: its results
-        twin = borrow.twin_of(parts)
-        rec = borrow.borrowed(parts, cid, twin, phase) if twin is not None else None
+    rec = borrow.attempt(parts, cid, phase)  # a cell that trains as its standard twin did: that record's results
     if rec is not None:
         return _written({**base, **rec}, head.results, cid)
     if distributed.needs_launch(parts):  # train.num_gpus > 1: its own `accelerate launch`; rank 0 writes the record
@@ -193,7 +191,7 @@ def _run(parts: Parts, cid: str, phase: dict) -> dict | None:
 
     phase["name"] = "evaluate"
     t0 = time.time()
-    final, curve = _evaluate(checkpoints, policy, int(result.global_step), cell_dir)
+    final, curve = _evaluate(checkpoints, ctx.policy, int(result.global_step), cell_dir)  # under LoRA: the PeftModel
     t["evaluate"] = time.time() - t0
     t["total"] = sum(t.values())
     if result.timings.get("parts"):  # inside train already: named apart (rm_ensemble's cached ensemble, ...)

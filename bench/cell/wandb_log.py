@@ -112,6 +112,8 @@ def summary_of(record: dict | None) -> dict[str, Any]:
         out[f"time/{k}"] = v
     if record.get("error"):
         out.update({f"error/{k}": str(v) for k, v in record["error"].items()})
+    if record.get("borrowed_from"):  # its results are its standard twin's (bench.cell.borrow): no training curves
+        out["borrowed_from"] = record["borrowed_from"].get("cell_id")
     return out
 
 
