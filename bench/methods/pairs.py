@@ -1,12 +1,13 @@
 """What methods that re-score or re-sample pairs share: per-pair log-probs as training sees them (TRL's own
 preprocessing, collator and reference forward, run with any model: the current policy, or a frozen reference for new
-pairs), the per-pair loss of scored pairs, and samples of the current policy per prompt."""
+pairs, under LoRA the policy with its adapter disabled), the per-pair loss of scored pairs, and samples of the current policy per prompt."""
 from __future__ import annotations
 
 import torch
 
 from bench.evaluation import render_prompts
 from bench.models import sampling
+from bench.models.adapters import AdapterOff
 
 
 @torch.no_grad()
@@ -21,6 +22,9 @@ def pair_logps(trainer, model, tokenized, batch_size: int) -> dict[str, torch.Te
     import numpy as np
     from torch.utils.data import DataLoader
 
+    if isinstance(model, AdapterOff):  # a LoRA policy's base model: the policy itself, its adapter disabled
+        with model.policy.disable_adapter():
+            return pair_logps(trainer, model.policy, tokenized, batch_size)
     was_training = model.training
     model.eval()
     cols = ["prompt_ids", "chosen_ids", "rejected_ids"]

@@ -26,6 +26,7 @@ from bench.methods.base import Method, TrainContext, TrainResult
 from bench.methods.options import SelfPlayOptions
 from bench.methods.pairs import pair_logps, sample_candidates, tokenize_pairs
 from bench.methods.stages import Staged, split_steps, total_steps
+from bench.models.adapters import AdapterOff, is_peft
 from bench.models.load import load_causal_lm
 
 PROMPT_SEED = 5_000_011  # how the prompts are dealt into rounds
@@ -114,6 +115,8 @@ class _Reference:
     def model(self, trainer):
         if self.cfg.reference == "round":
             return self.ctx.policy
+        if self.frozen is None and is_peft(self.ctx.policy):
+            self.frozen = AdapterOff(self.ctx.policy)  # LoRA: the base model, no copy
         if self.frozen is None:
             from trl.trainer.utils import add_fused_lm_head
 

@@ -21,6 +21,7 @@ from bench.methods.ropo_full.config import RopoFullOptions, check_loss, round_st
 from bench.methods.ropo_full.filter import filter_pairs, mean_of, pooled_precision
 from bench.methods.stages import Staged
 from bench.models import load_causal_lm
+from bench.models.adapters import AdapterOff, is_peft
 
 
 class RopoFull(Method):
@@ -82,12 +83,16 @@ class _Rounds:
         self.like = text[0]["chosen"]  # the data's completion form (string or messages)
 
     def _reference(self):
-        """A frozen copy of the reference policy, checked against TRL's precompute on the first pairs (choice 7)."""
+        """A frozen copy of the reference policy (under LoRA the policy with its adapter disabled: no copy), checked
+        against TRL's precompute on the first pairs (choice 7)."""
         from trl.trainer.utils import add_fused_lm_head
 
-        ref_model, _ = load_causal_lm(self.ctx.reference_path, str(self.trainer.accelerator.device))
-        ref_model.eval().requires_grad_(False)
-        add_fused_lm_head(ref_model)
+        if is_peft(self.ctx.policy):
+            ref_model = AdapterOff(self.ctx.policy)
+        else:
+            ref_model, _ = load_causal_lm(self.ctx.reference_path, str(self.trainer.accelerator.device))
+            ref_model.eval().requires_grad_(False)
+            add_fused_lm_head(ref_model)
         probe = self.base.select(range(min(16, len(self.base))))
         s = pair_logps(self.trainer, ref_model, probe, self.cfg.score_batch_size)
         gap = max(float((s["chosen"] - torch.tensor(self.ref_c[: len(probe)])).abs().max()),
