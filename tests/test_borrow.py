@@ -137,3 +137,13 @@ def test_a_borrowed_cells_wandb_summary_names_its_twin():
                       "borrowed_from": {"cell_id": "twin", "timings": {"total": 9.0}}})
     assert out["borrowed_from"] == "twin" and out["gold_reward"] == 0.1
     assert "borrowed_from" not in summary_of({"cell_id": "c", "status": "ok", "metrics": {}})
+
+
+def test_a_borrowed_cells_line_in_a_sweep_names_its_twin(tmp_path):
+    from bench.sweep.job import result_line
+
+    cfg = _cfg(tmp_path, tmp_path / "results", "method=oracle_cleaner", "noise.rate=0")
+    rec = {"metrics": {"gold_reward": 0.25, "kl": 1.5}, "borrowed_from": {"cell_id": "abc123"}}
+    line = result_line(cfg, "ok", {"duration": 0.4, "cell_id": "c1"}, record=rec)
+    assert "gold_reward 0.25, kl 1.5; its standard twin abc123's results (0 s) cell c1" in line
+    assert "twin" not in result_line(cfg, "ok", {"duration": 9.0}, record={"metrics": {"gold_reward": 0.1}})

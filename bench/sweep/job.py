@@ -124,6 +124,8 @@ def result_line(cfg: DictConfig, state: str, status: dict, record: dict | None =
         m = record.get("metrics") or {}
         shown = [k for k in HEADLINE if isinstance(m.get(k), (int, float))][:1] + [k for k in ("kl", "length") if k in m]
         text += ": " + ", ".join(f"{k} {m[k]:.4g}" for k in shown)
+        if record.get("borrowed_from"):  # trained as its standard twin did: that record's results (bench.cell.borrow)
+            text += f"; its standard twin {record['borrowed_from'].get('cell_id')}'s results"
     duration = status.get("duration")
     if duration is not None and state != "skipped":
         text += f" ({duration:.0f} s)"
