@@ -60,19 +60,23 @@ class Clean(Method):
         check_weights(loss, self.options.action, self.name)
         return f"{getattr(loss, 'label', loss.name)} + {self.options.detector} cleaner ({self.options.action})"
 
+    def _fraction(self, noise_rate: float | None) -> float | None:
+        """``method.fraction``, or (null) the injector's stated noise rate; None when neither says."""
+        fraction = self.options.fraction if self.options.fraction is not None else noise_rate
+        return None if fraction is None else float(fraction)
+
     def share(self, noise_rate: float | None) -> float:
         """The share of pairs it names: ``method.fraction``, or (null) the injector's stated noise rate."""
-        fraction = self.options.fraction if self.options.fraction is not None else noise_rate
+        fraction = self._fraction(noise_rate)
         if fraction is None:
             raise ConfigError("method.fraction=null takes the cell's noise rate, and this injector states none; "
                               "valid: method.fraction=<share of pairs to name>")
-        return float(fraction)
+        return fraction
 
     def trains_as_standard(self, noise_rate: float | None) -> bool:
         """Naming no pair (fraction 0: at flip rate 0 when it takes the noise rate) and removing them, it trains on
         every pair as labelled, for the standard cell's steps: method=standard's run, step for step."""
-        fraction = self.options.fraction if self.options.fraction is not None else noise_rate
-        return fraction is not None and float(fraction) == 0.0 and self.options.action == "remove"
+        return self._fraction(noise_rate) == 0.0 and self.options.action == "remove"
 
     def standard_result(self, ds) -> tuple[dict, dict, dict]:
         """What a cell that names no pair adds to its record: (record fields, metrics, their directions)."""
@@ -84,11 +88,10 @@ class Clean(Method):
         fraction = self.share(ctx.noise_rate)
         k = exact_count(fraction, len(ds))
         t0 = time.time()
-        if k:
+        scores, info, named = None, {}, np.zeros(len(ds), dtype=bool)
+        if k:  # naming nothing, the detector's scores would choose no pair: it is not run
             scores, info = self.detector_part.scores(ctx, cfg)
-        else:  # nothing to name: the detector's scores would choose no pair, so it is not run
-            scores, info = None, {}
-        named = top_k(scores, k, ctx.seed) if k else np.zeros(len(ds), dtype=bool)
+            named = top_k(scores, k, ctx.seed)
         t_detect = time.time() - t0
         stats = stats_record(named, flipped_of(ds), scores)
         ctx.log(f"clean ({cfg.detector}): {stats['n_named']} of {len(ds)} pairs named, precision {stats['precision']}, "
