@@ -13,6 +13,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from bench.core import progress
+from bench.models.kv_cache import growing_cache
 
 
 class _SampledLogps(LogitsProcessor):
@@ -67,7 +68,8 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, seed:
 def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, seed: int, batch_size: int = 256,
            temperature: float = 1.0, top_p: float = 1.0, desc: str = "generating", logps: bool = True) -> Sampled:
     """``generate``'s samples (the same ones, given the seed) and, with ``logps``, the model's own log-prob of
-    every sampled continuation, read off the raw logits during generation."""
+    every sampled continuation, read off the raw logits during generation. The key/value cache is written in place
+    (``bench.models.kv_cache``: HF's samples and log-probs, bit for bit, without its per-step copies)."""
     model.eval()
     device = next(model.parameters()).device
     out = Sampled([], torch.zeros(0, dtype=torch.float64), [], [])
@@ -92,6 +94,7 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, seed: i
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=eos,
             logits_processor=LogitsProcessorList([recorder]) if recorder is not None else None,
+            past_key_values=growing_cache(model, max_new_tokens),
         )
         new = ids[:, enc["input_ids"].shape[1] :]
         out.texts.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
