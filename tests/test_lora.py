@@ -408,3 +408,50 @@ def test_a_smollm2_lora_cell_end_to_end(tmp_path):
     assert rec["status"] == "ok" and rec["model"] == "smollm2_135m" and rec["train_steps"] == 1
     p = rec["provenance"]
     assert p["lora"]["rank"] == 4 and p["parameters"]["total"] > 134e6 > 1e6 > p["parameters"]["trainable"] > 0
+
+
+def test_the_small_loss_warm_up_under_lora_copies_no_model_and_leaves_the_policy_as_it_was(tmp_path, monkeypatch):
+    """Under LoRA the small-loss detector's warm-up trains an adapter of its own on the policy and takes it off after
+    scoring: the same scores as the warm-up on a copy, the policy's weights, kind and trainable flags as before, and
+    the cell's own trainer then trains the same adapter, step for step, as after the copy's warm-up."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from bench.methods import TrainContext, detectors
+
+    cfg = SimpleNamespace(warmup_epochs=1.0, score_batch_size=4)
+    train = dataclasses.replace(tiny_models.TRAIN, lora=ADAPTER, max_steps=2)
+
+    def run(copy_it: bool):
+        ctx = TrainContext(policy=tiny_models.model(), tokenizer=tiny_models.tokenizer(),
+                           train_dataset=tiny_models.pairs_dataset(), loss=losses.get("dpo", beta=0.1), train=train,
+                           out_dir=tmp_path / str(copy_it), seed=0, reference_path="unused")
+        before = {n: (p.detach().clone(), p.requires_grad) for n, p in ctx.policy.named_parameters()}
+        policy = ctx.policy
+        real_copy = copy.deepcopy
+        if copy_it:  # the path a full fine-tuning cell takes: a copy of the reference policy
+            monkeypatch.setattr(detectors, "is_peft", lambda m: True)
+        else:
+            def no_model_copy(x, *a):
+                if isinstance(x, torch.nn.Module):
+                    raise AssertionError("the warm-up copied the model under LoRA")
+                return real_copy(x, *a)
+            monkeypatch.setattr(detectors.copy, "deepcopy", no_model_copy)
+        scores, info = detectors.SmallLoss().scores(ctx, cfg)
+        monkeypatch.setattr(detectors.copy, "deepcopy", real_copy)
+        monkeypatch.setattr(detectors, "is_peft", lora.is_peft)
+        assert ctx.policy is policy and type(policy).__name__ == "LlamaForCausalLM"
+        after = dict(policy.named_parameters())
+        assert set(after) == set(before)  # no adapter layer left behind
+        for n, (value, grad) in before.items():
+            assert torch.equal(after[n].detach(), value) and after[n].requires_grad == grad, n
+        trainer = ctx.trainer(ctx.train_dataset, args=ctx.args("cell"))
+        trainer.train()
+        return scores, info["warmup_steps"], _adapters(ctx.policy)
+
+    copied, steps_c, adapters_c = run(copy_it=True)
+    in_place, steps_i, adapters_i = run(copy_it=False)
+    assert steps_c == steps_i > 0 and len(in_place) == len(tiny_models.pairs_dataset())
+    assert np.array_equal(copied, in_place)
+    assert adapters_c.keys() == adapters_i.keys() and adapters_i
+    assert all(torch.equal(adapters_c[n], adapters_i[n]) for n in adapters_c)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,6 +38,7 @@ from bench.methods.cleaning import flipped_of
 from bench.methods.ensemble import combine, ensemble_margins
 from bench.methods.pairs import pair_logps, pair_losses
 from bench.methods.stages import total_steps
+from bench.models.adapters import is_peft
 from bench.models.load import load_causal_lm
 
 RANDOM_SEED = 7_000_003
@@ -110,7 +113,8 @@ class RefMargin(Detector):
 
 
 class SmallLoss(Detector):
-    """The warm-up pass runs on a copy of the reference policy; the cell's policy is untouched by it."""
+    """The warm-up pass starts from the reference policy and leaves the cell's policy as it was: it trains a copy,
+    or under LoRA an adapter of its own on the policy, taken off after scoring (``_warmup_model``)."""
 
     name = "small_loss"
 
@@ -118,11 +122,17 @@ class SmallLoss(Detector):
         ds = ctx.train_dataset
         per_epoch = total_steps(ctx.train, len(ds)) / float(ctx.train.epochs if not ctx.train.max_steps else 1)
         steps = max(1, round(float(cfg.warmup_epochs) * per_epoch))
-        model = copy.deepcopy(ctx.policy)
         t0 = time.time()
-        trainer = ctx.trainer(ds, args=ctx.args("warmup", max_steps=steps), model=model, ref_cache=ctx.ref_cache,
-                              with_callbacks=False)
-        trainer.train()
+        with _warmup_model(ctx) as warm:
+            warm.trainer = trainer = ctx.trainer(ds, args=ctx.args("warmup", max_steps=steps), model=warm.model,
+                                                 ref_cache=ctx.ref_cache, with_callbacks=False)
+            trainer.train()
+            out = self._scores(ctx, trainer, warm.model, cfg)
+            del trainer
+        return np.asarray(out, dtype=float), {"warmup_steps": steps, "warmup_s": time.time() - t0}
+
+    @staticmethod
+    def _scores(ctx, trainer, model, cfg) -> np.ndarray:
         base = trainer.train_dataset
         scores = pair_logps(trainer, model, base, cfg.score_batch_size)
         needs_ref = bool(ctx.loss.needs_reference_model)
@@ -133,12 +143,38 @@ class SmallLoss(Detector):
                                     None if ref_c is None else torch.as_tensor(ref_c),
                                     None if ref_r is None else torch.as_tensor(ref_r),
                                     scores["chosen_len"].double(), scores["rejected_len"].double())
-            out = -(c - r).numpy()
-        else:
-            extras = {k: base[k] for k in ("score_chosen", "score_rejected", "annotator_idx") if k in base.column_names}
-            out = pair_losses(ctx.loss, scores, ref_c, ref_r, extras).numpy()
-        del model, trainer
-        return np.asarray(out, dtype=float), {"warmup_steps": steps, "warmup_s": time.time() - t0}
+            return -(c - r).numpy()
+        extras = {k: base[k] for k in ("score_chosen", "score_rejected", "annotator_idx") if k in base.column_names}
+        return pair_losses(ctx.loss, scores, ref_c, ref_r, extras).numpy()
+
+
+@dataclass
+class _Warmup:
+    """The model a warm-up trains, and the trainer that trains it (whose adapter comes off after)."""
+
+    model: object
+    trainer: object = None
+
+
+@contextmanager
+def _warmup_model(ctx):
+    """A full fine-tuning cell's warm-up trains a copy of the reference policy. Under LoRA (``train.lora``) with a
+    policy no trainer has wrapped yet, it trains the policy itself: TRL wraps it in a fresh adapter with the base
+    weights frozen, and ``unload`` takes the adapter off again (no merge): the base model, the reference policy,
+    exactly as it was, for the cell's own trainer to wrap; no second copy of the model in memory."""
+    in_place = getattr(ctx.train, "lora", None) is not None and not is_peft(ctx.policy)
+    warm = _Warmup(ctx.policy if in_place else copy.deepcopy(ctx.policy))
+    frozen = {n: p.requires_grad for n, p in ctx.policy.named_parameters()} if in_place else {}
+    try:
+        yield warm
+    finally:
+        if in_place and warm.trainer is not None:
+            wrapped = warm.trainer.accelerator.unwrap_model(warm.trainer.model)
+            if is_peft(wrapped):
+                wrapped.unload()
+            for n, p in ctx.policy.named_parameters():  # get_peft_model froze them; unload does not thaw
+                p.requires_grad_(frozen.get(n, p.requires_grad))
+        warm.trainer = None
 
 
 KIND = Kind("detector", Detector, {
