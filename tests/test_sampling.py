@@ -72,3 +72,19 @@ def test_growing_layer_holds_what_a_dynamic_layer_holds(room):
     ours.reset()
     a, b = ours.update(*_kv(2, 4, 9)), DynamicLayer().update(*_kv(2, 4, 9))
     assert torch.equal(a[0], b[0]) and ours.get_seq_length() == 4
+
+
+def test_a_model_that_asks_for_another_cache_gets_hfs_own_and_lora_gets_ours():
+    from peft import LoraConfig, get_peft_model
+
+    from bench.models.adapters import AdapterOff
+
+    model = tiny_models.model()
+    model.generation_config.cache_implementation = "static"  # HF refuses a cache object beside it
+    assert kv_cache.growing_cache(model, room=4) is None
+    tok = tiny_models.tokenizer()
+    assert sampling.sample(model, tok, _prompts()[:2], max_new_tokens=4, seed=0).texts  # HF's static cache
+    model.generation_config.cache_implementation = None
+    peft = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    for m in (peft, AdapterOff(peft)):
+        assert all(type(layer) is kv_cache.GrowingLayer for layer in kv_cache.growing_cache(m, room=4).layers)

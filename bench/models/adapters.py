@@ -15,7 +15,7 @@ class AdapterOff:
     """A LoRA policy's base model as the reference model, with no second copy: every forward and generation runs
     the ``PeftModel`` under ``disable_adapter`` (each LoRA layer then returns its base layer's output, the same
     numbers as a separately loaded reference). What evaluation calls on a reference: calling it, ``generate``,
-    ``config``, ``parameters``, ``eval`` (the policy's mode: evaluation); ``to`` leaves the policy where it is (its device is the
+    ``parameters``, ``eval`` (the policy's mode: evaluation); ``to`` leaves the policy where it is (its device is the
     evaluation's)."""
 
     def __init__(self, policy):
@@ -28,10 +28,6 @@ class AdapterOff:
     def generate(self, *args, **kwargs):
         with self.policy.disable_adapter():
             return self.policy.generate(*args, **kwargs)
-
-    @property
-    def config(self):
-        return self.policy.config
 
     def parameters(self):
         return self.policy.parameters()

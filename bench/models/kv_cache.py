@@ -7,12 +7,15 @@ its filled part: the same keys and values, so the same attention, logits and sam
 the plain cache in ``tests/test_sampling.py``). A static cache would also avoid the copies, but attends over its
 whole length under a mask, which moves log-probs at round-off.
 
-Only full-attention layers are replaced; a model with sliding-window or other layers keeps HF's own for those.
+Only full-attention layers are replaced; a model with sliding-window or other layers keeps HF's own for those, and
+a model that asks for another kind of cache (or has none of HF's) gets what HF gives it.
 """
 from __future__ import annotations
 
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from bench.models.adapters import AdapterOff, is_peft
 
 
 class GrowingLayer(DynamicLayer):
@@ -47,9 +50,25 @@ class GrowingLayer(DynamicLayer):
         super().reset()
 
 
-def growing_cache(model, room: int) -> DynamicCache:
+def growing_cache(model, room: int) -> DynamicCache | None:
     """A ``DynamicCache`` for ``model`` whose full-attention layers are ``GrowingLayer``s with ``room`` spare
-    positions past the prompt (``max_new_tokens``)."""
-    cache = DynamicCache(config=model.config)
+    positions past the prompt (``max_new_tokens``); None (HF chooses its own) for a model that asks for another
+    cache (``generation_config.cache_implementation``), has none of HF's (``_supports_default_dynamic_cache``), or is
+    an encoder-decoder."""
+    lm = _causal_lm(model)
+    gen = getattr(lm, "generation_config", None)
+    if getattr(gen, "cache_implementation", None) is not None or getattr(lm.config, "is_encoder_decoder", False):
+        return None
+    supports = getattr(lm, "_supports_default_dynamic_cache", None)
+    if supports is None or not supports():
+        return None
+    cache = DynamicCache(config=lm.config)
     cache.layers = [GrowingLayer(room) if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
+
+
+def _causal_lm(model):
+    """The transformers model under a LoRA policy (``PeftModel``) or its adapter-disabled view (``AdapterOff``)."""
+    if isinstance(model, AdapterOff):
+        model = model.policy
+    return model.get_base_model() if is_peft(model) else model

@@ -84,6 +84,7 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, seed: i
         # a per-batch seed drawn from our generator: sampling is reproducible whatever else used the global RNG
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         recorder = _SampledLogps(eos) if logps else None
+        cache = growing_cache(model, max_new_tokens)
         ids = model.generate(
             **enc,
             do_sample=temperature > 0,
@@ -94,7 +95,7 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, seed: i
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=eos,
             logits_processor=LogitsProcessorList([recorder]) if recorder is not None else None,
-            past_key_values=growing_cache(model, max_new_tokens),
+            **({} if cache is None else {"past_key_values": cache}),
         )
         new = ids[:, enc["input_ids"].shape[1] :]
         out.texts.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
