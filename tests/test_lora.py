@@ -426,8 +426,9 @@ def test_the_small_loss_warm_up_under_lora_copies_no_model_and_leaves_the_policy
         ctx = TrainContext(policy=tiny_models.model(), tokenizer=tiny_models.tokenizer(),
                            train_dataset=tiny_models.pairs_dataset(), loss=losses.get("dpo", beta=0.1), train=train,
                            out_dir=tmp_path / str(copy_it), seed=0, reference_path="unused")
+        policy = ctx.policy.eval()  # as a loaded model comes
         before = {n: (p.detach().clone(), p.requires_grad) for n, p in ctx.policy.named_parameters()}
-        policy = ctx.policy
+        state = _state(policy)
         real_copy = copy.deepcopy
         if copy_it:  # the path a full fine-tuning cell takes: a copy of the reference policy
             monkeypatch.setattr(detectors, "is_peft", lambda m: True)
@@ -445,6 +446,7 @@ def test_the_small_loss_warm_up_under_lora_copies_no_model_and_leaves_the_policy
         assert set(after) == set(before)  # no adapter layer left behind
         for n, (value, grad) in before.items():
             assert torch.equal(after[n].detach(), value) and after[n].requires_grad == grad, n
+        assert _state(policy) == state
         trainer = ctx.trainer(ctx.train_dataset, args=ctx.args("cell"))
         trainer.train()
         return scores, info["warmup_steps"], _adapters(ctx.policy)
@@ -455,3 +457,34 @@ def test_the_small_loss_warm_up_under_lora_copies_no_model_and_leaves_the_policy
     assert np.array_equal(copied, in_place)
     assert adapters_c.keys() == adapters_i.keys() and adapters_i
     assert all(torch.equal(adapters_c[n], adapters_i[n]) for n in adapters_c)
+
+
+def _state(model) -> dict:
+    """What a warm-up's wrapping could leave behind on a model, besides its weights."""
+    return {"attributes": sorted(vars(model)), "modules": [(n, id(m)) for n, m in model.named_modules()],
+            "use_cache": model.config.use_cache, "training": model.training,
+            "trainable": [n for n, p in model.named_parameters() if p.requires_grad]}
+
+
+def test_a_small_loss_warm_up_that_fails_under_lora_leaves_the_policy_as_it_was(tmp_path, monkeypatch):
+    """TRL has wrapped the policy in the warm-up's adapter when the trainer's set-up fails: the cell fails, and the
+    policy it leaves is the reference policy as it was (no adapter layer, flag or attribute left)."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from bench.methods import TrainContext, detectors
+
+    ctx = TrainContext(policy=tiny_models.model().eval(), tokenizer=tiny_models.tokenizer(),
+                       train_dataset=tiny_models.pairs_dataset(), loss=losses.get("dpo", beta=0.1),
+                       train=dataclasses.replace(tiny_models.TRAIN, lora=ADAPTER, max_steps=2), out_dir=tmp_path,
+                       seed=0, reference_path="unused")
+    state, policy = _state(ctx.policy), ctx.policy
+
+    def fail(self, *a, **k):
+        assert lora.is_peft(self.model)  # the adapter is on by now
+        raise RuntimeError("the reference pass failed")
+
+    monkeypatch.setattr(tr.PreferenceTrainer, "_precompute_ref_logps", fail)
+    with pytest.raises(RuntimeError, match="reference pass failed"):
+        detectors.SmallLoss().scores(ctx, SimpleNamespace(warmup_epochs=1.0, score_batch_size=4))
+    assert ctx.policy is policy and _state(policy) == state

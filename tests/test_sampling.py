@@ -20,7 +20,7 @@ def test_growing_cache_samples_exactly_as_hf_dynamic_cache(monkeypatch, batch_si
     model, tok = tiny_models.model(), tiny_models.tokenizer()
     kw = dict(max_new_tokens=24, seed=7, batch_size=batch_size)
     ours = sampling.sample(model, tok, _prompts(), **kw)
-    monkeypatch.setattr(sampling, "growing_cache", lambda m, room: DynamicCache(config=m.config))
+    monkeypatch.setattr(sampling, "growing_cache", lambda m, room: None)  # HF's own choice: its DynamicCache
     plain = sampling.sample(model, tok, _prompts(), **kw)
     assert ours.texts == plain.texts and ours.completion_ids == plain.completion_ids
     assert ours.prompt_ids == plain.prompt_ids
@@ -74,17 +74,30 @@ def test_growing_layer_holds_what_a_dynamic_layer_holds(room):
     assert torch.equal(a[0], b[0]) and ours.get_seq_length() == 4
 
 
-def test_a_model_that_asks_for_another_cache_gets_hfs_own_and_lora_gets_ours():
+def test_a_model_that_asks_for_no_cache_or_another_gets_hfs_own_and_lora_gets_ours():
     from peft import LoraConfig, get_peft_model
 
     from bench.models.adapters import AdapterOff
 
-    model = tiny_models.model()
+    model, tok = tiny_models.model(), tiny_models.tokenizer()
     model.generation_config.cache_implementation = "static"  # HF refuses a cache object beside it
     assert kv_cache.growing_cache(model, room=4) is None
-    tok = tiny_models.tokenizer()
     assert sampling.sample(model, tok, _prompts()[:2], max_new_tokens=4, seed=0).texts  # HF's static cache
     model.generation_config.cache_implementation = None
+    model.generation_config.use_cache = False  # HF recomputes every step; a cache handed in would get it all again
+    assert kv_cache.growing_cache(model, room=4) is None
+    model.generation_config.use_cache = True
     peft = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
     for m in (peft, AdapterOff(peft)):
         assert all(type(layer) is kv_cache.GrowingLayer for layer in kv_cache.growing_cache(m, room=4).layers)
+
+
+def test_a_model_without_hfs_key_value_cache_samples_as_before():
+    from transformers import MambaConfig, MambaForCausalLM
+
+    tok = tiny_models.tokenizer()
+    torch.manual_seed(0)
+    model = MambaForCausalLM(MambaConfig(vocab_size=len(tok), hidden_size=16, state_size=4, num_hidden_layers=2,
+                                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id))
+    assert kv_cache.growing_cache(model, room=4) is None
+    assert len(sampling.sample(model, tok, _prompts()[:2], max_new_tokens=4, seed=0).texts) == 2

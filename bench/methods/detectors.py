@@ -38,7 +38,7 @@ from bench.methods.cleaning import flipped_of
 from bench.methods.ensemble import combine, ensemble_margins
 from bench.methods.pairs import pair_logps, pair_losses
 from bench.methods.stages import total_steps
-from bench.models.adapters import is_peft
+from bench.models.adapters import as_it_was, is_peft
 from bench.models.load import load_causal_lm
 
 RANDOM_SEED = 7_000_003
@@ -160,21 +160,22 @@ class _Warmup:
 def _warmup_model(ctx):
     """A full fine-tuning cell's warm-up trains a copy of the reference policy. Under LoRA (``train.lora``) with a
     policy no trainer has wrapped yet, it trains the policy itself: TRL wraps it in a fresh adapter with the base
-    weights frozen, and ``unload`` takes the adapter off again (no merge): the base model, the reference policy,
-    exactly as it was, for the cell's own trainer to wrap; no second copy of the model in memory."""
-    in_place = getattr(ctx.train, "lora", None) is not None and not is_peft(ctx.policy)
-    warm = _Warmup(ctx.policy if in_place else copy.deepcopy(ctx.policy))
-    frozen = {n: p.requires_grad for n, p in ctx.policy.named_parameters()} if in_place else {}
-    try:
-        yield warm
-    finally:
-        if in_place and warm.trainer is not None:
-            wrapped = warm.trainer.accelerator.unwrap_model(warm.trainer.model)
-            if is_peft(wrapped):
-                wrapped.unload()
-            for n, p in ctx.policy.named_parameters():  # get_peft_model froze them; unload does not thaw
-                p.requires_grad_(frozen.get(n, p.requires_grad))
-        warm.trainer = None
+    weights frozen, ``unload`` takes the adapter off again (no merge), and ``as_it_was`` puts back whatever else
+    the wrapping changed: the reference policy as it was, for the cell's own trainer to wrap, and no second copy of
+    the model in memory."""
+    if getattr(ctx.train, "lora", None) is None or is_peft(ctx.policy):
+        yield _Warmup(copy.deepcopy(ctx.policy))
+        return
+    warm = _Warmup(ctx.policy)
+    with as_it_was(ctx.policy):
+        try:
+            yield warm
+        finally:
+            if warm.trainer is not None:
+                wrapped = warm.trainer.accelerator.unwrap_model(warm.trainer.model)
+                if is_peft(wrapped):
+                    wrapped.unload()
+            warm.trainer = None
 
 
 KIND = Kind("detector", Detector, {

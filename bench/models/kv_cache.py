@@ -52,19 +52,20 @@ class GrowingLayer(DynamicLayer):
 
 def growing_cache(model, room: int) -> DynamicCache | None:
     """A ``DynamicCache`` for ``model`` whose full-attention layers are ``GrowingLayer``s with ``room`` spare
-    positions past the prompt (``max_new_tokens``); None (HF chooses its own) for a model that asks for another
-    cache (``generation_config.cache_implementation``), has none of HF's (``_supports_default_dynamic_cache``), or is
-    an encoder-decoder."""
+    positions past the prompt (``max_new_tokens``); None, and HF does as it would, for a model whose generation runs
+    without a cache (``generation_config.use_cache`` false: a cache handed in would be fed the whole sequence at
+    every step) or asks for another kind (``cache_implementation``), an encoder-decoder, and a model with no
+    full-attention layer to grow (a state-space model such as Mamba: its cache is not ``past_key_values``)."""
     lm = _causal_lm(model)
     gen = getattr(lm, "generation_config", None)
-    if getattr(gen, "cache_implementation", None) is not None or getattr(lm.config, "is_encoder_decoder", False):
+    if gen is None or gen.use_cache is False or gen.cache_implementation is not None:
         return None
     supports = getattr(lm, "_supports_default_dynamic_cache", None)
-    if supports is None or not supports():
+    if getattr(lm.config, "is_encoder_decoder", False) or supports is None or not supports():
         return None
     cache = DynamicCache(config=lm.config)
     cache.layers = [GrowingLayer(room) if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
+    return cache if any(type(layer) is GrowingLayer for layer in cache.layers) else None
 
 
 def _causal_lm(model):

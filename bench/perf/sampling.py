@@ -23,7 +23,6 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
     import torch
-    from transformers.cache_utils import DynamicCache
 
     torch.set_num_threads(1)
     from bench import data as data_mod
@@ -37,7 +36,7 @@ def main() -> None:
     data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
     policy, tok = load_causal_lm(data.model_path, "cpu")
     prompts = render_prompts(data.eval_prompts, tok)
-    caches = {"in place": sampling.growing_cache, "plain": lambda m, room: DynamicCache(config=m.config)}
+    caches = {"in place": sampling.growing_cache, "plain": lambda m, room: None}  # None: HF's own cache
 
     def run(name):
         sampling.growing_cache = caches[name]
