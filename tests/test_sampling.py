@@ -74,7 +74,7 @@ def test_growing_layer_holds_what_a_dynamic_layer_holds(room):
     assert torch.equal(a[0], b[0]) and ours.get_seq_length() == 4
 
 
-def test_a_model_that_asks_for_no_cache_or_another_gets_hfs_own_and_lora_gets_ours():
+def test_a_model_that_asks_for_no_cache_or_another_or_is_off_the_cpu_gets_hfs_own_and_lora_gets_ours():
     from peft import LoraConfig, get_peft_model
 
     from bench.models.adapters import AdapterOff
@@ -87,6 +87,7 @@ def test_a_model_that_asks_for_no_cache_or_another_gets_hfs_own_and_lora_gets_ou
     model.generation_config.use_cache = False  # HF recomputes every step; a cache handed in would get it all again
     assert kv_cache.growing_cache(model, room=4) is None
     model.generation_config.use_cache = True
+    assert kv_cache.growing_cache(tiny_models.model().to("meta"), room=4) is None  # off the CPU: HF's own
     peft = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
     for m in (peft, AdapterOff(peft)):
         assert all(type(layer) is kv_cache.GrowingLayer for layer in kv_cache.growing_cache(m, room=4).layers)

@@ -1,14 +1,16 @@
 """A key/value cache for sampling that writes each step in place instead of concatenating.
 
 HF's ``DynamicLayer`` grows its keys and values by ``torch.cat`` at every decoding step: each step copies the whole
-cache so far (quadratic in the length; on the default world's checkpoints a fifth of the sampling time). A
+cache so far (quadratic in the length; a fifth of the sampling time in a profile of the default world's checkpoint). A
 ``GrowingLayer`` keeps them in a buffer with room for the prompt and the new tokens and hands attention a view of
 its filled part: the same keys and values, so the same attention, logits and samples, bit for bit (tested against
 the plain cache in ``tests/test_sampling.py``). A static cache would also avoid the copies, but attends over its
 whole length under a mask, which moves log-probs at round-off.
 
-Only full-attention layers are replaced; a model with sliding-window or other layers keeps HF's own for those, and
-a model that asks for another kind of cache (or has none of HF's) gets what HF gives it.
+It is used on the CPU, where that is checked; on a GPU sampling keeps HF's cache (attention kernels there may be
+chosen by the strides of what they get). Only full-attention layers are replaced; a model with sliding-window or
+other layers keeps HF's own for those, and a model that asks for another kind of cache (or has none of HF's) gets
+what HF gives it.
 """
 from __future__ import annotations
 
@@ -60,6 +62,8 @@ def growing_cache(model, room: int) -> DynamicCache | None:
     gen = getattr(lm, "generation_config", None)
     if gen is None or gen.use_cache is False or gen.cache_implementation is not None:
         return None
+    if next(lm.parameters()).device.type != "cpu":  # bit for bit is checked on the CPU only: elsewhere attention
+        return None  # kernels may be chosen by the views' strides, so HF's own cache there
     supports = getattr(lm, "_supports_default_dynamic_cache", None)
     if getattr(lm.config, "is_encoder_decoder", False) or supports is None or not supports():
         return None
