@@ -78,6 +78,24 @@ class _Run:
         self.trained = ds
 
 
+def test_ref_margin_scores_the_reference_margin_and_loads_the_reference_only_when_not_cached(tmp_path, monkeypatch):
+    import tiny_models
+    from bench.models import sampling
+
+    ds = tiny_models.pairs_dataset()
+    ref, tok = tiny_models.model(), tiny_models.tokenizer()
+    loads = []
+    monkeypatch.setattr(detectors, "load_causal_lm", lambda path, device: loads.append(path) or (ref, tok))
+    ctx = SimpleNamespace(train_dataset=ds, tokenizer=tok, reference_path="ref", data_key="d", cache_root=str(tmp_path))
+    scores, _ = detectors.RefMargin().scores(ctx, None)
+    want = (sampling.sequence_logps(ref, tok, ds["prompt"], ds["rejected"])
+            - sampling.sequence_logps(ref, tok, ds["prompt"], ds["chosen"]))
+    np.testing.assert_allclose(scores, want.double().numpy(), rtol=0, atol=1e-6)  # minus the margin as labelled
+    assert loads == ["ref"]  # once, for both sides
+    again, _ = detectors.RefMargin().scores(ctx, None)  # cached: no load at all
+    assert loads == ["ref"] and np.array_equal(again, scores)
+
+
 @pytest.mark.parametrize("action", ["remove", "flip", "weight"])
 def test_each_action_changes_exactly_the_named_pairs(action, monkeypatch):
     monkeypatch.setattr(cleaning, "Staged", _Run)

@@ -51,13 +51,18 @@ def generation_settings(eval_cfg) -> dict:
                 batch_size=eval_cfg.batch_size)
 
 
-def reference_logps(ref_model, tokenizer, prompts, responses, key_parts: dict, cache_root: str | None):
-    """Reference log-probs of fixed held-out responses: the same for every cell of a data and model, so cached."""
+def reference_logps(ref_model, tokenizer, prompts, responses, key_parts: dict, cache_root: str | None, load=None):
+    """Reference log-probs of fixed held-out responses: the same for every cell of a data and model, so cached.
+    ``ref_model`` may be None with ``load`` (no argument, gives the model): it is then loaded only if the values
+    have to be computed."""
+    def model():
+        return ref_model if ref_model is not None else load()
+
     if cache_root is None:
-        return sampling.sequence_logps(ref_model, tokenizer, prompts, responses)
+        return sampling.sequence_logps(model(), tokenizer, prompts, responses)
 
     def build(folder):
-        values = sampling.sequence_logps(ref_model, tokenizer, prompts, responses).tolist()
+        values = sampling.sequence_logps(model(), tokenizer, prompts, responses).tolist()
         (folder / "logps.json").write_text(json.dumps(values))
 
     key = stable_hash({**key_parts, "prompts": prompts, "responses": responses})

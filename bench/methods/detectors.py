@@ -99,16 +99,24 @@ class RMEnsemble(Detector):
 
 
 class RefMargin(Detector):
+    """The reference is loaded (on the CPU) only where its log-probs of the training pairs are not cached yet."""
+
     name = "ref_margin"
 
     def scores(self, ctx, cfg):
         ds = ctx.train_dataset
-        ref_model, _ = load_causal_lm(ctx.reference_path, "cpu")
+        loaded = []
+
+        def load():
+            if not loaded:
+                loaded.append(load_causal_lm(ctx.reference_path, "cpu")[0])
+            return loaded[0]
+
         prompts = render_prompts(ds["prompt"], ctx.tokenizer)
         rows = text_rows(ds)
         key = {"data": ctx.data_key, "model": ctx.reference_path, "split": "train"}
-        c = reference_logps(ref_model, ctx.tokenizer, prompts, [r["chosen"] for r in rows], key, ctx.cache_root)
-        r = reference_logps(ref_model, ctx.tokenizer, prompts, [r["rejected"] for r in rows], key, ctx.cache_root)
+        c = reference_logps(None, ctx.tokenizer, prompts, [r["chosen"] for r in rows], key, ctx.cache_root, load)
+        r = reference_logps(None, ctx.tokenizer, prompts, [r["rejected"] for r in rows], key, ctx.cache_root, load)
         return -(c - r).double().numpy(), {}
 
 
