@@ -2,12 +2,14 @@
 
     python -m bench.perf.checkpoint              # 3 repeats, interleaved with 3 epochs of training
     python -m bench.perf.checkpoint --repeat 5
+    python -m bench.perf.checkpoint experiment=verdict_tune noise.rate=0.4   # another cell's (one epoch a repeat)
 
 One repeat is an epoch of DPO training (the default cell's steps, packed path) followed by one checkpoint's
 evaluation of the policy it left (``bench.evaluation.checkpoints.PolicyEvaluation``: test samples with their KL,
 the implicit-reward accuracy on the clean held-out pairs, the gold reward, the margin diagnostics), each piece also
-timed on its own. Printed: the median and spread of each, and the ratio checkpoint / epoch per repeat (the issue's
-target: at most 0.5; at most 3 s a checkpoint).
+timed on its own (the validation split's too, where the cell scores one, as a tuning cell does). Printed: the
+median and spread of each, and the ratio checkpoint / epoch per repeat (the issue's target: at most 0.5; at most
+3 s a checkpoint on the default world). Overrides pick another cell's settings; each repeat trains one epoch.
 """
 from __future__ import annotations
 
@@ -42,12 +44,20 @@ def pieces(evaluation, policy) -> dict[str, float]:
     t0 = time.perf_counter()
     evaluation.probe(policy, evaluation.ref_model)
     out[f"margins ({len(evaluation.probe.rows)} pairs)"] = time.perf_counter() - t0
+    if p.eval.validation.enabled:
+        from bench.evaluation.validation import score_validation
+
+        t0 = time.perf_counter()
+        score_validation(policy, evaluation.ref_model, tok, d, p.loss, p.eval, evaluation.noise_node, p.run.seed,
+                         evaluation.cache_root)
+        out["validation split"] = time.perf_counter() - t0
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("overrides", nargs="*", help="config overrides, as for bench/run.py (default: the default cell)")
     a = ap.parse_args()
     import torch
 
@@ -61,7 +71,7 @@ def main() -> None:
     from bench.methods import TrainContext
     from bench.models import load_causal_lm
 
-    cfg = compose(["train.progress=false"])
+    cfg = compose([*a.overrides, "train.progress=false", *(["train.epochs=1"] if a.overrides else [])])
     parts = build_parts(cfg)
     data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
     noisy = parts.injector(data.train)
