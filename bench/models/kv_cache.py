@@ -1,11 +1,11 @@
 """A key/value cache for sampling that writes each step in place instead of concatenating.
 
 HF's ``DynamicLayer`` grows its keys and values by ``torch.cat`` at every decoding step: each step copies the whole
-cache so far (quadratic in the length; a fifth of the sampling time in a profile of the default world's checkpoint). A
-``GrowingLayer`` keeps them in a buffer with room for the prompt and the new tokens and hands attention a view of
-its filled part: the same keys and values, so the same attention, logits and samples, bit for bit (tested against
-the plain cache in ``tests/test_sampling.py``). A static cache would also avoid the copies, but attends over its
-whole length under a mask, which moves log-probs at round-off.
+cache so far (quadratic in the length; a fifth of the sampling time in a profile of the default world's
+checkpoint). A ``GrowingLayer`` keeps them in a buffer with room for the prompt and the new tokens and hands
+attention a view of its filled part: the same keys and values, so the same attention, logits and samples, bit for
+bit (tested against HF's own cache in ``tests/test_sampling.py``). A static cache would also avoid the copies, but
+attends over its whole length under a mask, which moves log-probs at round-off.
 
 It is used on the CPU, where that is checked; on a GPU sampling keeps HF's cache (attention kernels there may be
 chosen by the strides of what they get). Only full-attention layers are replaced; a model with sliding-window or
