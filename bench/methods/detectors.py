@@ -22,9 +22,9 @@ class of yours (``method.detector=mypkg.detectors.Margin``, or a ``{_target_: ..
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -105,13 +105,7 @@ class RefMargin(Detector):
 
     def scores(self, ctx, cfg):
         ds = ctx.train_dataset
-        loaded = []
-
-        def load():
-            if not loaded:
-                loaded.append(load_causal_lm(ctx.reference_path, "cpu")[0])
-            return loaded[0]
-
+        load = functools.cache(lambda: load_causal_lm(ctx.reference_path, "cpu")[0])  # at most once, if at all
         prompts = render_prompts(ds["prompt"], ctx.tokenizer)
         rows = text_rows(ds)
         key = {"data": ctx.data_key, "model": ctx.reference_path, "split": "train"}
@@ -131,11 +125,11 @@ class SmallLoss(Detector):
         per_epoch = total_steps(ctx.train, len(ds)) / float(ctx.train.epochs if not ctx.train.max_steps else 1)
         steps = max(1, round(float(cfg.warmup_epochs) * per_epoch))
         t0 = time.time()
-        with _warmup_model(ctx) as warm:
-            warm.trainer = trainer = ctx.trainer(ds, args=ctx.args("warmup", max_steps=steps), model=warm.model,
-                                                 ref_cache=ctx.ref_cache, with_callbacks=False)
+        with _warmup_model(ctx) as model:
+            trainer = ctx.trainer(ds, args=ctx.args("warmup", max_steps=steps), model=model, ref_cache=ctx.ref_cache,
+                                  with_callbacks=False)
             trainer.train()
-            out = self._scores(ctx, trainer, warm.model, cfg)
+            out = self._scores(ctx, trainer, model, cfg)
             del trainer
         return np.asarray(out, dtype=float), {"warmup_steps": steps, "warmup_s": time.time() - t0}
 
@@ -156,34 +150,18 @@ class SmallLoss(Detector):
         return pair_losses(ctx.loss, scores, ref_c, ref_r, extras).numpy()
 
 
-@dataclass
-class _Warmup:
-    """The model a warm-up trains, and the trainer that trains it (whose adapter comes off after)."""
-
-    model: object
-    trainer: object = None
-
-
 @contextmanager
 def _warmup_model(ctx):
-    """A full fine-tuning cell's warm-up trains a copy of the reference policy. Under LoRA (``train.lora``) with a
-    policy no trainer has wrapped yet, it trains the policy itself: TRL wraps it in a fresh adapter with the base
-    weights frozen, ``unload`` takes the adapter off again (no merge), and ``as_it_was`` puts back whatever else
-    the wrapping changed: the reference policy as it was, for the cell's own trainer to wrap, and no second copy of
-    the model in memory."""
+    """The model a warm-up trains. A full fine-tuning cell's is a copy of the reference policy. Under LoRA
+    (``train.lora``), with a policy no trainer has wrapped yet, it is the policy itself: TRL wraps it in a fresh
+    adapter with the base weights frozen, and ``as_it_was`` puts back every module the adapter replaced and whatever
+    else the wrapping changed: the reference policy as it was, for the cell's own trainer to wrap, and no second
+    copy of the model in memory."""
     if getattr(ctx.train, "lora", None) is None or is_peft(ctx.policy):
-        yield _Warmup(copy.deepcopy(ctx.policy))
+        yield copy.deepcopy(ctx.policy)
         return
-    warm = _Warmup(ctx.policy)
-    with as_it_was(ctx.policy):
-        try:
-            yield warm
-        finally:
-            if warm.trainer is not None:
-                wrapped = warm.trainer.accelerator.unwrap_model(warm.trainer.model)
-                if is_peft(wrapped):
-                    wrapped.unload()
-            warm.trainer = None
+    with as_it_was(ctx.policy) as policy:
+        yield policy
 
 
 KIND = Kind("detector", Detector, {

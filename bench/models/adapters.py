@@ -47,8 +47,8 @@ class AdapterOff:
 def as_it_was(model):
     """Lends ``model`` (a plain transformers model) to a run that may wrap it in a LoRA adapter of its own (TRL's
     ``get_peft_model``: layers replaced, base weights frozen, a fused forward and tags set on it, ``use_cache`` off,
-    training mode) and puts all of that back on the way out, whether the run got as far as unloading its adapter or
-    failed half-way: every module where it was, no attribute the run added, ``config.use_cache``, each parameter's
+    training mode) and puts all of that back on the way out, whether the run finished or failed half-way: every
+    module where it was (the adapter's layers give way to the layers they wrapped, as ``unload`` would), no attribute the run added, ``config.use_cache``, each parameter's
     ``requires_grad``, and the train/eval mode. The weights are the run's business: under an adapter they are
     frozen."""
     modules = list(model.named_modules())
