@@ -47,6 +47,14 @@ class GrowingLayer(DynamicLayer):
         self.keys, self.values = self._buf[0][..., :need, :], self._buf[1][..., :need, :]
         return self.keys, self.values
 
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only the rows ``indices`` (``bench.models.finished_rows`` drops finished samples), room and all."""
+        if self._buf is None or self.keys.data_ptr() != self._buf[0].data_ptr():
+            return super().batch_select_indices(indices)
+        n = self.get_seq_length()
+        self._buf = tuple(b.index_select(0, indices) for b in self._buf)
+        self.keys, self.values = self._buf[0][..., :n, :], self._buf[1][..., :n, :]
+
     def reset(self) -> None:
         self._buf = None
         super().reset()
@@ -58,7 +66,7 @@ def growing_cache(model, room: int) -> DynamicCache | None:
     without a cache (``generation_config.use_cache`` false: a cache handed in would be fed the whole sequence at
     every step) or asks for another kind (``cache_implementation``), an encoder-decoder, and a model with no
     full-attention layer to grow (a state-space model such as Mamba: its cache is not ``past_key_values``)."""
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     gen = getattr(lm, "generation_config", None)
     if gen is None or gen.use_cache is False or gen.cache_implementation is not None:
         return None
@@ -72,7 +80,7 @@ def growing_cache(model, room: int) -> DynamicCache | None:
     return cache if any(type(layer) is GrowingLayer for layer in cache.layers) else None
 
 
-def _causal_lm(model):
+def causal_lm(model):
     """The transformers model under a LoRA policy (``PeftModel``) or its adapter-disabled view (``AdapterOff``)."""
     if isinstance(model, AdapterOff):
         model = model.policy

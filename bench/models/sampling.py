@@ -6,6 +6,7 @@ of a Monte-Carlo KL estimate, with no second forward pass), and keeps the sample
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -13,7 +14,8 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from bench.core import progress
-from bench.models.kv_cache import growing_cache
+from bench.models.finished_rows import FLOOR, skipping
+from bench.models.kv_cache import causal_lm, growing_cache
 
 
 class _SampledLogps(LogitsProcessor):
@@ -85,18 +87,19 @@ def sample(model, tokenizer, prompts: list[str], *, max_new_tokens: int, seed: i
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         recorder = _SampledLogps(eos) if logps else None
         cache = growing_cache(model, max_new_tokens)
-        ids = model.generate(
-            **enc,
-            do_sample=temperature > 0,
-            temperature=temperature if temperature > 0 else None,
-            top_p=top_p,
-            top_k=0,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos,
-            logits_processor=LogitsProcessorList([recorder]) if recorder is not None else None,
-            **({} if cache is None else {"past_key_values": cache}),
-        )
+        with skipping(causal_lm(model), cache, eos):
+            ids = model.generate(
+                **enc,
+                do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else None,
+                top_p=top_p,
+                top_k=0,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=eos,
+                logits_processor=LogitsProcessorList([recorder]) if recorder is not None else None,
+                **({} if cache is None else {"past_key_values": cache}),
+            )
         new = ids[:, enc["input_ids"].shape[1] :]
         out.texts.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
         if recorder is not None:
@@ -131,11 +134,22 @@ def sequence_logps(model, tokenizer, prompts: list[str], responses: list[str], b
     return _scored(model, ids, tokenizer.pad_token_id, batch_size).float()
 
 
+CPU_TOKENS = 1024  # tokens per forward pass when scoring on the CPU: activations that stay in the core's caches
+
+
 def _scored(model, seqs: list[tuple[int, list[int]]], pad_id: int, batch_size: int) -> torch.Tensor:
     """Summed log-prob of the tokens after each sequence's first ``n_prompt``, in the given order. Sequences are
-    batched in order of length, so a batch pads to little more than its own longest (the values do not change)."""
+    batched in order of length, so a batch pads to little more than its own longest (the values do not change).
+
+    On the CPU a batch runs in slices of about ``CPU_TOKENS`` tokens, each padded as the whole batch is, and asks for
+    logits from its first scored position on only (``logits_to_keep``, where the model takes it): the same values,
+    bit for bit, in about 0.8 of the time (``python -m bench.perf.scoring``). Bit for bit holds because a row's
+    arithmetic does not depend on how many rows run beside it, as long as a matrix product has at least ``FLOOR``
+    rows (``bench.models.finished_rows``): slices and kept positions are sized for that (tested)."""
     model.eval()
     device = next(model.parameters()).device
+    cpu = device.type == "cpu"
+    keeps = cpu and _keeps_logits(model)
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][1]))
     out = torch.zeros(len(seqs), dtype=torch.float64)
     for start in range(0, len(order), batch_size):
@@ -149,14 +163,37 @@ def _scored(model, seqs: list[tuple[int, list[int]]], pad_id: int, batch_size: i
             input_ids[k, : len(f)] = torch.tensor(f)
             attn[k, : len(f)] = 1
             comp[k, n_prompt : len(f)] = True
-        out[rows] = _summed(model, input_ids.to(device), attn.to(device), comp.to(device))
+        first = max(1, min(seqs[i][0] for i in rows)) if keeps else 1  # the first position a logit is needed for
+        if len(rows) * (width - first + 1) < FLOOR:  # too few rows to project apart: as before, every position
+            first = 1
+        out[rows] = torch.cat([_summed(model, input_ids[a:b].to(device), attn[a:b].to(device), comp[a:b].to(device),
+                                       first) for a, b in _slices(len(rows), width, width - first + 1, cpu)])
     return out
 
 
-def _summed(model, input_ids: torch.Tensor, attn: torch.Tensor, comp: torch.Tensor) -> torch.Tensor:
-    logits = model(input_ids=input_ids, attention_mask=attn).logits[:, :-1].float()
-    logp = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+def _slices(n: int, width: int, kept: int, cpu: bool) -> list[tuple[int, int]]:
+    """Row ranges of a padded batch of ``n`` rows: about ``CPU_TOKENS`` tokens each on the CPU, and never so few
+    rows that a matrix product (rows x ``width`` positions, or x ``kept`` for the logits) has fewer than ``FLOOR``."""
+    need = -(-FLOOR // min(width, kept))
+    per = max(CPU_TOKENS // width, need) if cpu else n
+    starts = list(range(0, n, per))
+    if len(starts) > 1 and n - starts[-1] < need:  # a short last slice joins the one before
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n]))
+
+
+def _summed(model, input_ids: torch.Tensor, attn: torch.Tensor, comp: torch.Tensor, first: int = 1) -> torch.Tensor:
+    """Each row's summed log-prob of its ``comp`` tokens, from logits at positions ``first - 1`` on (the ones
+    before enter the sum as the zeros they were multiplied to)."""
+    kw = {"logits_to_keep": input_ids.shape[1] - first + 1} if first > 1 else {}
+    logits = model(input_ids=input_ids, attention_mask=attn, **kw).logits[:, :-1].float()
+    logp = logits.new_zeros(input_ids.shape[0], input_ids.shape[1] - 1)
+    logp[:, first - 1 :] = torch.log_softmax(logits, -1).gather(-1, input_ids[:, first:, None]).squeeze(-1)
     return (logp * comp[:, 1:]).sum(-1).double().cpu()
+
+
+def _keeps_logits(model) -> bool:
+    return "logits_to_keep" in inspect.signature(causal_lm(model).forward).parameters
 
 
 @lru_cache(maxsize=32)

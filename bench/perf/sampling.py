@@ -1,15 +1,19 @@
-"""Sampling with the in-place key/value cache against HF's concatenating one, on the default world's test prompts.
+"""Sampling as the checkpoints do it against HF's plain loop, on the default world's test prompts.
 
     python -m bench.perf.sampling               # 5 repeats, interleaved
     python -m bench.perf.sampling --repeat 9
 
-One repeat samples the checkpoint's test prompts (576, the eval settings of the default config) once with each
-cache, in alternating order, from the reference policy. Printed: each time, the ratio in-place / plain per repeat
-(median, min - max), and whether the two gave the same samples and log-probs bit for bit (they must).
+Three ways, each repeat in a rotated order, from the reference policy on the checkpoint's test prompts (576, the
+eval settings of the default config): ``plain`` (HF's concatenating key/value cache, every row run to the batch's
+longest sample), ``in place`` (``bench.models.kv_cache``'s cache written in place) and ``in place, rows skipped``
+(also ``bench.models.finished_rows``: finished samples leave the batch; what ``sampling.sample`` does). Printed:
+each time, each way's ratio to plain per repeat (median, min - max), and whether all three gave the same samples,
+token ids and log-probs bit for bit (they must).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -24,40 +28,42 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    torch.set_num_threads(1)
-    from bench import data as data_mod
-    from bench.cell.parts import build_parts
-    from bench.config.compose import compose
     from bench.evaluation.core import generation_settings, render_prompts
-    from bench.models import load_causal_lm, sampling
+    from bench.models import sampling
+    from bench.perf import default_world_policy
 
-    cfg = compose(["train.progress=false"])
-    parts = build_parts(cfg)
-    data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
-    policy, tok = load_causal_lm(data.model_path, "cpu")
+    _, parts, data, policy, tok = default_world_policy()
     prompts = render_prompts(data.eval_prompts, tok)
-    caches = {"in place": sampling.growing_cache, "plain": lambda m, room: None}  # None: HF's own cache
+    growing, skipping = sampling.growing_cache, sampling.skipping
+    ways = {"plain": (lambda m, room: None, skipping),  # no cache of ours: HF's own, and nothing to skip with
+            "in place": (growing, lambda *args: contextlib.nullcontext()),
+            "in place, rows skipped": (growing, skipping)}
 
     def run(name):
-        sampling.growing_cache = caches[name]
+        sampling.growing_cache, sampling.skipping = ways[name]
         t0 = time.perf_counter()
-        out = sampling.sample(policy, tok, prompts, seed=0, **generation_settings(parts.eval))
+        try:
+            out = sampling.sample(policy, tok, prompts, seed=0, **generation_settings(parts.eval))
+        finally:
+            sampling.growing_cache, sampling.skipping = growing, skipping
         return time.perf_counter() - t0, out
 
-    times, same = {k: [] for k in caches}, True
+    names = list(ways)
+    times, same = {k: [] for k in names}, True
     for r in range(a.repeat):
         got = {}
-        for name in (["in place", "plain"] if r % 2 == 0 else ["plain", "in place"]):
+        for name in names[r % 3:] + names[: r % 3]:
             times[name].append((dt := run(name))[0])
             got[name] = dt[1]
-        x, y = got["in place"], got["plain"]
-        same &= x.texts == y.texts and torch.equal(x.logps, y.logps)
-        print(f"repeat {r + 1}: in place {times['in place'][-1]:.2f} s, plain {times['plain'][-1]:.2f} s", flush=True)
-    sampling.growing_cache = caches["in place"]
-    ratios = [i / p for i, p in zip(times["in place"], times["plain"])]
-    print(f"{len(prompts)} prompts: in place median {statistics.median(times['in place']):.2f} s, plain "
-          f"{statistics.median(times['plain']):.2f} s; ratio median {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); same samples and log-probs: {same}")
+        base = got["plain"]
+        same &= all(x.texts == base.texts and x.completion_ids == base.completion_ids and torch.equal(x.logps, base.logps)
+                    for x in got.values())
+        print(f"repeat {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.2f} s" for k in names), flush=True)
+    print(f"{len(prompts)} prompts, medians: " + ", ".join(f"{k} {statistics.median(times[k]):.2f} s" for k in names))
+    for k in names[1:]:
+        ratios = [x / p for x, p in zip(times[k], times["plain"])]
+        print(f"{k} / plain: median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+    print(f"same samples, token ids and log-probs: {same}")
 
 
 if __name__ == "__main__":
