@@ -142,3 +142,22 @@ def test_the_archive_view_keeps_a_live_cells_margins(tmp_path):
     view = archive.view(live, archive.archived(tmp_path / "docs"))
     z = final_margins(load_results(view), view)
     assert set(z["label"]) == {"dpo"} and len(z) == N_PAIRS  # the archived cell kept no margins
+
+
+def test_a_noise_model_without_a_rate_is_one_panel_with_its_margins():
+    """NaN is not equal to itself: every row without a rate once made a condition of its own (a figure of tens of
+    thousands of empty panels on a results folder with such a study), and no panel found its rows."""
+    import pandas as pd
+
+    from bench.report.plots import conditions, plot_margin_histograms
+
+    rows = [dict(label=lab, noise=noise, rate=rate, seed=s, flipped=i % 2 == 0, z=float(i))
+            for lab in ("dpo", "ropo") for noise, rate in (("random_flip", 0.4), ("gaussian_reward", float("nan")))
+            for s in (0, 1) for i in range(6)]
+    z = pd.DataFrame(rows)
+    assert [c[0] for c in conditions(z)] == ["random_flip", "gaussian_reward"]
+    fig = plot_margin_histograms(z, "dpo")
+    assert len(fig.axes) == 4  # 2 losses x 2 conditions
+    gauss = [ax for ax in fig.axes if ax.get_subplotspec().colspan.start == 1]
+    assert all(ax.patches and not ax.texts for ax in gauss)  # its rows found: bars, no "no cells"
+    assert gauss[0].get_title() == "gaussian_reward"

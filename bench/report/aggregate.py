@@ -21,6 +21,19 @@ from bench.tune.selection import checkpoint_key, read, tuning_dir
 
 # noise names that mean "no noise": their rate-0 cells serve as the rate-0 point of every noise type's curve
 CLEAN_NOISE = {"none", "clean", "null", ""}
+
+
+def conditions_in(df: pd.DataFrame) -> list[tuple[str, float]]:
+    """The distinct (noise, rate) pairs of ``df``; a noise model without a rate (NaN) is one condition, not one per
+    row (NaN is not equal to itself, so a set of pairs would keep every row's)."""
+    pairs = df[["noise", "rate"]].astype({"noise": str, "rate": float}).drop_duplicates()
+    return list(pairs.itertuples(index=False, name=None))
+
+
+def in_condition(df: pd.DataFrame, noise, rate) -> pd.Series:
+    """Rows of ``df`` in condition (``noise``, ``rate``); a NaN rate matches the rows without one."""
+    r = df["rate"].astype(float)
+    return (df["noise"].astype(str) == str(noise)) & (r.isna() if pd.isna(rate) else r == rate)
 CELL_KEYS = ["label", "noise", "rate", "seed"]
 GROUP_KEYS = ["label", "noise", "rate", "metric"]
 RATE_DECIMALS = 10  # rates come from configs as floats; round so 0.2 and 0.2000000001 group together

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.core.metrics import compared
 from bench.report import plots
-from bench.report.aggregate import Results, direction
+from bench.report.aggregate import Results, direction, in_condition
 from bench.report.analysis import Analysis
 from bench.report.render import fmt, fmt_p
 from bench.report.stats import holm, interval_and_mde, paired_differences, paired_test
@@ -83,7 +83,7 @@ def headroom_table(res: Results, baseline: str | None, metric: str, positive: st
     d = d[d["label"] == positive]
     rows = []
     for noise, rate in v.loc[v["label"].isin([baseline, positive]), ["noise", "rate"]].drop_duplicates().itertuples(index=False):
-        s = _mean_interval(sign * d.loc[(d["noise"] == noise) & (d["rate"] == rate), "diff"])
+        s = _mean_interval(sign * d.loc[in_condition(d, noise, rate), "diff"])
         flag = None if s["n"] < 2 else bool(not s["ci_low"] > 0 and not s["ci_high"] < 0)
         note = "no oracle cleaner and baseline cells on the same seed" if s["n"] == 0 else s["note"]
         rows.append(dict(metric=metric, noise=noise, rate=rate, baseline=baseline, control=positive, n_pairs=s["n"],
@@ -105,8 +105,8 @@ def share_table(res: Results, baseline: str | None, headroom: pd.DataFrame, arms
     d = d[d["label"] != positive]
     kind = dict(zip(arms["label"], arms["control"]))
     rows = []
-    for (noise, rate, label), g in d.groupby(["noise", "rate", "label"], sort=True):
-        h = headroom[(headroom["noise"] == noise) & (headroom["rate"] == rate)]
+    for (noise, rate, label), g in d.groupby(["noise", "rate", "label"], sort=True, dropna=False):
+        h = headroom[in_condition(headroom, noise, rate)]
         room, why = _room(h)
         rows.append(dict(metric=metric, noise=noise, rate=rate, label=label, control=kind.get(label, ""),
                          n_pairs=len(g), mean_diff=g["diff"].mean(), headroom=room,

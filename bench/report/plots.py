@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from bench.report.aggregate import CLEAN_NOISE  # noqa: E402
+from bench.report.aggregate import CLEAN_NOISE, conditions_in, in_condition  # noqa: E402
 
 REF_GID = "reference"  # gid of the dashed reference line, so tests (and readers) can tell it from the losses
 
@@ -118,12 +118,12 @@ def plot_paired_differences(paired: pd.DataFrame, metric: str, baseline: str | N
     condition (noise type and rate), losses down the side, 0 marked. * = Holm p < 0.05. What the design supports:
     every loss is compared with the baseline on the same seeds and noise masks, not with a band of its own."""
     p = paired[paired["metric"] == metric].copy()
-    conds = sorted({(str(n), float(r)) for n, r in zip(p["noise"], p["rate"])}, key=lambda x: (not x[0].startswith("random"), x))
+    conds = sorted(conditions_in(p), key=lambda x: (not x[0].startswith("random"), x[0], np.nan_to_num(x[1], nan=-1.0)))
     labels = [x for x in loss_order(p["label"], baseline) if x != baseline][::-1]
     fig, axes = plt.subplots(1, max(1, len(conds)), figsize=(2.6 * max(1, len(conds)) + 1.6, 0.9 + 0.32 * max(1, len(labels))),
                              sharey=True, squeeze=False, layout="constrained")
     for ax, (noise, rate) in zip(axes[0], conds):
-        pc = p[(p["noise"].astype(str) == noise) & (p["rate"] == rate)].set_index("label")
+        pc = p[in_condition(p, noise, rate)].set_index("label")
         for y, lab in enumerate(labels):
             if lab not in pc.index:
                 continue
@@ -137,7 +137,7 @@ def plot_paired_differences(paired: pd.DataFrame, metric: str, baseline: str | N
             if bool(r["significant"]):
                 ax.text(hi if np.isfinite(hi) else r["mean_diff"], y, " *", va="center", fontsize=9)
         ax.axvline(0.0, color="0.4", lw=0.8, ls="--")
-        ax.set_title(f"{noise} @ {rate:g}", fontsize=9)
+        ax.set_title(condition_title(noise, rate), fontsize=9)
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlabel(f"{metric} − {baseline}", fontsize=8)
     axes[0][0].set_yticks(range(len(labels)), labels, fontsize=8)
@@ -174,10 +174,14 @@ def plot_sensitivity(curves: pd.DataFrame, condition: str) -> plt.Figure:
     return fig
 
 
+def condition_title(noise: str, rate: float) -> str:
+    return noise if pd.isna(rate) else f"{noise} @ {rate:g}"  # a noise model without a rate: its name
+
+
 def conditions(df: pd.DataFrame) -> list[tuple[str, float]]:
     """The (noise, rate) pairs of ``df``, clean first, then random flips, then by name and rate (one panel each)."""
-    conds = {(str(n), float(r)) for n, r in zip(df["noise"], df["rate"])}
-    return sorted(conds, key=lambda x: (x[0].lower() not in CLEAN_NOISE, not x[0].startswith("random"), x))
+    return sorted(conditions_in(df), key=lambda x: (x[0].lower() not in CLEAN_NOISE, not x[0].startswith("random"),
+                                                    x[0], np.nan_to_num(x[1], nan=-1.0)))
 
 
 def plot_margin_progress(table: pd.DataFrame, baseline: str | None = None) -> plt.Figure:
@@ -190,7 +194,7 @@ def plot_margin_progress(table: pd.DataFrame, baseline: str | None = None) -> pl
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol + 1.8, 2.8 * nrow + 0.5), sharex=True, sharey=True,
                              squeeze=False, layout="constrained")
     for ax, (noise, rate) in zip(axes.flat, conds):
-        tc = table[(table["noise"].astype(str) == noise) & (table["rate"] == rate)]
+        tc = table[in_condition(table, noise, rate)]
         for lab in labels:
             for metric, ls in (("diag_memorized", "-"), ("diag_fit", "--")):
                 g = tc[(tc["label"] == lab) & (tc["metric"] == metric)].sort_values("fraction")
@@ -201,7 +205,7 @@ def plot_margin_progress(table: pd.DataFrame, baseline: str | None = None) -> pl
         ax.axhline(0.5, color="0.6", lw=0.7, ls=":")
         ax.set_xlim(0.0, 1.03)
         ax.set_ylim(-0.03, 1.03)
-        ax.set_title(f"{noise} @ {rate:g}", fontsize=9)
+        ax.set_title(condition_title(noise, rate), fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(conds):]:
         ax.axis("off")
@@ -236,7 +240,7 @@ def plot_margin_histograms(z: pd.DataFrame, baseline: str | None = None) -> plt.
     for i, lab in enumerate(labels):
         for j, (noise, rate) in enumerate(conds):
             ax = axes[i][j]
-            g = z[(z["label"] == lab) & (z["noise"].astype(str) == noise) & (z["rate"] == rate)]
+            g = z[(z["label"] == lab) & in_condition(z, noise, rate)]
             for flipped, color, name in ((False, "C0", "clean pairs"), (True, "C3", "flipped pairs")):
                 v = np.clip(g.loc[g["flipped"] == flipped, "z"].to_numpy(float), edges[0], edges[-1])
                 if len(v):
@@ -246,7 +250,7 @@ def plot_margin_histograms(z: pd.DataFrame, baseline: str | None = None) -> plt.
             ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
             ax.tick_params(labelsize=7)
             if i == 0:
-                ax.set_title(f"{noise} @ {rate:g}", fontsize=9)
+                ax.set_title(condition_title(noise, rate), fontsize=9)
             if j == 0:
                 ax.set_ylabel(lab, fontsize=8)
     for ax in axes[-1]:
