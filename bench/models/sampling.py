@@ -174,7 +174,7 @@ def _scored(model, seqs: list[tuple[int, list[int]]], pad_id: int, batch_size: i
 def _slices(n: int, width: int, kept: int, cpu: bool) -> list[tuple[int, int]]:
     """Row ranges of a padded batch of ``n`` rows: about ``CPU_TOKENS`` tokens each on the CPU, and never so few
     rows that a matrix product (rows x ``width`` positions, or x ``kept`` for the logits) has fewer than ``FLOOR``."""
-    need = -(-FLOOR // min(width, kept))
+    need = -(-FLOOR // kept)  # kept <= width: the logits' product is the smaller
     per = max(CPU_TOKENS // width, need) if cpu else n
     starts = list(range(0, n, per))
     if len(starts) > 1 and n - starts[-1] < need:  # a short last slice joins the one before

@@ -1,4 +1,7 @@
 """Benchmarks (scripts, not tests): speed and memory measured as interleaved, repeated ratios with their spread."""
+from __future__ import annotations
+
+import contextlib
 
 
 def default_world_policy(overrides: list[str] | None = None):
@@ -17,3 +20,19 @@ def default_world_policy(overrides: list[str] | None = None):
     data = data_mod.load(parts.data, parts.model, cfg.paths.cache)
     policy, tok = load_causal_lm(data.model_path, "cpu")
     return cfg, parts, data, policy, tok
+
+
+@contextlib.contextmanager
+def as_before():
+    """Evaluation as it was before finished samples left their batch (``bench.models.finished_rows``) and fixed
+    pairs were scored in slices from the responses on (``sampling._scored``): every row to the batch's end, each
+    batch in one pass with logits at every position. The benchmarks' baseline; the values are the same."""
+    from bench.models import sampling
+
+    was = sampling.skipping, sampling.CPU_TOKENS, sampling._keeps_logits
+    sampling.skipping, sampling.CPU_TOKENS, sampling._keeps_logits = \
+        (lambda *args: contextlib.nullcontext()), 10**9, (lambda m: False)
+    try:
+        yield
+    finally:
+        sampling.skipping, sampling.CPU_TOKENS, sampling._keeps_logits = was

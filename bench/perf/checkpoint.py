@@ -59,21 +59,6 @@ def pieces(evaluation, policy) -> dict[str, float]:
     return out
 
 
-@contextlib.contextmanager
-def as_before():
-    """Sampling with every row to the batch's end, scoring each batch in one pass with logits at every position:
-    the checkpoint before all three."""
-    from bench.models import sampling
-
-    was = sampling.skipping, sampling.CPU_TOKENS, sampling._keeps_logits
-    sampling.skipping, sampling.CPU_TOKENS, sampling._keeps_logits = \
-        (lambda *args: contextlib.nullcontext()), 10**9, (lambda m: False)
-    try:
-        yield
-    finally:
-        sampling.skipping, sampling.CPU_TOKENS, sampling._keeps_logits = was
-
-
 def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]) for k in a)  # NaN is NaN
 
@@ -88,7 +73,7 @@ def main() -> None:
 
     from bench.evaluation.checkpoints import PolicyEvaluation
     from bench.methods import TrainContext
-    from bench.perf import default_world_policy
+    from bench.perf import as_before, default_world_policy
 
     cfg, parts, data, policy, tok = default_world_policy([*a.overrides, *(["train.epochs=1"] if a.overrides else [])])
     noisy = parts.injector(data.train)

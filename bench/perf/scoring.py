@@ -13,6 +13,7 @@ the ratio sliced / whole per repeat (median, min - max), and whether the two gav
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -30,22 +31,18 @@ def main() -> None:
     from bench.core.text import completion_text
     from bench.evaluation.core import render_prompts
     from bench.models import sampling
-    from bench.perf import default_world_policy
+    from bench.perf import as_before, default_world_policy
 
     _, _, data, policy, tok = default_world_policy()
     pairs = data.eval_pairs
     prompts = render_prompts(pairs["prompt"], tok)
     sides = [[completion_text(r) for r in pairs[k]] for k in ("chosen", "rejected")]
-    keeps = sampling._keeps_logits
-    ways = {"sliced": (sampling.CPU_TOKENS, keeps), "whole": (10**9, lambda m: False)}
+    ways = {"sliced": contextlib.nullcontext, "whole": as_before}
 
     def run(name):
-        sampling.CPU_TOKENS, sampling._keeps_logits = ways[name]
         t0 = time.perf_counter()
-        try:
+        with ways[name]():
             out = [sampling.sequence_logps(policy, tok, prompts, side) for side in sides]
-        finally:
-            sampling.CPU_TOKENS, sampling._keeps_logits = ways["sliced"]
         return time.perf_counter() - t0, out
 
     times, same = {k: [] for k in ways}, True
@@ -57,7 +54,7 @@ def main() -> None:
         same &= all(torch.equal(x, y) for x, y in zip(got["sliced"], got["whole"]))
         print(f"repeat {r + 1}: sliced {times['sliced'][-1]:.2f} s, whole {times['whole'][-1]:.2f} s", flush=True)
     ratios = [s / w for s, w in zip(times["sliced"], times["whole"])]
-    print(f"{len(prompts)} pairs, {ways['sliced'][0]} tokens a slice: sliced median {statistics.median(times['sliced']):.2f}"
+    print(f"{len(prompts)} pairs, {sampling.CPU_TOKENS} tokens a slice: sliced median {statistics.median(times['sliced']):.2f}"
           f" s, whole {statistics.median(times['whole']):.2f} s; ratio median {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f}); same log-probs: {same}")
 

@@ -21,6 +21,9 @@ from bench.tune.selection import checkpoint_key, read, tuning_dir
 
 # noise names that mean "no noise": their rate-0 cells serve as the rate-0 point of every noise type's curve
 CLEAN_NOISE = {"none", "clean", "null", ""}
+CELL_KEYS = ["label", "noise", "rate", "seed"]
+GROUP_KEYS = ["label", "noise", "rate", "metric"]
+RATE_DECIMALS = 10  # rates come from configs as floats; round so 0.2 and 0.2000000001 group together
 
 
 def conditions_in(df: pd.DataFrame) -> list[tuple[str, float]]:
@@ -34,9 +37,6 @@ def in_condition(df: pd.DataFrame, noise, rate) -> pd.Series:
     """Rows of ``df`` in condition (``noise``, ``rate``); a NaN rate matches the rows without one."""
     r = df["rate"].astype(float)
     return (df["noise"].astype(str) == str(noise)) & (r.isna() if pd.isna(rate) else r == rate)
-CELL_KEYS = ["label", "noise", "rate", "seed"]
-GROUP_KEYS = ["label", "noise", "rate", "metric"]
-RATE_DECIMALS = 10  # rates come from configs as floats; round so 0.2 and 0.2000000001 group together
 
 
 @dataclass

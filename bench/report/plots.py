@@ -118,7 +118,7 @@ def plot_paired_differences(paired: pd.DataFrame, metric: str, baseline: str | N
     condition (noise type and rate), losses down the side, 0 marked. * = Holm p < 0.05. What the design supports:
     every loss is compared with the baseline on the same seeds and noise masks, not with a band of its own."""
     p = paired[paired["metric"] == metric].copy()
-    conds = sorted(conditions_in(p), key=lambda x: (not x[0].startswith("random"), x[0], np.nan_to_num(x[1], nan=-1.0)))
+    conds = sorted(conditions_in(p), key=lambda x: (not x[0].startswith("random"), *_named_rate(x)))
     labels = [x for x in loss_order(p["label"], baseline) if x != baseline][::-1]
     fig, axes = plt.subplots(1, max(1, len(conds)), figsize=(2.6 * max(1, len(conds)) + 1.6, 0.9 + 0.32 * max(1, len(labels))),
                              sharey=True, squeeze=False, layout="constrained")
@@ -181,7 +181,12 @@ def condition_title(noise: str, rate: float) -> str:
 def conditions(df: pd.DataFrame) -> list[tuple[str, float]]:
     """The (noise, rate) pairs of ``df``, clean first, then random flips, then by name and rate (one panel each)."""
     return sorted(conditions_in(df), key=lambda x: (x[0].lower() not in CLEAN_NOISE, not x[0].startswith("random"),
-                                                    x[0], np.nan_to_num(x[1], nan=-1.0)))
+                                                    *_named_rate(x)))
+
+
+def _named_rate(cond: tuple[str, float]) -> tuple[str, float]:
+    """A condition's sort key by name, then rate (no rate, NaN, first: NaN does not sort)."""
+    return cond[0], np.nan_to_num(cond[1], nan=-1.0)
 
 
 def plot_margin_progress(table: pd.DataFrame, baseline: str | None = None) -> plt.Figure:
