@@ -192,6 +192,56 @@ def test_checkpoints_give_one_point_each_and_change_no_training_step(smoke_root,
     assert len(margins["points"]) == 4 and all(len(p["z"]) == len(margins["rows"]) for p in margins["points"])
 
 
+@pytest.mark.slow
+def test_a_run_that_stops_at_a_checkpoint_is_the_whole_runs_curve_up_to_there(smoke_root, tmp_path):
+    """eval.checkpoints.stop_after ends the run at a checkpoint: the same cell (its id), the whole run's steps and
+    scores up to there bit for bit (the end's evaluation stands for that checkpoint). Such a record serves a run
+    asked to stop there or before; one asked to go further trains again and keeps the sources it served."""
+    import json
+
+    from bench.cell import run_cell
+    from bench.core import records
+
+    ckpt = ("eval.checkpoints.every=1", "eval.checkpoints.unit=steps")
+    whole = _cell(smoke_root, tmp_path / "whole", *ckpt)
+    at2 = whole["curve"][1]["epoch"]  # the checkpoint after step 2 of 4
+    short = _cell(smoke_root, tmp_path / "short", *ckpt, f"eval.checkpoints.stop_after={at2}")
+    assert short["cell_id"] == whole["cell_id"] and "stopped" not in whole
+    assert short["stopped"] == {"step": 2, "epoch": at2, "stop_after": at2, "planned_steps": STEPS}
+    assert short["train_steps"] == 2 and [p["step"] for p in short["curve"]] == [1, 2]
+    assert short["curve"] == whole["curve"][:2]  # every metric of both points, exactly
+    assert all(short["metrics"][k] == whole["curve"][1][k] for k in whole["curve"][1] if k not in ("step", "epoch"))
+    z = [json.loads((tmp_path / d / "cells" / whole["cell_id"] / "margins.json").read_text())["points"]
+         for d in ("whole", "short")]
+    assert z[1] == z[0][:2]
+
+    rec = records.read_record(tmp_path / "short", whole["cell_id"])
+    assert records.reaches(rec, at2) and records.reaches(rec, whole["curve"][0]["epoch"])
+    assert not records.reaches(rec, None) and not records.reaches(rec, whole["curve"][2]["epoch"])
+    assert records.reaches(whole, None) and records.reaches(whole, at2)
+    source = {"source": "tuning", "criterion": "later"}
+    cfg = compose(["experiment=smoke", f"paths.root={smoke_root}", f"paths.results={tmp_path / 'short'}",
+                   f"train.max_steps={STEPS}", "train.progress=false", *ckpt])
+    again = run_cell(cfg, hp_source=source)  # asked for the whole run: the one that stopped does not serve it
+    assert not again.get("skipped") and "stopped" not in again and again["curve"] == whole["curve"]
+    assert again["hp_sources"] == [{"source": "default"}, source]
+    assert run_cell(cfg)["skipped"]
+
+
+def test_only_a_method_whose_run_is_one_trainer_stops_early_and_stop_after_needs_checkpoints(tmp_path):
+    from bench.cell.parts import build_parts
+    from bench.cell.run import _stop_after
+    from bench.core.options import ConfigError
+
+    base = ["experiment=smoke", f"paths.root={tmp_path}", "eval.checkpoints.every=1",
+            "eval.checkpoints.stop_after=2"]
+    assert _stop_after(build_parts(compose(base))) == 2.0
+    assert _stop_after(build_parts(compose([*base, "method=clean", "method.detector=oracle"]))) == 2.0
+    assert _stop_after(build_parts(compose([*base, "loss=ropo", "method=ropo_full"]))) is None  # rounds: it runs to its end
+    with pytest.raises(ConfigError, match="eval.checkpoints.stop_after=2 .* valid: eval.checkpoints.every set"):
+        build_parts(compose([*base[:2], "eval.checkpoints.stop_after=2"]))
+
+
 def test_a_checkpoint_on_a_stages_last_step_is_scored_as_the_next_stage_begins_and_the_runs_end_is_left_to_it():
     """A staged method (ROPO's rounds, a curriculum) runs one trainer per stage: a checkpoint due on a stage's last
     step is scored by the next trainer's first act (the policy that stage left); the run's own end is the final

@@ -161,3 +161,25 @@ def test_a_noise_model_without_a_rate_is_one_panel_with_its_margins():
     gauss = [ax for ax in fig.axes if ax.get_subplotspec().colspan.start == 1]
     assert all(ax.patches and not ax.texts for ax in gauss)  # its rows found: bars, no "no cells"
     assert gauss[0].get_title() == "gaussian_reward"
+
+
+def test_a_tuned_cell_is_drawn_to_its_rules_checkpoint_whether_its_run_went_on_or_ended_there(tmp_path):
+    """Rule "oracle" picked epoch 1 of 3: seed 0's run went on to the end, seed 1's ended at the pick
+    (eval.checkpoints.stop_after). Both are drawn to epoch 1 (a third of the planned steps) with their z there."""
+    root = tmp_path / "results"
+    source = {"source": "tuning", "criterion": "oracle", "checkpoint": 1.0}
+    points = [{"step": 10 * k, "epoch": float(k), "gold_reward": 0.1 * k, **diag("dpo", 0.4, k, 0)} for k in (1, 2, 3)]
+    for seed, curve, extra in ((0, points, {}), (1, points[:1], {"stopped": {"step": 10, "epoch": 1.0,
+                                                                            "stop_after": 1.0, "planned_steps": 30}})):
+        rec = record("dpo", "random_flip", 0.4, seed, metrics={"gold_reward": curve[-1]["gold_reward"]}, curve=curve,
+                     hp_source=source, hp_sources=[source], **extra)
+        write_record(root, rec)
+        z = [[float(seed) + k] * N_PAIRS for k in (1, 2, 3)][:len(curve)]
+        atomic_write_json(cell_dir(root, rec["cell_id"]) / MARGINS_FILE, {
+            "rows": list(range(N_PAIRS)), "is_flipped": [i < N_FLIPPED for i in range(N_PAIRS)],
+            "points": [{"step": p["step"], "epoch": p["epoch"], "z": zk} for p, zk in zip(curve, z)]})
+    res = load_results(root)
+    pts = progress_points(res)
+    assert set(pts["fraction"]) == {0.33} and sorted(pts["seed"].unique()) == [0, 1]
+    zs = final_margins(res, root)
+    assert sorted(zs["z"].unique()) == [1.0, 2.0]  # each seed's z at epoch 1, not seed 0's end (3.0)

@@ -192,6 +192,35 @@ def test_an_untuned_condition_borrows_the_nearest_tuned_rate_of_the_noise_it_nam
     assert cell_id(compose([*base, "noise.rate=0.2"])) == cell_id(compose([*base[:-1], "noise.rate=0.2"]))
 
 
+def test_stop_at_pick_ends_a_final_cell_at_the_latest_checkpoint_any_rule_picked_for_its_values(tmp_path):
+    """Two rules that picked the same values share one cell: it trains to the later of their checkpoints, so its
+    curve has both; a rule with other values is another cell, stopped at its own pick. Not part of the cell's id."""
+    from bench.cell.identity import cell_id
+    from bench.config.compose import compose
+    from bench.core.options import ConfigError
+
+    folder = selection.tuning_dir(tmp_path / "results", "t")
+    folder.mkdir(parents=True)
+    (folder / selection.PLAN).write_text(json.dumps({"seeds": [0], "checkpoints": True}))
+    row = {"loss": "dpo", "noise": "random_flip", "rate": 0.4, "val_score": 0.1, "n_configs": 7, "at_edge": False,
+           "edge_keys": ""}
+    rows = [{**row, "criterion": "oracle", "train.learning_rate": 2e-4, "checkpoint": 3.0},
+            {**row, "criterion": "val_rm_kl", "train.learning_rate": 2e-4, "checkpoint": 5.0},
+            {**row, "criterion": "val_rm", "train.learning_rate": 1e-4, "checkpoint": 7.0},
+            {**row, "rate": 0.2, "criterion": "oracle", "train.learning_rate": 2e-4, "checkpoint": 8.0}]
+    selection.write(folder, rows)
+    base = ["experiment=smoke", f"paths.root={tmp_path}", "noise.rate=0.4", "seed=100", "eval.checkpoints.every=1"]
+    stop = [*base, "eval.checkpoints.stop_at_pick=true"]
+    for rule, picked, after in (("oracle", 3.0, 5.0), ("val_rm_kl", 5.0, 5.0), ("val_rm", 7.0, 7.0)):
+        cfg, source = apply(compose([*stop, f"tuning=t/{rule}"]))
+        assert source["checkpoint"] == picked and cfg.eval.checkpoints.stop_after == after, rule
+        plain, _ = apply(compose([*base, f"tuning=t/{rule}"]))
+        assert plain.eval.checkpoints.stop_after is None and cell_id(plain) == cell_id(cfg)
+    assert apply(compose(stop))[0].eval.checkpoints.stop_after is None  # no tuning: nothing picked
+    with pytest.raises(ConfigError, match="stop_after=2 and eval.checkpoints.stop_at_pick=true both"):
+        apply(compose([*stop, "tuning=t/oracle", "eval.checkpoints.stop_after=2"]))
+
+
 # ------------------------------------------------------------------------------------------------ invariants
 @pytest.mark.slow
 def test_losses_that_reduce_to_dpo_give_dpos_result(tmp_path, smoke_root):

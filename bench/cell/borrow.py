@@ -35,7 +35,7 @@ log = logging.getLogger("prefnoise")
 
 # what a cell's record takes from its twin's (bench.cell.run._record writes these from a run)
 RESULTS = ("loss_params", "eps_source", "metrics", "metric_info", "n_train_pairs", "train_steps", "gpu", "curve",
-           "scorer", "loss_learned", "provenance")
+           "stopped", "scorer", "loss_learned", "provenance")
 FILES = ("samples.jsonl", "val_samples.jsonl", "margins.json", "train_log.jsonl")  # copied beside the record
 
 
@@ -70,8 +70,9 @@ def twin_of(parts) -> str | None:
             and parts.method.trains_as_standard(noise_rate(parts.injector))):
         return None
     twin = cell_id({**parts.header.config, "method": dict(NEUTRAL_PARTS["method"])})
-    if not records.is_complete(Path(parts.header.results), twin):
-        log.info("no complete record of its standard twin %s: the cell trains", twin)
+    if not records.is_complete(Path(parts.header.results), twin, parts.eval.checkpoints.stop_after):
+        log.info("no complete record of its standard twin %s (or it ended short of this cell's "
+                 "eval.checkpoints.stop_after): the cell trains", twin)
         return None
     return twin
 

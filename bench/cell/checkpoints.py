@@ -13,12 +13,17 @@ from bench.evaluation.checkpoints import Checkpoints, PolicyEvaluation, Scored, 
 
 
 class CellCheckpoints:
-    def __init__(self, evaluation: PolicyEvaluation, cfg):
+    def __init__(self, evaluation: PolicyEvaluation, cfg, stop_after: float | None = None):
         self.evaluation = evaluation
         self.callback = None
         if cfg.every is not None:
-            self.callback = Checkpoints(self._timed, cfg.every, cfg.unit)
+            self.callback = Checkpoints(self._timed, cfg.every, cfg.unit, stop_after)
         self.seconds = 0.0
+
+    @property
+    def stopped(self) -> dict | None:
+        """Where the run ended before its schedule's end (``eval.checkpoints.stop_after``), else None."""
+        return self.callback.stopped if self.callback is not None else None
 
     @property
     def callbacks(self) -> list:

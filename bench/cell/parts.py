@@ -106,6 +106,10 @@ def build_parts(cfg, header: Header | None = None) -> Parts:
                           "data=world only; valid: model.sft.steps=0 (fine-tune your model before, on your data).")
     train = typed(TrainConfig, c["train"], "train")
     evalc = typed(EvalConfig, c["eval"], "eval")
+    if evalc.checkpoints.stop_after is not None and evalc.checkpoints.every is None:
+        raise ConfigError(f"eval.checkpoints.stop_after={evalc.checkpoints.stop_after:g} ends training at a "
+                          "checkpoint, and eval.checkpoints.every is null (none are scored); valid: "
+                          "eval.checkpoints.every set (e.g. 1: every epoch), or stop_after=null.")
     loss, injector = _loss_and_noise(c["loss"], c["noise"], run.seed)
     evaluator_list = _evaluators(c.get("evaluator") or {})
     for ev in evaluator_list:  # what an evaluator needs of the data, before any of it is loaded

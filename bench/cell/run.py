@@ -81,7 +81,8 @@ def versions() -> dict[str, str]:
 def decide(cfg: DictConfig) -> tuple[str, bool]:
     """(the cell's id, whether its complete record exists and ``resume`` lets it be skipped): decided once."""
     cid = cell_id(cfg)
-    return cid, bool(cfg.resume) and records.is_complete(Path(cfg.paths.results), cid)
+    stop_after = (cfg.get("eval") or {}).get("checkpoints", {}).get("stop_after")
+    return cid, bool(cfg.resume) and records.is_complete(Path(cfg.paths.results), cid, stop_after)
 
 
 def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, decided: tuple | None = None) -> dict:
@@ -101,7 +102,8 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
         log.info("cell %s already complete: skipped", cid)
         records.note_hp_source(head.results, cid, source)
         return {**records.read_record(head.results, cid), "skipped": True}
-    base = {**_named(head, cid), "versions": versions(), "hp_source": source, "hp_sources": [source]}
+    base = {**_named(head, cid), "versions": versions(), "hp_source": source,
+            "hp_sources": _sources(head.results, cid, source)}
     phase = {"name": "config", "started": time.time()}
     with _failure_recorded(base, head.results, phase):
         parts = build_parts(cfg, head)  # cheap checks first: a bad value fails before any data or model
@@ -116,6 +118,16 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
     if rec is None:  # a non-zero rank of a multi-GPU cell: rank 0 evaluates and records
         return {"cell_id": cid, "status": "ok", "rank": os.environ.get("RANK")}
     return _written({**base, **rec}, head.results, cid)
+
+
+def _sources(results, cid: str, source: dict) -> list[dict]:
+    """The sources of values the cell's record serves: its own, and those of its complete record when that run
+    ended short of where this one trains to (``eval.checkpoints.stop_after``): the longer run serves them too."""
+    earlier = records.read_record(results, cid) if results else None
+    if not earlier or earlier.get("status") != "ok":
+        return [source]
+    kept = [s for s in earlier.get("hp_sources") or [earlier.get("hp_source") or {"source": "default"}] if s != source]
+    return [*kept, source]
 
 
 def _written(rec: dict, results, cid: str) -> dict:
@@ -198,6 +210,8 @@ def _run(parts: Parts, cid: str, phase: dict) -> dict | None:
         t["train_parts"] = dict(result.timings["parts"])
     rec = _record(parts, final, result, curve, t, scorer, (noisy, trained, noise_stats),
                   _provenance(parts, data, ctx.policy, train_fingerprint))
+    if checkpoints.stopped:
+        rec["stopped"] = checkpoints.stopped
     if parts.train.save_model:
         rec["saved_model"] = _save_model(parts, cid, ctx, cell_dir, rec)
     return rec
@@ -285,7 +299,7 @@ def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
                **({"rows": rows_key} if rows_key is not None else {})}
         ref_cache = ReferenceLogpCache(parts.cache_root, key)
     evaluation = PolicyEvaluation(data, parts, noisy, tokenizer, parts.noise_node, parts.cache_root)
-    checkpoints = CellCheckpoints(evaluation, parts.eval.checkpoints)
+    checkpoints = CellCheckpoints(evaluation, parts.eval.checkpoints, _stop_after(parts))
     ctx = TrainContext(
         policy=policy, tokenizer=tokenizer, train_dataset=trained, loss=parts.loss, train=parts.train,
         out_dir=cell_dir, seed=parts.run.seed, reference_path=data.model_path, ref_cache=ref_cache,
@@ -299,6 +313,16 @@ def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
                                                       parts.run.seed, parts.cache_root),
     )
     return policy, parts.method.train(ctx), t_load, checkpoints, ctx  # ctx.policy: under LoRA, its PeftModel
+
+
+def _stop_after(parts: Parts) -> float | None:
+    """Where the run may end (``eval.checkpoints.stop_after``): None for a method that trains in stages."""
+    stop_after = parts.eval.checkpoints.stop_after
+    if stop_after is not None and not getattr(parts.method, "stops_early", False):
+        log.info("method %s trains in stages: it runs to its end (eval.checkpoints.stop_after=%g is for one run)",
+                 parts.method.name, stop_after)
+        return None
+    return stop_after
 
 
 def _gpu_memory(reset: bool = False) -> dict | None:

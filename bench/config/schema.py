@@ -166,6 +166,15 @@ class CheckpointConfig:
                      "steps)", Param(choices=("epochs", "steps")))
     diagnostic_pairs: int = option("training pairs (as labelled; up to half of them flipped) whose margins z are "
                                  "measured at each checkpoint and at the end", COUNT)
+    stop_after: Optional[float] = option(
+        "end training at the first checkpoint at or past this epoch (the schedule stays the whole run's, so every "
+        "point up to there is the whole run's, bit for bit); null: train to the end. Not part of a cell's id: a "
+        "complete record that reached it serves, one that stopped short of it is run again",
+        Param(low=0.0, low_open=True, nullable=True), identity=False)
+    stop_at_pick: bool = option(
+        "a cell on a tuning selection that picked a checkpoint (tuning=<sweep>/<rule>) stops there: stop_after "
+        "becomes the latest checkpoint any rule of that sweep picked for the same values (so one run serves "
+        "them all); a method that trains in stages runs to the end", identity=False)
 
 
 @dataclass

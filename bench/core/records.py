@@ -55,6 +55,8 @@ class Record(TypedDict, total=False):
     timings: dict[str, Any]  # {phase: seconds}
     gpu: dict[str, Any]  # peak memory, on a GPU only
     curve: list[dict]  # the policy's metrics at each checkpoint (eval.checkpoints); the last is the end
+    stopped: dict  # the run ended at a checkpoint before its schedule's end (eval.checkpoints.stop_after): step,
+    #                epoch, stop_after, planned_steps; the curve's last point (the end) is there
     scorer: dict | None  # the per-response scorer, when a loss or method read scores (bench.evaluation.scorer)
     loss_learned: dict | None  # a loss that learns the noise: what it learned vs what was injected
     hp_source: dict  # {"source": "default"} or {"source": "tuning", "tuning": "<sweep>/<criterion>", ...}
@@ -91,9 +93,21 @@ def read_record(results_dir: str | os.PathLike, cell_id: str) -> dict | None:
     return upgrade(json.loads(path.read_text()))
 
 
-def is_complete(results_dir: str | os.PathLike, cell_id: str) -> bool:
+def is_complete(results_dir: str | os.PathLike, cell_id: str, stop_after: float | None = None) -> bool:
+    """Whether the cell's complete record exists and serves a run asked to train to ``stop_after`` (epochs; None:
+    to the end of its schedule): see ``reaches``."""
     rec = read_record(results_dir, cell_id)
-    return rec is not None and rec.get("status") == "ok"
+    return rec is not None and rec.get("status") == "ok" and reaches(rec, stop_after)
+
+
+def reaches(record: dict, stop_after: float | None) -> bool:
+    """Whether a complete record serves a run asked to train to ``stop_after`` (``eval.checkpoints.stop_after``,
+    not part of a cell's id): a whole run serves any; one that ended early (``stopped``) only a run asked to stop at
+    or before where it did (its curve holds every checkpoint up to there, the whole run's, bit for bit)."""
+    stopped = record.get("stopped")
+    if not stopped:
+        return True
+    return stop_after is not None and round(float(stopped["epoch"]), 4) >= round(float(stop_after), 4)
 
 
 def write_record(results_dir: str | os.PathLike, record: dict) -> Path:

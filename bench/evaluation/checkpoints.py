@@ -107,10 +107,17 @@ def preserved_rng():
 
 
 class Checkpoints(TrainerCallback):
-    """Scores the policy every ``every`` epochs or steps of its run (``points``: one dict per checkpoint)."""
+    """Scores the policy every ``every`` epochs or steps of its run (``points``: one dict per checkpoint).
 
-    def __init__(self, evaluate: PolicyEvaluation, every: float, unit: str = "epochs"):
+    ``stop_after`` (epochs): the run ends at the first checkpoint at or past it (``stopped`` says where), left
+    unscored here: the final evaluation scores that policy as the run's end. Only for a method whose run is one
+    trainer (``Method.stops_early``): the trainer's schedule is the whole run's, so every step up to there is the
+    one the whole run takes."""
+
+    def __init__(self, evaluate: PolicyEvaluation, every: float, unit: str = "epochs", stop_after: float | None = None):
         self.evaluate, self.every, self.unit = evaluate, float(every), unit
+        self.stop_after = None if stop_after is None else float(stop_after)
+        self.stopped: dict | None = None  # {"step", "epoch", "stop_after", "planned_steps"} once the run ended early
         self.points: list[dict] = []
         self.z: list[np.ndarray] = []
         self.step = 0  # optimizer steps across every trainer of the run (a staged method has several)
@@ -138,6 +145,11 @@ class Checkpoints(TrainerCallback):
         if state.global_step >= state.max_steps:  # this trainer's last step: the run's end, or a stage's
             self.pending = self.step
             return
+        if self.stop_after is not None and round(self.epoch(self.step), 4) >= round(self.stop_after, 4):
+            self.stopped = {"step": self.step, "epoch": round(self.epoch(self.step), 6), "stop_after": self.stop_after,
+                            "planned_steps": int(state.max_steps)}
+            control.should_training_stop = True  # the final evaluation scores this policy: the curve's end
+            return control
         self._score(model, self.step)
 
     def _score(self, model, step: int) -> None:

@@ -91,6 +91,9 @@ class Method(Plugin):
     kind = "method"
     Options = MethodOptions
     extra_columns: tuple[str, ...] = ()  # per-pair columns its trainers carry into batches (``pair_weight``)
+    # its run is one trainer carrying the cell's callbacks, so the run may end at a checkpoint
+    # (``eval.checkpoints.stop_after``); a method that trains in stages or rounds runs to its end
+    stops_early: bool = False
 
     @property
     def needs_scores(self) -> bool:

@@ -46,6 +46,7 @@ CONTROLS = {"oracle": "positive", "random": "negative"}
 
 class Clean(Method):
     name = "clean"
+    stops_early = True  # one run on the cleaned pairs (a detector's warm-up carries no callbacks)
 
     Options = CleanOptions  # the detector is built (and checked) here, from the detectors' registry
 
@@ -110,6 +111,7 @@ class Clean(Method):
 
 class Subset(Method):
     name = "subset"
+    stops_early = True
 
     Options = SubsetOptions
 

@@ -8,6 +8,7 @@ from bench.methods.base import Method, TrainContext, TrainResult
 
 class Standard(Method):
     name = "standard"
+    stops_early = True
 
     def train(self, ctx: TrainContext) -> TrainResult:
         t0 = time.time()

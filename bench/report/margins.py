@@ -5,10 +5,14 @@ Per source of values (the report's unit), from the cells kept:
 
 * progress: a record's ``curve`` (one point per checkpoint, the last one the end) gives ``diag_memorized`` (share of
   flipped pairs with z > 0: the policy agrees with their wrong label) and ``diag_fit`` (share of clean pairs with
-  z > 0) at each point; x is the fraction of the cell's training (its step over its last step), the mean over seeds
-  with their min and max. Only cells whose curve carries these values.
+  z > 0) at each point; x is the fraction of the cell's training (its step over the steps its schedule planned),
+  the mean over seeds with their min and max. Only cells whose curve carries these values.
 * the end's z: each cell's ``margins.json`` (``bench.cell.checkpoints``), its last point's z split by the pairs'
   flip mask, pooled over seeds. Cells without the file (an archived study keeps none) are left out.
+
+A cell whose tuning rule picked a checkpoint (``checkpoint``, ``bench.report.aggregate.at_checkpoint``) is drawn up
+to that checkpoint, and its z there: the policy the rule chose, whether its run went on past it or ended there
+(``eval.checkpoints.stop_after``), so the runs of one rule draw alike.
 
 A figure with nothing to draw is not made, and the section is absent when neither is.
 """
@@ -46,8 +50,8 @@ def progress_points(res: Results) -> pd.DataFrame:
         curve, key = r.get("curve") or [], keys.get(r.get("cell_id"))
         if r.get("status") != "ok" or not curve or key is None:
             continue
-        last = float(curve[-1].get("step") or 0)
-        for p in curve:
+        last = float((r.get("stopped") or {}).get("planned_steps") or curve[-1].get("step") or 0)
+        for p in _upto_pick(curve, r.get("checkpoint")):
             for m in PROGRESS:
                 v = p.get(m)
                 if isinstance(v, (int, float)) and math.isfinite(v) and last > 0:
@@ -74,11 +78,21 @@ def final_margins(res: Results, results_dir) -> pd.DataFrame:
         m = _read(results_dir, r) if r.get("status") == "ok" and key is not None else None
         if not m or not m.get("points"):
             continue
-        z, flipped = np.asarray(m["points"][-1]["z"], float), np.asarray(m.get("is_flipped") or [], bool)
+        z, flipped = np.asarray(_upto_pick(m["points"], r.get("checkpoint"))[-1]["z"], float), \
+            np.asarray(m.get("is_flipped") or [], bool)
         if len(z) and len(z) == len(flipped):
             parts.append(pd.DataFrame({**key, "flipped": flipped, "z": z}))
     cols = COND + ["seed", "flipped", "z"]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def _upto_pick(points: list[dict], pick) -> list[dict]:
+    """The points up to a tuning rule's picked checkpoint (epochs; None: every point), or every point if the pick is
+    not among them."""
+    if pick is None or (isinstance(pick, float) and math.isnan(pick)):
+        return points
+    upto = [p for p in points if round(float(p["epoch"]), 4) <= round(float(pick), 4)]
+    return upto if upto and round(float(upto[-1]["epoch"]), 4) == round(float(pick), 4) else points
 
 
 def _read(results_dir, rec: dict) -> dict | None:
@@ -121,8 +135,8 @@ def margin_blocks(a: Analysis, figures: dict) -> list:
                     "is fitting the flipped labels.")]
     if z:
         b += [("img", z, "margins z at the end of training, flipped vs clean pairs"),
-              ("p", "The margins z at the end of training of the flipped (red) and clean (blue) sampled training "
-                    "pairs, pooled over seeds (density, bins shared by every panel): near the reference every z is "
+              ("p", "The margins z at the end of training (at a tuning rule's picked checkpoint, where it picked "
+                    "one) of the flipped (red) and clean (blue) sampled training pairs, pooled over seeds (density, bins shared by every panel): near the reference every z is "
                     "about 0 and every reference-anchored loss is DPO with a rescaled learning rate, so a robust "
                     "loss can only act differently once |z| is of order 1.")]
     return b

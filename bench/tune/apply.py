@@ -6,7 +6,9 @@ The cell's (loss, noise, rate) picks the row of ``results/tuning/<sweep>/selecti
 (``train.learning_rate``, ``loss.beta``, ...) replace the config's values before the cell's identity is taken, so
 two rules that pick the same values share one cell. The record says where the values came from (``hp_source``).
 A rule's picked checkpoint (a sweep that scored checkpoints) is not a config value: the cell trains the same run,
-``hp_source.checkpoint`` says which point of its curve is the rule's result, and the report reads it there.
+``hp_source.checkpoint`` says which point of its curve is the rule's result, and the report reads it there. With
+``eval.checkpoints.stop_at_pick`` the run ends there (``eval.checkpoints.stop_after``, not part of the cell's id):
+at the latest checkpoint any rule picked for the same values, so one run serves every rule that shares it.
 Final seeds must be fresh: a seed the sweep tuned on is an error (its test score would be the selection's own).
 
 A condition the sweep did not tune borrows a tuned one's selection with ``tuning_from=<noise>``: that noise's tuned
@@ -84,7 +86,24 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
                               "eval.checkpoints.every is null here; valid: the tuning sweep's eval.checkpoints "
                               "settings, so the final cell's curve has that checkpoint.")
         source["checkpoint"] = float(checkpoint)
+        if cfg.eval.checkpoints.get("stop_at_pick"):
+            if cfg.eval.checkpoints.get("stop_after") is not None:
+                raise ConfigError(f"eval.checkpoints.stop_after={cfg.eval.checkpoints.stop_after} and "
+                                  "eval.checkpoints.stop_at_pick=true both say where to stop; valid: one of them "
+                                  "(stop_at_pick takes the tuning rule's checkpoint).")
+            with open_dict(out):
+                out.eval.checkpoints.stop_after = latest_pick(rows, loss, noise_name, rate, values)
     return out, source
+
+
+def latest_pick(rows: list[dict], loss: str, noise: str, rate: float, values: dict) -> float:
+    """The latest checkpoint any rule picked for ``values`` at (loss, noise, rate): the run that reaches it serves
+    every rule that picked those values (one cell, its curve read at each rule's checkpoint)."""
+    picks = [float(_plain(r["checkpoint"])) for r in rows
+             if r["loss"] == loss and r["noise"] == noise and math.isclose(float(r["rate"]), rate, abs_tol=1e-9)
+             and not _missing(_plain(r.get("checkpoint"))) and not _missing(_plain(r.get("val_score")))
+             and set(tuned_values(r)) == set(values) and all(_same(tuned_values(r)[k], values[k]) for k in values)]
+    return max(picks)
 
 
 def nearest_condition(rows: list[dict], loss: str, noise: str, rate: float, criterion: str,
