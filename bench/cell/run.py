@@ -102,8 +102,7 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
         log.info("cell %s already complete: skipped", cid)
         records.note_hp_source(head.results, cid, source)
         return {**records.read_record(head.results, cid), "skipped": True}
-    base = {**_named(head, cid), "versions": versions(), "hp_source": source,
-            "hp_sources": _sources(head.results, cid, source)}
+    base = {**_named(head, cid), "versions": versions(), "hp_source": source, "hp_sources": [source]}
     phase = {"name": "config", "started": time.time()}
     with _failure_recorded(base, head.results, phase):
         parts = build_parts(cfg, head)  # cheap checks first: a bad value fails before any data or model
@@ -120,19 +119,19 @@ def run_cell(cfg: DictConfig, slot: int = 0, hp_source: dict | None = None, deci
     return _written({**base, **rec}, head.results, cid)
 
 
-def _sources(results, cid: str, source: dict) -> list[dict]:
-    """The sources of values the cell's record serves: its own, and those of its complete record when that run
-    ended short of where this one trains to (``eval.checkpoints.stop_after``): the longer run serves them too."""
+def _sources(results, cid: str, rec: dict) -> list[dict]:
+    """The sources of values a new complete record serves: its own, and those of the complete record it replaces
+    that it still serves (``records.serves``): a longer run serves the rules a run that ended early did
+    (``eval.checkpoints.stop_after``), a run that ends earlier only the checkpoints it reaches."""
     earlier = records.read_record(results, cid) if results else None
-    if not earlier or earlier.get("status") != "ok":
-        return [source]
-    kept = [s for s in earlier.get("hp_sources") or [earlier.get("hp_source") or {"source": "default"}] if s != source]
-    return [*kept, source]
+    carried = records.sources_of(earlier) if earlier and earlier.get("status") == "ok" else []
+    return records.with_source([s for s in carried if records.serves(rec, s)], rec["hp_source"])
 
 
 def _written(rec: dict, results, cid: str) -> dict:
-    """The cell's complete record, written."""
+    """The cell's complete record, written (with every source of values it serves)."""
     rec = {**rec, "status": "ok", "error": None}
+    rec["hp_sources"] = _sources(results, cid, rec)
     records.write_record(results, rec)
     log.info("cell %s done: %s", cid, {k: round(v, 4) for k, v in rec["metrics"].items() if isinstance(v, float)})
     return rec

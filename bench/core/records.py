@@ -111,13 +111,37 @@ def reaches(record: dict, stop_after: float | None) -> bool:
 
 
 def write_record(results_dir: str | os.PathLike, record: dict) -> Path:
-    """Write a cell's record atomically. A failed record never overwrites a complete one."""
+    """Write a cell's record atomically. A failed record never overwrites a complete one (one that ended early
+    included: a longer run of it that fails leaves it as it was)."""
     record = {"schema": SCHEMA_VERSION, "finished_at": datetime.now(timezone.utc).isoformat(), **record}
     path = cell_dir(results_dir, record["cell_id"]) / RECORD_FILE
-    if record.get("status") != "ok" and is_complete(results_dir, record["cell_id"]):
+    if record.get("status") != "ok" and (read_record(results_dir, record["cell_id"]) or {}).get("status") == "ok":
         return path
     atomic_write_json(path, record)
     return path
+
+
+def sources_of(record: dict) -> list[dict]:
+    """Every source of values a record serves (``hp_sources``; a record before them: its ``hp_source``)."""
+    return record.get("hp_sources") or [record.get("hp_source") or {"source": "default"}]
+
+
+def rule_of(source: dict) -> str:
+    """The rule a source of values stands for: a tuning rule's criterion, else ``default`` (the report's unit)."""
+    return str(source.get("criterion") or "default") if source.get("source") == "tuning" else "default"
+
+
+def with_source(sources: list[dict], source: dict) -> list[dict]:
+    """``sources`` with ``source`` as its rule's one entry (an earlier entry of that rule, from before its tuning
+    sweep was re-run, gives way)."""
+    return [s for s in sources if rule_of(s) != rule_of(source)] + [source]
+
+
+def serves(record: dict, source: dict) -> bool:
+    """Whether a complete record can be read for ``source``: a picked checkpoint the run reached, or (no pick) a
+    run that went to its end."""
+    pick = source.get("checkpoint")
+    return reaches(record, pick) if pick is not None else not record.get("stopped")
 
 
 def note_hp_source(results_dir: str | os.PathLike, cell_id: str, hp_source: dict) -> None:
@@ -126,9 +150,10 @@ def note_hp_source(results_dir: str | os.PathLike, cell_id: str, hp_source: dict
     rec = read_record(results_dir, cell_id)
     if rec is None or rec.get("status") != "ok":
         return
-    sources = rec.get("hp_sources") or [rec.get("hp_source") or {"source": "default"}]
-    if hp_source not in sources:
-        atomic_write_json(cell_dir(results_dir, cell_id) / RECORD_FILE, {**rec, "hp_sources": sources + [hp_source]})
+    sources = sources_of(rec)
+    if with_source(sources, hp_source) != sources:
+        atomic_write_json(cell_dir(results_dir, cell_id) / RECORD_FILE,
+                          {**rec, "hp_sources": with_source(sources, hp_source)})
 
 
 def iter_records(results_dir: str | os.PathLike):

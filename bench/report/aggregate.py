@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from bench.core.options import ConfigError
-from bench.core.records import iter_records, rows_of
+from bench.core.records import iter_records, rows_of, rule_of
 from bench.report.settings import distinguishing
 from bench.tune.apply import is_current
 from bench.tune.selection import checkpoint_key, read, tuning_dir
@@ -89,8 +89,7 @@ def is_tuning_cell(rec: dict) -> bool:
 
 def hp_of(rec: dict) -> str:
     """Where a cell's training and loss values came from: ``default``, or the selection rule of a tuning sweep."""
-    source = rec.get("hp_source") or {}
-    return str(source.get("criterion") or "default") if source.get("source") == "tuning" else "default"
+    return rule_of(rec.get("hp_source") or {})
 
 
 def per_hp_source(records: list[dict]) -> list[dict]:
@@ -145,13 +144,11 @@ def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str
 
 
 def _unique(sources: list[dict]) -> list[dict]:
-    seen, out = set(), []
+    """One source per rule: the latest a record lists (an earlier one is from before its tuning sweep was re-run)."""
+    out: dict[str, dict] = {}
     for s in sources:
-        key = hp_of({"hp_source": s})
-        if key not in seen:
-            seen.add(key)
-            out.append(s)
-    return out
+        out[rule_of(s)] = s
+    return list(out.values())
 
 
 def curve_of(rec: dict) -> str:
@@ -249,12 +246,20 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     apart = distinguishing(records, label_of, _condition)  # two experiments of one condition: two curves
     if apart:
         cells["label"] = cells["cell_id"].map(apart).fillna(cells["label"])
+    by_hand = {r.get("cell_id"): r["stopped"].get("epoch") for r in records
+               if r.get("stopped") and r.get("checkpoint") is None}  # not a rule's pick: a shorter run, its own curve
+    if by_hand:
+        ended = cells["cell_id"].map(by_hand)
+        cells.loc[ended.notna(), "label"] += ended[ended.notna()].map(lambda e: f" [ended at epoch {e:g}]")
     notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
                         "the tuning section reads them."] if tuning else []
     if apart:
         split = sorted({label_of(r) for r in records if r.get("cell_id") in apart})
         notes.append(f"records of {', '.join(split)} at one condition differ in their settings (training length, "
                      "data, a knob): not merged, each setting its own curve, its label naming what differs.")
+    if by_hand:
+        notes.append(f"{len(by_hand)} cell(s) ended early (eval.checkpoints.stop_after, no tuning rule's pick): read "
+                     "where they ended, not at the end of their schedule, each its own curve ([ended at epoch ...]).")
     if stale:
         notes.append(f"{len(stale)} tuned cell(s) ran on values their rule no longer selects (the tuning sweep was "
                      f"re-run since) and are left out: {', '.join(sorted(stale)[:5])}{' ...' if len(stale) > 5 else ''}.")

@@ -92,13 +92,13 @@ def restore(folder: Path, results: Path) -> dict:
     stopped: a cell with a complete live record keeps it; a tuning folder already there is kept as it is."""
     import pandas as pd
 
-    from bench.core.records import is_complete
+    from bench.core.records import read_record
 
     if not (folder / RECORDS).is_file():
         raise SystemExit(f"no archive at {folder} (no {RECORDS})")
     written = kept = 0
     for row in pd.read_parquet(folder / RECORDS).itertuples(index=False):
-        if is_complete(results, row.cell_id):
+        if (read_record(results, row.cell_id) or {}).get("status") == "ok":  # also one that ended early
             kept += 1
             continue
         atomic_write_json(Path(results) / "cells" / row.cell_id / RECORD_FILE, json.loads(row.record))

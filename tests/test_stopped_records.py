@@ -1,0 +1,77 @@
+"""Records of runs that ended at a checkpoint (``eval.checkpoints.stop_after``): which sources of values a record
+serves, what a failed or longer re-run does to it, and how the report reads one. Synthetic records; the runs
+themselves are tested end to end in tests/test_controls.py."""
+from __future__ import annotations
+
+from test_report import record
+
+from bench.cell.run import _sources
+from bench.core import records
+from bench.core.records import read_record, write_record
+from bench.report import archive
+from bench.report.aggregate import load_results, per_hp_source
+
+ORACLE = {"source": "tuning", "tuning": "t/oracle", "criterion": "oracle", "checkpoint": 3.0}
+VAL = {"source": "tuning", "tuning": "t/val_rm_kl", "criterion": "val_rm_kl", "checkpoint": 5.0}
+STOPPED_AT_5 = {"step": 50, "epoch": 5.0, "stop_after": 5.0, "planned_steps": 80}
+CURVE = [{"step": 10 * k, "epoch": float(k), "gold_reward": 0.1 * k} for k in range(1, 9)]
+
+
+def stopped(at: int, **extra) -> dict:
+    return record("dpo", "random_flip", 0.4, 100, metrics={"gold_reward": 0.1 * at}, curve=CURVE[:at],
+                  stopped={**STOPPED_AT_5, "step": 10 * at, "epoch": float(at), "stop_after": float(at)},
+                  train_steps=10 * at, **extra)
+
+
+def test_which_sources_a_record_serves():
+    whole, short = record("dpo", "random_flip", 0.4, 100, metrics={"gold_reward": 0.8}, curve=CURVE), stopped(5)
+    assert records.serves(whole, ORACLE) and records.serves(whole, VAL) and records.serves(whole, {"source": "default"})
+    assert records.serves(short, ORACLE) and records.serves(short, VAL)
+    assert not records.serves(short, {"source": "default"})  # the end of its schedule: never reached
+    assert not records.serves(stopped(4), VAL)
+
+
+def test_a_failed_longer_run_leaves_the_record_that_ended_early(tmp_path):
+    rec = stopped(5, hp_source=VAL, hp_sources=[ORACLE, VAL])
+    write_record(tmp_path, rec)
+    assert not records.is_complete(tmp_path, rec["cell_id"])  # asked for the whole run, it does not serve
+    write_record(tmp_path, {**rec, "status": "failed", "error": {"type": "E", "message": "m", "where": "train"}})
+    kept = read_record(tmp_path, rec["cell_id"])
+    assert kept["status"] == "ok" and kept["hp_sources"] == [ORACLE, VAL]
+
+
+def test_a_rerun_keeps_the_sources_it_still_serves_and_one_entry_per_rule(tmp_path):
+    write_record(tmp_path, stopped(5, hp_source=VAL, hp_sources=[ORACLE, VAL]))
+    cid = stopped(5)["cell_id"]
+    default = {"source": "default"}
+    longer = record("dpo", "random_flip", 0.4, 100, metrics={"gold_reward": 0.8}, curve=CURVE, hp_source=default)  # the whole run: serves all
+    assert _sources(tmp_path, cid, longer) == [ORACLE, VAL, default]
+    shorter = stopped(3, hp_source=ORACLE)  # a re-run (resume=false) that ends at 3: epoch 5 is not reached
+    assert _sources(tmp_path, cid, shorter) == [ORACLE]
+    moved = {**ORACLE, "checkpoint": 4.0}  # the oracle rule's pick moved (its sweep re-run): one oracle entry
+    assert _sources(tmp_path, cid, stopped(5, hp_source=moved)) == [VAL, moved]
+    records.note_hp_source(tmp_path, cid, moved)
+    assert read_record(tmp_path, cid)["hp_sources"] == [VAL, moved]
+
+
+def test_the_report_reads_a_rules_latest_source_and_labels_a_run_ended_by_hand(tmp_path):
+    (out,) = per_hp_source([record("dpo", "random_flip", 0.4, 100, metrics={"gold_reward": 0.8}, curve=CURVE, hp_source=ORACLE,
+                                   hp_sources=[ORACLE, {**ORACLE, "checkpoint": 2.0}])])
+    assert out["checkpoint"] == 2.0 and out["metrics"]["gold_reward"] == 0.2
+    root = tmp_path / "results"
+    for seed in (0, 1):
+        write_record(root, record("dpo", "random_flip", 0.4, seed, config={"train": {"epochs": 8}}))
+    write_record(root, record("dpo", "random_flip", 0.4, 2, config={"train": {"epochs": 8}},
+                              stopped={**STOPPED_AT_5, "epoch": 2.0}))
+    res = load_results(root)
+    assert set(res.cells["label"]) == {"dpo", "dpo [ended at epoch 2]"}
+    assert any("1 cell(s) ended early" in n for n in res.notes)
+
+
+def test_restore_keeps_a_live_record_that_ended_early(tmp_path):
+    old, live = tmp_path / "old", tmp_path / "results"
+    write_record(old, stopped(3))
+    archive.pack(old, "syn", tmp_path / "docs" / "syn")
+    write_record(live, stopped(5))  # extended here since
+    assert archive.restore(tmp_path / "docs" / "syn", live)["kept"] == 1
+    assert read_record(live, stopped(5)["cell_id"])["stopped"]["epoch"] == 5.0
