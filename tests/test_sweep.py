@@ -365,11 +365,12 @@ def test_records_per_sweep_name_count_ok_and_failed_cells_across_multiruns(tmp_p
                                                  ("b", "ok", 5.0), ("other", "ok", 1.0), ("a", "ok", 2.0)]):
         write_record(tmp_path, {"cell_id": f"c{i}", "sweep": name, "status": status,
                                 "timings": {"total": total} if total else {},
-                                **({"borrowed_from": {"cell_id": "c4"}} if total == 2.0 else {})})
+                                **({"borrowed_from": {"cell_id": "c4"}} if total == 2.0 else {}),
+                                **({"stopped": {"epoch": 3.0}} if total == 30.0 else {})})
     rows = {r["sweep"]: r for r in by_study(tmp_path, ["a", "b", "none"])}
     assert (rows["a"]["ok"], rows["a"]["failed"], sorted(rows["a"]["seconds"])) == (3, 1, [2.0, 10.0, 30.0])
-    assert rows["a"]["borrowed"] == 1 and sorted(rows["a"]["trained"]) == [10.0, 30.0]
+    assert rows["a"]["borrowed"] == 1 and rows["a"]["stopped"] == 1 and sorted(rows["a"]["trained"]) == [10.0, 30.0]
     assert rows["b"]["ok"] == 1 and rows["none"]["ok"] == 0 and rows["none"]["latest"] is None
     assert main(["records", "a", "none", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| a | 3 | 1 | 1 | 0.0 | 20 s |" in out and "| none | 0 | 0 | 0 | 0.0 | - | - |" in out
+    assert "| a | 3 | 1 | 1 | 1 | 0.0 | 20 s |" in out and "| none | 0 | 0 | 0 | 0 | 0.0 | - | - |" in out

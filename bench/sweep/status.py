@@ -221,12 +221,13 @@ def _status_cmd(args: argparse.Namespace) -> int:
 
 def by_study(results: str | os.PathLike, sweeps: list[str]) -> list[dict]:
     """Per sweep name (a study or a part of one, whatever multiruns it took): its cells with a record, ok and
-    failed, how many of the ok ones took their standard twin's results (``borrowed``, ``bench.cell.borrow``), the
-    seconds its ok cells took (summed; ``trained``: those that trained, for the median cell) and when its latest
+    failed, how many of the ok ones took their standard twin's results (``borrowed``, ``bench.cell.borrow``) and how
+    many ended at a checkpoint (``stopped``: ``eval.checkpoints.stop_after``), the seconds its ok cells took (summed; ``trained``: those that trained, for the median cell) and when its latest
     cell finished."""
     from bench.core.records import RECORD_FILE, iter_records
 
-    rows = {s: {"sweep": s, "ok": 0, "failed": 0, "borrowed": 0, "seconds": [], "trained": [], "latest": None}
+    rows = {s: {"sweep": s, "ok": 0, "failed": 0, "borrowed": 0, "stopped": 0, "seconds": [], "trained": [],
+                "latest": None}
             for s in sweeps}
     for rec in iter_records(results):
         row = rows.get(rec.get("sweep"))
@@ -235,6 +236,7 @@ def by_study(results: str | os.PathLike, sweeps: list[str]) -> list[dict]:
         row["ok" if rec.get("status") == "ok" else "failed"] += 1
         if rec.get("status") == "ok":
             row["seconds"].append(float((rec.get("timings") or {}).get("total") or 0.0))
+            row["stopped"] += bool(rec.get("stopped"))
             if rec.get("borrowed_from"):
                 row["borrowed"] += 1
             else:
@@ -248,12 +250,12 @@ def by_study(results: str | os.PathLike, sweeps: list[str]) -> list[dict]:
 
 def _records_cmd(args) -> int:
     results = args.results or str(Path(os.environ.get("PREFNOISE_ROOT", ".")) / "results")
-    print("| sweep | ok | of them borrowed | failed | cell-hours | median trained cell | latest record |\n"
-          "|---|---|---|---|---|---|---|")
+    print("| sweep | ok | of them borrowed | ended at a checkpoint | failed | cell-hours | median trained cell | "
+          "latest record |\n|---|---|---|---|---|---|---|---|")
     for r in by_study(results, args.sweeps):
         median = f"{statistics.median(r['trained']):.0f} s" if r["trained"] else "-"
         latest = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["latest"])) if r["latest"] else "-"
-        print(f"| {r['sweep']} | {r['ok']} | {r['borrowed']} | {r['failed']} | {sum(r['seconds']) / 3600:.1f} | "
+        print(f"| {r['sweep']} | {r['ok']} | {r['borrowed']} | {r['stopped']} | {r['failed']} | {sum(r['seconds']) / 3600:.1f} | "
               f"{median} | {latest} |")
     return 0
 
