@@ -197,23 +197,13 @@ def test_a_run_that_stops_at_a_checkpoint_is_the_whole_runs_curve_up_to_there(sm
     """eval.checkpoints.stop_after ends the run at a checkpoint: the same cell (its id), the whole run's steps and
     scores up to there bit for bit (the end's evaluation stands for that checkpoint). Such a record serves a run
     asked to stop there or before; one asked to go further trains again and keeps the sources it served."""
-    import json
 
     from bench.cell import run_cell
     from bench.core import records
 
     ckpt = ("eval.checkpoints.every=1", "eval.checkpoints.unit=steps")
-    whole = _cell(smoke_root, tmp_path / "whole", *ckpt)
-    at2 = whole["curve"][1]["epoch"]  # the checkpoint after step 2 of 4
-    short = _cell(smoke_root, tmp_path / "short", *ckpt, f"eval.checkpoints.stop_after={at2}")
-    assert short["cell_id"] == whole["cell_id"] and "stopped" not in whole
-    assert short["stopped"] == {"step": 2, "epoch": at2, "stop_after": at2, "planned_steps": STEPS}
-    assert short["train_steps"] == 2 and [p["step"] for p in short["curve"]] == [1, 2]
-    assert short["curve"] == whole["curve"][:2]  # every metric of both points, exactly
-    assert all(short["metrics"][k] == whole["curve"][1][k] for k in whole["curve"][1] if k not in ("step", "epoch"))
-    z = [json.loads((tmp_path / d / "cells" / whole["cell_id"] / "margins.json").read_text())["points"]
-         for d in ("whole", "short")]
-    assert z[1] == z[0][:2]
+    whole, short = _whole_and_stopped(smoke_root, tmp_path, ckpt)
+    at2 = whole["curve"][1]["epoch"]
 
     rec = records.read_record(tmp_path / "short", whole["cell_id"])
     assert records.reaches(rec, at2) and records.reaches(rec, whole["curve"][0]["epoch"])
@@ -226,6 +216,32 @@ def test_a_run_that_stops_at_a_checkpoint_is_the_whole_runs_curve_up_to_there(sm
     assert not again.get("skipped") and "stopped" not in again and again["curve"] == whole["curve"]
     assert again["hp_sources"] == [{"source": "default"}, source]
     assert run_cell(cfg)["skipped"]
+
+
+def _whole_and_stopped(smoke_root: Path, tmp_path: Path, ckpt: tuple, *overrides: str) -> tuple[dict, dict]:
+    """The cell run whole, and again ended at its checkpoint after step 2 of 4: checked to be the same run there."""
+    import json
+
+    whole = _cell(smoke_root, tmp_path / "whole", *ckpt, *overrides)
+    at2 = whole["curve"][1]["epoch"]  # the checkpoint after step 2 of 4
+    short = _cell(smoke_root, tmp_path / "short", *ckpt, *overrides, f"eval.checkpoints.stop_after={at2}")
+    assert short["cell_id"] == whole["cell_id"] and "stopped" not in whole
+    assert short["stopped"] == {"step": 2, "epoch": at2, "stop_after": at2, "planned_steps": STEPS}
+    assert short["train_steps"] == 2 and [p["step"] for p in short["curve"]] == [1, 2]
+    assert short["curve"] == whole["curve"][:2]  # every metric of both points, exactly
+    assert all(short["metrics"][k] == whole["curve"][1][k] for k in whole["curve"][1] if k not in ("step", "epoch"))
+    z = [json.loads((tmp_path / d / "cells" / whole["cell_id"] / "margins.json").read_text())["points"]
+         for d in ("whole", "short")]
+    assert z[1] == z[0][:2]
+    return whole, short
+
+
+@pytest.mark.slow
+def test_a_cleaner_stops_at_a_checkpoint_as_the_standard_run_does(smoke_root, tmp_path):
+    """The cleaners train one staged run on the kept pairs (its schedule built by ``Staged``): the same stop."""
+    _, short = _whole_and_stopped(smoke_root, tmp_path, ("eval.checkpoints.every=1", "eval.checkpoints.unit=steps"),
+                                  "method=clean", "method.detector=oracle", "noise.rate=0.4")
+    assert short["clean"]["precision"] == 1.0
 
 
 def test_only_a_method_whose_run_is_one_trainer_stops_early_and_stop_after_needs_checkpoints(tmp_path):
