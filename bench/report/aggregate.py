@@ -235,6 +235,18 @@ def _num(text: str) -> float | None:
         return None
 
 
+def _ended_by_hand(records: list[dict], cells: pd.DataFrame, notes: list[str]) -> None:
+    """The cells that ended early with no tuning rule's pick to read (``stop_after`` by hand) are shorter runs than
+    their schedule says: each labelled so in ``cells`` (``[ended at epoch 2]``: its own curve), and a note."""
+    by_hand = {r.get("cell_id"): r["stopped"].get("epoch") for r in records
+               if r.get("stopped") and r.get("checkpoint") is None}
+    if by_hand:
+        ended = cells["cell_id"].map(by_hand)
+        cells.loc[ended.notna(), "label"] += ended[ended.notna()].map(lambda e: f" [ended at epoch {e:g}]")
+        notes.append(f"{len(by_hand)} cell(s) ended early (eval.checkpoints.stop_after, no tuning rule's pick): read "
+                     "where they ended, not at the end of their schedule, each its own curve ([ended at epoch ...]).")
+
+
 def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where: dict | None = None) -> Results:
     """Read every record (optionally of one sweep, or matching ``where``), de-duplicate, find failed and missing cells."""
     every = list(iter_records(results_dir))
@@ -246,20 +258,13 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     apart = distinguishing(records, label_of, _condition)  # two experiments of one condition: two curves
     if apart:
         cells["label"] = cells["cell_id"].map(apart).fillna(cells["label"])
-    by_hand = {r.get("cell_id"): r["stopped"].get("epoch") for r in records
-               if r.get("stopped") and r.get("checkpoint") is None}  # not a rule's pick: a shorter run, its own curve
-    if by_hand:
-        ended = cells["cell_id"].map(by_hand)
-        cells.loc[ended.notna(), "label"] += ended[ended.notna()].map(lambda e: f" [ended at epoch {e:g}]")
     notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
                         "the tuning section reads them."] if tuning else []
     if apart:
         split = sorted({label_of(r) for r in records if r.get("cell_id") in apart})
         notes.append(f"records of {', '.join(split)} at one condition differ in their settings (training length, "
                      "data, a knob): not merged, each setting its own curve, its label naming what differs.")
-    if by_hand:
-        notes.append(f"{len(by_hand)} cell(s) ended early (eval.checkpoints.stop_after, no tuning rule's pick): read "
-                     "where they ended, not at the end of their schedule, each its own curve ([ended at epoch ...]).")
+    _ended_by_hand(records, cells, notes)
     if stale:
         notes.append(f"{len(stale)} tuned cell(s) ran on values their rule no longer selects (the tuning sweep was "
                      f"re-run since) and are left out: {', '.join(sorted(stale)[:5])}{' ...' if len(stale) > 5 else ''}.")

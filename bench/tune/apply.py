@@ -87,13 +87,18 @@ def apply(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
                               "settings, so the final cell's curve has that checkpoint.")
         source["checkpoint"] = float(checkpoint)
         if cfg.eval.checkpoints.get("stop_at_pick"):
-            if cfg.eval.checkpoints.get("stop_after") is not None:
-                raise ConfigError(f"eval.checkpoints.stop_after={cfg.eval.checkpoints.stop_after} and "
-                                  "eval.checkpoints.stop_at_pick=true both say where to stop; valid: one of them "
-                                  "(stop_at_pick takes the tuning rule's checkpoint).")
-            with open_dict(out):
-                out.eval.checkpoints.stop_after = latest_pick(rows, loss, noise_name, rate, values)
+            _stop_at(out, latest_pick(rows, loss, noise_name, rate, values))
     return out, source
+
+
+def _stop_at(cfg: DictConfig, epoch: float) -> None:
+    """``eval.checkpoints.stop_at_pick``: the run ends at ``epoch`` (``eval.checkpoints.stop_after``)."""
+    if cfg.eval.checkpoints.get("stop_after") is not None:
+        raise ConfigError(f"eval.checkpoints.stop_after={cfg.eval.checkpoints.stop_after} and "
+                          "eval.checkpoints.stop_at_pick=true both say where to stop; valid: one of them "
+                          "(stop_at_pick takes the tuning rule's checkpoint).")
+    with open_dict(cfg):
+        cfg.eval.checkpoints.stop_after = epoch
 
 
 def latest_pick(rows: list[dict], loss: str, noise: str, rate: float, values: dict) -> float:
