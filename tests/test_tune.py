@@ -284,6 +284,23 @@ def test_tune_smoke_is_a_seconds_long_tuning_sweep_with_its_selection(tmp_path, 
     assert final[0]["config"]["train"]["learning_rate"] == pick["train.learning_rate"]
 
 
+def test_a_resumed_tuning_sweep_keeps_one_job_row_per_cell(tmp_path):
+    """Each resumption launches every job again (their cells skipped): jobs.jsonl keeps one row per cell, the latest,
+    so it does not grow with every run; a job whose cell id changed (a new code version) keeps both rows."""
+    from bench.core.files import read_jsonl
+    from bench.sweep.sweeper import append_jobs
+
+    path = tmp_path / selection.JOBS
+    job = {"loss": "dpo", "condition": "c", "point": {"train.learning_rate": 1e-4}, "seed": 0, "cell_id": "a"}
+    other = {**job, "seed": 1, "cell_id": "b"}
+    append_jobs(path, [{**job, "status": "ok"}, {**other, "status": "ok"}])
+    for _ in range(3):
+        append_jobs(path, [{**job, "status": "skipped"}, {**other, "status": "skipped"}])
+    assert [(r["cell_id"], r["status"]) for r in read_jsonl(path)] == [("a", "skipped"), ("b", "skipped")]
+    append_jobs(path, [{**job, "cell_id": "a2", "status": "ok"}])
+    assert [r["cell_id"] for r in read_jsonl(path)] == ["a", "b", "a2"]
+
+
 def test_the_report_marks_a_selection_with_no_scores_yet_instead_of_showing_the_defaults_as_a_pick():
     import pandas as pd
 

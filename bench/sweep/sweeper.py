@@ -14,6 +14,7 @@ Hydra finds sweepers only in the ``hydra_plugins`` namespace: ``bench/run.py`` p
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bench import losses as bench_losses
 from bench.config.compose import compose
-from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text
+from bench.core.files import atomic_write_json, atomic_write_text, jsonl_text, read_jsonl
 from bench.core.options import ConfigError
 from bench.sweep.status import PLAN_FILE, read_plan
 from bench.tune import criteria as crit
@@ -191,10 +192,21 @@ class TuneSweeper(CellsSweeper):
             done[(lo, ck, pt, seed)] = value.get("cell_id")
             rows.append({"loss": lo, "condition": ck, "point": dict(pt), "seed": seed, "cell_id": value.get("cell_id"),
                          "status": value.get("status")})
-        path = folder / "jobs.jsonl"
-        old = path.read_text() if path.exists() else ""
-        atomic_write_text(path, old + jsonl_text(rows))
+        append_jobs(folder / selection.JOBS, rows)
         return returns
+
+
+def append_jobs(path: Path, rows: list[dict]) -> None:
+    """Add a round's jobs to ``jobs.jsonl``. A job already there for the same cell (a sweep run again, its cells
+    skipped) gives way to its new row: the file keeps one row per (loss, condition, point, seed, cell id), so it
+    does not grow with every resumption."""
+    def key(r: dict) -> str:
+        return json.dumps([r.get("loss"), r.get("condition"), r.get("point"), r.get("seed"), r.get("cell_id")],
+                          sort_keys=True, default=str)
+
+    new = {key(r) for r in rows}
+    old = [r for r in (read_jsonl(path) if path.exists() else []) if key(r) not in new]
+    atomic_write_text(path, jsonl_text(old + rows))
 
 
 def _value(ret) -> dict:
