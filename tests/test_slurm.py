@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -289,10 +290,16 @@ def test_a_preempted_or_requeued_job_runs_its_cell_again_and_leaves_one_complete
     recs = _records(tmp_path)
     for j, jid in ((0, preempted), (1, requeued)):
         assert _attempts(jid) == ["REQUEUED", "COMPLETED"]  # SLURM ran the job twice
-        assert st[j]["state"] == "ok" and st[j]["cell_id"] == first[j]["cell_id"]
-        assert st[j]["started_at"] > first[j]["started_at"]  # the cell ran again, from the start
+        assert st[j]["cell_id"] == first[j]["cell_id"]
         rec = recs[first[j]["cell_id"]]
         assert rec["status"] == "ok" and rec["train_steps"] == FAULT_STEPS and "gold_reward" in rec["metrics"]
+        if j == 0 and st[j]["state"] == "skipped":
+            # submitit's graceful exit on USR2 is a SystemExit raised inside the job's process: in one CI run (2 busy
+            # cores) the cell still finished and wrote its complete record before the process ended, so the requeued
+            # job found it complete. Still one complete record, written before the second attempt began
+            assert datetime.fromisoformat(rec["finished_at"]).timestamp() < st[j]["started_at"]
+        else:
+            assert st[j]["state"] == "ok" and st[j]["started_at"] > first[j]["started_at"]  # ran again, from the start
     assert len(recs) == 2 and [p.name for p in _record_files(tmp_path)] == ["record.json"] * 2  # one each
 
 
