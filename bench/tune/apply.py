@@ -107,7 +107,7 @@ def latest_pick(rows: list[dict], loss: str, noise: str, rate: float, values: di
     picks = [float(_plain(r["checkpoint"])) for r in rows
              if r["loss"] == loss and r["noise"] == noise and math.isclose(float(r["rate"]), rate, abs_tol=1e-9)
              and not _missing(_plain(r.get("checkpoint"))) and not _missing(_plain(r.get("val_score")))
-             and set(tuned_values(r)) == set(values) and all(_same(tuned_values(r)[k], values[k]) for k in values)]
+             and _same_values(tuned_values(r), values)]
     return max(picks)
 
 
@@ -158,7 +158,12 @@ def is_current(source: dict, rows: list[dict] | None, loss: str, noise: str, rat
     picked = _plain(row.get("checkpoint"))
     same_checkpoint = _missing(picked) == ("checkpoint" not in source) and (
         _missing(picked) or _same(float(picked), float(source["checkpoint"])))
-    return set(now) == set(then) and all(_same(now[k], then[k]) for k in now) and same_checkpoint
+    return _same_values(now, then) and same_checkpoint
+
+
+def _same_values(a: dict, b: dict) -> bool:
+    """The same tuned keys with the same values (floats to round-off)."""
+    return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
 
 
 def _same(a, b) -> bool:
