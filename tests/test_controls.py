@@ -218,21 +218,24 @@ def test_a_run_that_stops_at_a_checkpoint_is_the_whole_runs_curve_up_to_there(sm
     assert run_cell(cfg)["skipped"]
 
 
-def _whole_and_stopped(smoke_root: Path, tmp_path: Path, ckpt: tuple, *overrides: str) -> tuple[dict, dict]:
-    """The cell run whole, and again ended at its checkpoint after step 2 of 4: checked to be the same run there."""
+def _whole_and_stopped(smoke_root: Path, tmp_path: Path, ckpt: tuple, *overrides: str,
+                       at: int = 2) -> tuple[dict, dict]:
+    """The cell run whole, and again ended at its checkpoint after step ``at`` of 4: checked to be the same run
+    there (a checkpoint every step)."""
     import json
 
     whole = _cell(smoke_root, tmp_path / "whole", *ckpt, *overrides)
-    at2 = whole["curve"][1]["epoch"]  # the checkpoint after step 2 of 4
-    short = _cell(smoke_root, tmp_path / "short", *ckpt, *overrides, f"eval.checkpoints.stop_after={at2}")
+    epoch = whole["curve"][at - 1]["epoch"]  # the checkpoint after step `at` of 4
+    short = _cell(smoke_root, tmp_path / "short", *ckpt, *overrides, f"eval.checkpoints.stop_after={epoch}")
     assert short["cell_id"] == whole["cell_id"] and "stopped" not in whole
-    assert short["stopped"] == {"step": 2, "epoch": at2, "stop_after": at2, "planned_steps": STEPS}
-    assert short["train_steps"] == 2 and [p["step"] for p in short["curve"]] == [1, 2]
-    assert short["curve"] == whole["curve"][:2]  # every metric of both points, exactly
-    assert all(short["metrics"][k] == whole["curve"][1][k] for k in whole["curve"][1] if k not in ("step", "epoch"))
+    assert short["stopped"] == {"step": at, "epoch": epoch, "stop_after": epoch, "planned_steps": STEPS}
+    assert short["train_steps"] == at and [p["step"] for p in short["curve"]] == list(range(1, at + 1))
+    assert short["curve"] == whole["curve"][:at]  # every metric of every point, exactly
+    assert all(short["metrics"][k] == whole["curve"][at - 1][k] for k in whole["curve"][at - 1]
+               if k not in ("step", "epoch"))
     z = [json.loads((tmp_path / d / "cells" / whole["cell_id"] / "margins.json").read_text())["points"]
          for d in ("whole", "short")]
-    assert z[1] == z[0][:2]
+    assert z[1] == z[0][:at]
     return whole, short
 
 
@@ -244,7 +247,19 @@ def test_a_cleaner_stops_at_a_checkpoint_as_the_standard_run_does(smoke_root, tm
     assert short["clean"]["precision"] == 1.0
 
 
-def test_only_a_method_whose_run_is_one_trainer_stops_early_and_stop_after_needs_checkpoints(tmp_path):
+@pytest.mark.slow
+def test_a_method_in_rounds_stops_at_a_checkpoint_on_a_rounds_last_step(smoke_root, tmp_path):
+    """ROPO's full method trains 3 rounds (2, 1 and 1 of the 4 steps) on one schedule. Asked to end at the
+    checkpoint after step 3 (round 2's last step, which the whole run scores as round 3 begins), it refreshes its
+    pairs once (after round 1) and trains no round after the stop: the whole run's curve and margins up to there,
+    bit for bit, and the record's filter rounds are the ones it ran."""
+    whole, short = _whole_and_stopped(smoke_root, tmp_path, ("eval.checkpoints.every=1", "eval.checkpoints.unit=steps"),
+                                      "loss=ropo", "method=ropo_full", "noise.rate=0.4", at=3)
+    assert whole["ropo_full"]["round_steps"] == short["ropo_full"]["round_steps"] == [2, 1, 1]
+    assert len(whole["ropo_full"]["rounds"]) == 2 and short["ropo_full"]["rounds"] == whole["ropo_full"]["rounds"][:1]
+
+
+def test_which_methods_stop_early_and_stop_after_needs_checkpoints(tmp_path):
     from bench.cell.parts import build_parts
     from bench.cell.run import _stop_after
     from bench.core.options import ConfigError
@@ -253,7 +268,11 @@ def test_only_a_method_whose_run_is_one_trainer_stops_early_and_stop_after_needs
             "eval.checkpoints.stop_after=2"]
     assert _stop_after(build_parts(compose(base))) == 2.0
     assert _stop_after(build_parts(compose([*base, "method=clean", "method.detector=oracle"]))) == 2.0
-    assert _stop_after(build_parts(compose([*base, "loss=ropo", "method=ropo_full"]))) is None  # rounds: it runs to its end
+    assert _stop_after(build_parts(compose([*base, "loss=ropo", "method=ropo_full"]))) == 2.0  # its rounds too
+    assert _stop_after(build_parts(compose([*base, "method=curriculum"]))) == 2.0
+    parts = build_parts(compose(base))
+    mine = SimpleNamespace(name="mine")  # a method of one's own that does not say it can stop: it runs to its end
+    assert _stop_after(SimpleNamespace(eval=parts.eval, method=mine)) is None
     with pytest.raises(ConfigError, match="eval.checkpoints.stop_after=2 .* valid: eval.checkpoints.every set"):
         build_parts(compose([*base[:2], "eval.checkpoints.stop_after=2"]))
 
@@ -287,6 +306,35 @@ def test_a_checkpoint_on_a_stages_last_step_is_scored_as_the_next_stage_begins_a
     assert [p["step"] for p in cb.points] == [2, 4] and [p["epoch"] for p in cb.points] == [0.5, 1.0]
     assert seen == [2, 4]  # each scored the policy its stage left, before the next stage's first step
     assert cb.pending == 6  # the run's end: the final evaluation's
+
+
+def test_a_stop_on_a_stages_last_step_ends_the_run_there_and_the_runs_own_end_is_no_stop():
+    """Told the whole run's length (``planned_steps``, as ``Staged`` does), the checkpoints end a staged run at a
+    checkpoint on a stage's last step (left unscored: the final evaluation's), and never call the run's own end a
+    stop. Three stages of 2 steps, a checkpoint every 2 steps, 4 steps an epoch."""
+    from bench.evaluation.checkpoints import Checkpoints, Scored
+
+    def run(stop_after):
+        seen = []
+        cb = Checkpoints(lambda policy, final: seen.append(policy.version) or Scored({}, {}), every=2, unit="steps",
+                         stop_after=stop_after)
+        cb.planned_steps = 6
+        policy = SimpleNamespace(version=0, train=lambda: None)
+        for _stage in range(3):
+            args, control = SimpleNamespace(gradient_accumulation_steps=1), SimpleNamespace(should_training_stop=False)
+            cb.on_train_begin(args, None, control, train_dataloader=list(range(4)), model=policy)
+            for k in range(1, 3):
+                policy.version += 1
+                cb.on_step_end(args, SimpleNamespace(global_step=k, max_steps=2), control, model=policy)
+                if control.should_training_stop:
+                    return cb, seen
+        return cb, seen
+
+    cb, seen = run(stop_after=1.0)  # step 4: stage 2's last step
+    assert cb.stopped == {"step": 4, "epoch": 1.0, "stop_after": 1.0, "planned_steps": 6}
+    assert seen == [2] and cb.pending is None
+    cb, seen = run(stop_after=1.5)  # step 6: the run's own end, no stop
+    assert cb.stopped is None and seen == [2, 4] and cb.pending == 6
 
 
 # ------------------------------------------------------------------------------------------------ tuning

@@ -315,11 +315,12 @@ def _train(parts: Parts, data, pairs: tuple, cell_dir: Path, scorer=None):
 
 
 def _stop_after(parts: Parts) -> float | None:
-    """Where the run may end (``eval.checkpoints.stop_after``): None for a method that trains in stages."""
+    """Where the run may end (``eval.checkpoints.stop_after``): None for a method that does not say it can stop
+    there (``Method.stops_early``: every built-in one does; a method of your own runs to its end unless it says so)."""
     stop_after = parts.eval.checkpoints.stop_after
     if stop_after is not None and not getattr(parts.method, "stops_early", False):
-        log.info("method %s trains in stages: it runs to its end (eval.checkpoints.stop_after=%g is for one run)",
-                 parts.method.name, stop_after)
+        log.info("method %s does not say it can end at a checkpoint (Method.stops_early): it runs to its end "
+                 "(eval.checkpoints.stop_after=%g)", parts.method.name, stop_after)
         return None
     return stop_after
 

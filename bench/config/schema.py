@@ -174,7 +174,7 @@ class CheckpointConfig:
     stop_at_pick: bool = option(
         "a cell on a tuning selection that picked a checkpoint (tuning=<sweep>/<rule>) stops there: stop_after "
         "becomes the latest checkpoint any rule of that sweep picked for the same values (so one run serves "
-        "them all); a method that trains in stages runs to the end", identity=False)
+        "them all); a method in stages stops there too (nothing after the stop runs)", identity=False)
 
 
 @dataclass

@@ -110,9 +110,10 @@ class Checkpoints(TrainerCallback):
     """Scores the policy every ``every`` epochs or steps of its run (``points``: one dict per checkpoint).
 
     ``stop_after`` (epochs): the run ends at the first checkpoint at or past it (``stopped`` says where), left
-    unscored here: the final evaluation scores that policy as the run's end. Only for a method whose run is one
-    trainer (``Method.stops_early``): the trainer's schedule is the whole run's, so every step up to there is the
-    one the whole run takes."""
+    unscored here: the final evaluation scores that policy as the run's end. Only for a method that says it can
+    (``Method.stops_early``): one schedule spans its trainers, so every step up to there is the one the whole run
+    takes, and it trains no stage after the stop. ``planned_steps`` (set by ``Staged``: every stage's steps) is the
+    whole run's length, so a checkpoint on a stage's last step can be the stop; else the trainer's own."""
 
     def __init__(self, evaluate: PolicyEvaluation, every: float, unit: str = "epochs", stop_after: float | None = None):
         self.evaluate, self.every, self.unit = evaluate, float(every), unit
@@ -123,6 +124,7 @@ class Checkpoints(TrainerCallback):
         self.step = 0  # optimizer steps across every trainer of the run (a staged method has several)
         self.steps_per_epoch: int | None = None
         self.pending: int | None = None  # a checkpoint due on a trainer's last step: the next trainer's first act
+        self.planned_steps: int | None = None  # the whole run's optimizer steps (a staged method's: all stages')
 
     def on_train_begin(self, args, state, control, train_dataloader=None, model=None, **kwargs):
         if self.steps_per_epoch is None and train_dataloader is not None:
@@ -142,14 +144,16 @@ class Checkpoints(TrainerCallback):
         due = math.floor(self.step / self.interval() + 1e-9) > math.floor((self.step - 1) / self.interval() + 1e-9)
         if not due or model is None:
             return
+        planned = self.planned_steps or int(state.max_steps)
+        if self.stop_after is not None and self.step < planned and \
+                round(self.epoch(self.step), 4) >= round(self.stop_after, 4):
+            self.stopped = {"step": self.step, "epoch": round(self.epoch(self.step), 6), "stop_after": self.stop_after,
+                            "planned_steps": planned}
+            control.should_training_stop = True  # the final evaluation scores this policy: the curve's end
+            return control
         if state.global_step >= state.max_steps:  # this trainer's last step: the run's end, or a stage's
             self.pending = self.step
             return
-        if self.stop_after is not None and round(self.epoch(self.step), 4) >= round(self.stop_after, 4):
-            self.stopped = {"step": self.step, "epoch": round(self.epoch(self.step), 6), "stop_after": self.stop_after,
-                            "planned_steps": int(state.max_steps)}
-            control.should_training_stop = True  # the final evaluation scores this policy: the curve's end
-            return control
         self._score(model, self.step)
 
     def _score(self, model, step: int) -> None:

@@ -52,6 +52,18 @@ class TrainContext:
         return dpo_config(dataclasses.replace(self.train, **changes), self.out_dir / out, self.seed,
                           report_to=self.report_to)
 
+    def plan(self, total_steps: int) -> None:
+        """Tells the run's callbacks how many optimizer steps the whole run takes (a staged method: every stage's),
+        so a checkpoint on a stage's last step can be the run's stop (``eval.checkpoints.stop_after``)."""
+        for cb in self.callbacks:
+            if hasattr(cb, "planned_steps"):
+                cb.planned_steps = int(total_steps)
+
+    def stopped(self) -> bool:
+        """Whether a callback ended the run at a checkpoint (``eval.checkpoints.stop_after``): a method that trains
+        in stages runs none after it."""
+        return any(getattr(cb, "stopped", None) for cb in self.callbacks)
+
     def trainer(self, dataset, args=None, model=None, with_callbacks: bool = True, **kwargs):
         """The one trainer path (bench.training.PreferenceTrainer) on ``dataset`` with the cell's loss; it trains
         the cell's policy and carries the cell's callbacks unless told otherwise (a detector's warm-up copy).
@@ -91,8 +103,9 @@ class Method(Plugin):
     kind = "method"
     Options = MethodOptions
     extra_columns: tuple[str, ...] = ()  # per-pair columns its trainers carry into batches (``pair_weight``)
-    # its run is one trainer carrying the cell's callbacks, so the run may end at a checkpoint
-    # (``eval.checkpoints.stop_after``); a method that trains in stages or rounds runs to its end
+    # the run may end at a checkpoint (``eval.checkpoints.stop_after``): its trainers carry the cell's callbacks, one
+    # schedule spans them (``bench.methods.stages.Staged``), and it trains no stage after ``ctx.stopped()``; a method
+    # that cannot say so runs to its end
     stops_early: bool = False
 
     @property

@@ -29,6 +29,7 @@ from bench.methods.stages import Staged, split_steps, total_steps
 
 class Curriculum(Method):
     name = "curriculum"
+    stops_early = True  # its stages share one schedule; no stage after the stop
 
     Options = CurriculumOptions  # by=score_gap: needs_scores
 
@@ -65,6 +66,8 @@ class Curriculum(Method):
                          "realized_flip_rate": None if flipped is None else float(flipped[idx].mean()),
                          "margin_mean": float(easy[idx].mean()), "margin_min": float(easy[idx].min()),
                          "train_loss": run.run(i, stage)})
+            if run.stopped:
+                break
         metrics = {f"curriculum_flip_rate_stage_{r['stage']}": r["realized_flip_rate"] for r in rows
                    if r["realized_flip_rate"] is not None}
         return run.result({"curriculum": {"config": asdict(cfg), "stage_steps": steps, "stages": rows}},

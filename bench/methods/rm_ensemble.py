@@ -40,6 +40,7 @@ ACTION = {"drop": "remove", "relabel": "flip", "weight": "weight"}  # this metho
 
 class RMEnsemble(Method):
     name = "rm_ensemble"
+    stops_early = True  # one run on the pairs as the ensemble left them (its members train apart, no callbacks)
 
     Options = RMEnsembleOptions  # its check: the members' recipe is the embedded one
 

@@ -35,6 +35,7 @@ SAMPLE_SEED = 6_000_001  # the policy's samples in each round
 
 class SelfPlay(Method):
     name = "self_play"
+    stops_early = True  # its rounds share one schedule; no sampling or round after the stop
     Options = SelfPlayOptions  # needs_scores
 
     def check(self, loss) -> str:
@@ -59,6 +60,8 @@ class SelfPlay(Method):
         reference = _Reference(ctx, cfg)
         timings = {"generate": 0.0, "score": 0.0}
         for i in range(1, cfg.rounds):
+            if run.stopped:
+                break
             part = [prompts[j] for j in parts[i - 1]]
             pairs, stats = self._pairs(ctx, part, i, ds[0]["chosen"], timings)
             if not pairs:

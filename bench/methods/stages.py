@@ -4,6 +4,8 @@
 ``budget: matched`` gives a method as many optimizer steps as the standard cell (``train.max_steps``, else
 ``train.epochs`` passes over the cell's training pairs, counted as transformers counts them), split over its stages;
 ``per_stage`` gives every stage the whole budget (a method that costs stages x as many steps, said so in its record).
+A run asked to end at a checkpoint (``eval.checkpoints.stop_after``) ends there whatever stage it is in: ``Staged``
+tells the checkpoints the whole run's length, and the method trains no stage after ``Staged.stopped``.
 """
 from __future__ import annotations
 
@@ -53,6 +55,12 @@ class Staged:
         self.history: list[dict] = []
         self.loss_sum, self.global_step = 0.0, 0
         self.timings = {"trainer_init": 0.0, "train": 0.0}
+        ctx.plan(sum(self.steps))  # the run's whole length: a checkpoint on a stage's last step may be its stop
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the run ended at a checkpoint (``eval.checkpoints.stop_after``): no stage after it trains."""
+        return self.ctx.stopped()
 
     def args(self, i: int):
         args = self.ctx.args(f"{self.unit}_{i + 1}", max_steps=self.steps[i])
@@ -100,7 +108,9 @@ class Staged:
                          for h in self.trainer.state.log_history if "loss" in h]
         self.global_step += done
         self.ctx.log(f"{self.name} {self.unit} {i + 1}/{len(self.steps)}: {done} steps on {len(self.trainer.train_dataset)} "
-                     f"pairs, train loss {float(out.training_loss):.4f}")
+                     f"pairs, train loss {float(out.training_loss):.4f}"
+                     + (f"; the run ends here, at step {self.global_step} of {sum(self.steps)} (a checkpoint at or "
+                        "past eval.checkpoints.stop_after)" if self.stopped else ""))
         return float(out.training_loss)
 
     def result(self, record: dict, metrics: dict | None = None, directions: dict | None = None,

@@ -27,6 +27,7 @@ from bench.models.adapters import AdapterOff, is_peft
 class RopoFull(Method):
     name = "ropo_full"
     Options = RopoFullOptions
+    stops_early = True  # its rounds share one schedule; no refresh or round after the stop
 
     def check(self, loss) -> str:
         return check_loss(loss, self.options)
@@ -37,7 +38,7 @@ class RopoFull(Method):
         train_i = None
         for i in range(self.rounds):
             run.train_round(i, train_i)
-            if i == self.rounds - 1:
+            if i == self.rounds - 1 or run.run.stopped:
                 break
             train_i = run.refresh(i)
         ctx.policy.eval()
