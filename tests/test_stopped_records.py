@@ -75,3 +75,26 @@ def test_restore_keeps_a_live_record_that_ended_early(tmp_path):
     write_record(live, stopped(5))  # extended here since
     assert archive.restore(tmp_path / "docs" / "syn", live)["kept"] == 1
     assert read_record(live, stopped(5)["cell_id"])["stopped"]["epoch"] == 5.0
+
+
+def test_a_record_that_ended_at_its_first_checkpoint_is_read_at_its_rules_pick(tmp_path):
+    """Such a record was written without a curve before 2026-12-07 (its one point, the end, was left out): it is
+    read back with that point (the end's evaluation metrics, where it stopped), so the report reads it at its
+    rule's pick, in its arm, and not as a run ended by hand."""
+    from test_report import INFO
+
+    pick = {**ORACLE, "checkpoint": 1.0}
+    info = {**INFO, "train_loss": {"evaluator": "train"}, "clean_f1": {"evaluator": "standard"}}
+    rec = record("dpo", "random_flip", 0.4, 100, metrics={"gold_reward": 0.3, "train_loss": 0.6, "clean_f1": 1.0},
+                 metric_info=info, hp_source=pick, hp_sources=[pick], train_steps=10, method="standard",
+                 stopped={"step": 10, "epoch": 1.0, "stop_after": 1.0, "planned_steps": 80})
+    root = tmp_path / "results"
+    write_record(root, rec)
+    back = read_record(root, rec["cell_id"])
+    assert back["curve"] == [{"step": 10, "epoch": 1.0, "gold_reward": 0.3}]
+    (out,) = per_hp_source([back])
+    assert out["checkpoint"] == 1.0 and out["metrics"] == {"gold_reward": 0.3, "clean_f1": 1.0}
+    write_record(root, record("dpo", "random_flip", 0.4, 101, metrics={"gold_reward": 0.5}, curve=CURVE[:3],
+                              hp_source={**pick, "checkpoint": 2.0}))
+    res = load_results(root)
+    assert set(res.cells["label"]) == {"dpo [oracle]"} and not any("ended early" in n for n in res.notes)

@@ -211,6 +211,7 @@ def _run(parts: Parts, cid: str, phase: dict) -> dict | None:
                   _provenance(parts, data, ctx.policy, train_fingerprint))
     if checkpoints.stopped:
         rec["stopped"] = checkpoints.stopped
+        rec["curve"] = curve  # one point (the end) where it stopped at its first checkpoint: where it was read
     if parts.train.save_model:
         rec["saved_model"] = _save_model(parts, cid, ctx, cell_dir, rec)
     return rec

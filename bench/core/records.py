@@ -76,10 +76,22 @@ class Record(TypedDict, total=False):
 def upgrade(record: dict) -> dict:
     """A record as the current schema reads it: one written before ``SCHEMA_VERSION`` 2 gets the fields it lacked
     where a reader needs them (``method``: "standard", the only one then; ``scorer``: None). Its ``schema`` says
-    what was written."""
-    if int(record.get("schema") or 1) >= SCHEMA_VERSION:
-        return record
-    return {"method": "standard", "scorer": None, **record, "schema": int(record.get("schema") or 1)}
+    what was written. A record that ended at its first checkpoint and was written without a ``curve`` (its one
+    point, the end, was left out before 2026-12-07) gets that point back from its metrics (``stopped_end``)."""
+    if int(record.get("schema") or 1) < SCHEMA_VERSION:
+        record = {"method": "standard", "scorer": None, **record, "schema": int(record.get("schema") or 1)}
+    if record.get("stopped") and not record.get("curve") and record.get("metrics"):
+        record = {**record, "curve": [stopped_end(record)]}
+    return record
+
+
+def stopped_end(record: dict) -> dict:
+    """The curve's one point of a record that ended at its first checkpoint: where it stopped, and the end's
+    evaluation metrics (every metric but the training loss and the method's own, as a curve point has them)."""
+    info, own = record.get("metric_info") or {}, ("train", record.get("method"))
+    return {"step": int(record["stopped"].get("step") or record.get("train_steps") or 0),
+            "epoch": record["stopped"]["epoch"],
+            **{k: v for k, v in record["metrics"].items() if (info.get(k) or {}).get("evaluator") not in own}}
 
 
 def cell_dir(results_dir: str | os.PathLike, cell_id: str) -> Path:
