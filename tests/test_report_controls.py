@@ -143,6 +143,31 @@ def test_slope_of_the_gap_per_arm(controls):
     assert t.loc[("length", "cDPO"), "n_seeds"] == 5 and t.loc[("random", RANDOM), "control"] == "negative"
 
 
+def test_the_slope_is_read_with_where_the_loss_stands_at_the_lowest_and_highest_rate(controls):
+    """A slope in a loss's favour is an advantage that grows only if the loss is better at the highest rate; from a
+    loss that is worse on the cleanest labels and level at the highest, it is a gap that closes."""
+    from bench.report.controls import _reading, _stand
+
+    t = controls["interaction"]
+    t = t[t["metric"] == "gold_reward"].set_index(["noise", "label"])
+    r = t.loc[("random", "rDPO")]  # 0 at rate 0, +0.2 at 0.4 on every seed
+    assert (r["at_lowest"], r["at_highest"]) == ("level", "better")
+    assert r["reading"] == "gains on DPO as the noise grows: better at 0.4"
+    assert t.loc[("random", "IPO"), "reading"] == "no trend shown"  # a constant gap: slope 0
+    assert _stand(pd.Series([-0.3, -0.2, -0.25]), 1.0) == "worse" and _stand(pd.Series([-0.3, -0.2, -0.25]), -1.0) == "better"
+    assert _stand(pd.Series([-0.1, 0.1, 0.05]), 1.0) == "level" and _stand(pd.Series([0.1]), 1.0) == ""
+    assert _stand(pd.Series([0.1, 0.2]), None) == ""  # no better direction
+    row = dict(rates="0,0.2,0.4", slope=0.5, p_holm=0.001, baseline="DPO", at_lowest="worse", at_highest="level")
+    assert _reading(row, 1.0) == "the gap closes: worse at 0, not better at 0.4"
+    assert _reading({**row, "at_highest": "better"}, 1.0) == "gains on DPO as the noise grows: better at 0.4, worse at 0"
+    assert _reading({**row, "at_lowest": "level"}, 1.0) == "trends its way, better at no rate tested"
+    assert _reading({**row, "p_holm": 0.2}, 1.0) == "no trend shown"
+    assert _reading(row, None) == ""
+    # a lower-is-better metric: a rising difference is against the loss
+    assert _reading({**row, "at_lowest": "better", "at_highest": "level"}, -1.0) == "its lead shrinks: better at 0, not at 0.4"
+    assert _reading({**row, "at_lowest": "level", "at_highest": "worse"}, -1.0) == "loses ground as the noise grows: worse at 0.4"
+
+
 def test_holm_over_the_arms_of_one_noise_type_only(controls):
     t = controls["interaction"]
     assert len(t) == 2 * 6  # two noise types x six curves besides DPO, one contrast each

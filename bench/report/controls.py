@@ -26,7 +26,8 @@ HEADROOM_COLS = ["metric", "noise", "rate", "baseline", "control", "n_pairs", "h
                  "mde_80", "p", "no_gain_detectable", "note"]
 SHARE_COLS = ["metric", "noise", "rate", "label", "control", "n_pairs", "mean_diff", "headroom", "share", "note"]
 INTERACTION_COLS = ["metric", "noise", "label", "control", "baseline", "rates", "n_seeds", "n_dropped", "slope", "sd",
-                    "ci_low", "ci_high", "mde_80", "p", "p_holm", "note"]
+                    "ci_low", "ci_high", "mde_80", "p", "p_holm", "at_lowest", "at_highest", "reading", "note"]
+ALPHA = 0.05
 SIGN = {"higher": 1.0, "lower": -1.0}
 REMOVE = "remove"  # of several oracle cleaners wrapping the baseline (remove, flip, weight), the one that is the control
 
@@ -157,12 +158,52 @@ def interaction_table(res: Results, baseline: str | None, arms: pd.DataFrame) ->
         note = s["note"] if len(rates) >= 2 else f"fewer than 2 rates paired with {baseline}: no slope"
         if dropped and len(rates) >= 2:
             note = "; ".join(filter(None, [note, f"{dropped} seed(s) lacking a rate left out"]))
+        sign = SIGN.get(direction((res.metric_info.get(metric) or {}).get("higher_is_better")))
+        ends = [_stand(g[g["rate"] == r]["diff"], sign) for r in (rates[0], rates[-1])] if rates else ["", ""]
         rows.append(dict(metric=metric, noise=noise, label=label, control=kind.get(label, ""), baseline=baseline,
                          rates=",".join(f"{r:g}" for r in rates), n_seeds=s["n"], n_dropped=dropped, slope=s["mean"],
-                         **{k: s[k] for k in ("sd", "ci_low", "ci_high", "mde_80", "p")}, note=note))
+                         **{k: s[k] for k in ("sd", "ci_low", "ci_high", "mde_80", "p")}, at_lowest=ends[0],
+                         at_highest=ends[1], note=note))
     out = pd.DataFrame(rows, columns=INTERACTION_COLS)
     out["p_holm"] = out.groupby(["metric", "noise"])["p"].transform(holm) if not out.empty else out["p"]
+    if not out.empty:
+        out["reading"] = [_reading(r, SIGN.get(direction((res.metric_info.get(r["metric"]) or {}).get(
+            "higher_is_better")))) for r in out.to_dict("records")]
     return out
+
+
+def _stand(diffs: pd.Series, sign: float | None) -> str:
+    """Where a curve stands against the baseline at one rate, in the metric's better direction: ``better`` or
+    ``worse`` where the 95% t interval of its paired differences (unadjusted) is clear of 0, else ``level``; empty
+    for a metric with no better direction or fewer than 2 seeds."""
+    s = _mean_interval(diffs)
+    if sign is None or not (np.isfinite(s["ci_low"]) and np.isfinite(s["ci_high"])):
+        return ""
+    lo, hi = sorted((sign * s["ci_low"], sign * s["ci_high"]))
+    return "better" if lo > 0 else "worse" if hi < 0 else "level"
+
+
+def _reading(row: dict, sign: float | None) -> str:
+    """The slope in words, with where the curve stands at the lowest and highest rate (``_stand``): a slope in a
+    curve's favour from one that is worse on the cleanest labels and no better at the highest rate is a gap that
+    closes, not an advantage that grows."""
+    rates = [r for r in str(row["rates"]).split(",") if r]
+    if sign is None or len(rates) < 2 or not np.isfinite(row["slope"]):
+        return ""
+    if not row["p_holm"] < ALPHA:
+        return "no trend shown"
+    low, high, r0, r1, base = row["at_lowest"], row["at_highest"], rates[0], rates[-1], row["baseline"]
+    if sign * row["slope"] > 0:
+        if high == "better":
+            return f"gains on {base} as the noise grows: better at {r1}" + (f", worse at {r0}" if low == "worse" else "")
+        if low == "worse":
+            return f"the gap closes: worse at {r0}, not better at {r1}"
+        return "trends its way, better at no rate tested"
+    if high == "worse":
+        return f"loses ground as the noise grows: worse at {r1}" + (f", better at {r0}" if low == "better" else "")
+    if low == "better":
+        return f"its lead shrinks: better at {r0}, not at {r1}"
+    return "trends against it, worse at no rate tested"
 
 
 def controls_of(res: Results, baseline: str | None, metric: str | None) -> dict:
@@ -236,9 +277,15 @@ def interaction_blocks(a: Analysis) -> list:
     view = pd.DataFrame({
         "noise": t["noise"], "loss": t["label"], "control": t["control"].fillna(""), "rates": t["rates"],
         "n seeds": t["n_seeds"], "slope [95% CI]": [_with_interval(*x) for x in zip(t["slope"], t["ci_low"], t["ci_high"])],
-        "MDE (80%)": t["mde_80"], "p (t)": t["p"].map(fmt_p), "p (t, Holm)": t["p_holm"].map(fmt_p), "note": t["note"]})
+        "MDE (80%)": t["mde_80"], "p (t)": t["p"].map(fmt_p), "p (t, Holm)": t["p_holm"].map(fmt_p),
+        "reading": t["reading"].fillna(""), "note": t["note"]})
     return b + [("p", f"The primary test of robustness: per seed, the least-squares slope of (loss minus {base}) over "
                       "the noise rate (per unit of rate: 0.5 = +0.05 per 0.1), then the mean over seeds with its 95% t "
                       "interval and a one-sample t-test against 0; Holm over the losses of a noise type (one contrast "
-                      "each). A seed lacking one of the rates is left out. Every compared metric: `interaction.csv`."),
+                      "each). A seed lacking one of the rates is left out. Every compared metric: `interaction.csv`. "
+                      f"`reading`: the slope (where Holm's p < {ALPHA:g}) with where the loss stands against {base} at "
+                      "the lowest and the highest rate (better or worse: that rate's 95% t interval of the paired "
+                      "difference clear of 0, unadjusted; level otherwise): a slope in a loss's favour is an advantage "
+                      "that grows only if it is better at the highest rate; from a loss that is worse on the cleanest "
+                      "labels and level at the highest, it is a gap that closes."),
                 ("table", view)]
