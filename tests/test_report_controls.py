@@ -152,20 +152,23 @@ def test_the_slope_is_read_with_where_the_loss_stands_at_the_lowest_and_highest_
     t = t[t["metric"] == "gold_reward"].set_index(["noise", "label"])
     r = t.loc[("random", "rDPO")]  # 0 at rate 0, +0.2 at 0.4 on every seed
     assert (r["at_lowest"], r["at_highest"]) == ("level", "better")
-    assert r["reading"] == "gains on DPO as the noise grows: better at 0.4"
+    assert r["reading"] == "gains on DPO as the noise grows: level at 0, better at 0.4"
     assert t.loc[("random", "IPO"), "reading"] == "no trend shown"  # a constant gap: slope 0
     assert _stand(pd.Series([-0.3, -0.2, -0.25]), 1.0) == "worse" and _stand(pd.Series([-0.3, -0.2, -0.25]), -1.0) == "better"
     assert _stand(pd.Series([-0.1, 0.1, 0.05]), 1.0) == "level" and _stand(pd.Series([0.1]), 1.0) == ""
     assert _stand(pd.Series([0.1, 0.2]), None) == ""  # no better direction
-    row = dict(rates="0,0.2,0.4", slope=0.5, p_holm=0.001, baseline="DPO", at_lowest="worse", at_highest="level")
-    assert _reading(row, 1.0) == "the gap closes: worse at 0, not better at 0.4"
-    assert _reading({**row, "at_highest": "better"}, 1.0) == "gains on DPO as the noise grows: better at 0.4, worse at 0"
-    assert _reading({**row, "at_lowest": "level"}, 1.0) == "trends its way, better at no rate tested"
+    row = dict(rates="0,0.2,0.4", slope=0.5, p_holm=0.001, baseline="DPO", at_lowest="worse", at_highest="level",
+               n_seeds=5)
+    assert _reading(row, 1.0) == "the gap closes: worse at 0, level at 0.4"
+    assert _reading({**row, "at_highest": "better"}, 1.0) == "gains on DPO as the noise grows: worse at 0, better at 0.4"
+    assert _reading({**row, "at_lowest": "better"}, 1.0) == "trends its way: better at 0, level at 0.4"
     assert _reading({**row, "p_holm": 0.2}, 1.0) == "no trend shown"
-    assert _reading(row, None) == ""
+    assert _reading(row, None) == "" and _reading({**row, "n_seeds": 1}, 1.0) == ""
     # a lower-is-better metric: a rising difference is against the loss
-    assert _reading({**row, "at_lowest": "better", "at_highest": "level"}, -1.0) == "its lead shrinks: better at 0, not at 0.4"
-    assert _reading({**row, "at_lowest": "level", "at_highest": "worse"}, -1.0) == "loses ground as the noise grows: worse at 0.4"
+    assert _reading({**row, "at_lowest": "better", "at_highest": "level"}, -1.0) == "its lead shrinks: better at 0, level at 0.4"
+    assert _reading({**row, "at_lowest": "level", "at_highest": "worse"}, -1.0) == \
+        "loses ground as the noise grows: level at 0, worse at 0.4"
+    assert _reading({**row, "at_lowest": "worse", "at_highest": "level"}, -1.0) == "trends against it: worse at 0, level at 0.4"
 
 
 def test_holm_over_the_arms_of_one_noise_type_only(controls):

@@ -29,7 +29,9 @@ from bench.methods.stages import Staged, split_steps, total_steps
 
 class Curriculum(Method):
     name = "curriculum"
-    stops_early = True  # its stages share one schedule; no stage after the stop
+    # runs to its end: its checkpoints count epochs on stage 1's data loader (1/stages of the pairs), so a stop in
+    # epochs of the whole data would come too soon
+    stops_early = False
 
     Options = CurriculumOptions  # by=score_gap: needs_scores
 
@@ -66,8 +68,6 @@ class Curriculum(Method):
                          "realized_flip_rate": None if flipped is None else float(flipped[idx].mean()),
                          "margin_mean": float(easy[idx].mean()), "margin_min": float(easy[idx].min()),
                          "train_loss": run.run(i, stage)})
-            if run.stopped:
-                break
         metrics = {f"curriculum_flip_rate_stage_{r['stage']}": r["realized_flip_rate"] for r in rows
                    if r["realized_flip_rate"] is not None}
         return run.result({"curriculum": {"config": asdict(cfg), "stage_steps": steps, "stages": rows}},

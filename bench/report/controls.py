@@ -159,7 +159,8 @@ def interaction_table(res: Results, baseline: str | None, arms: pd.DataFrame) ->
         if dropped and len(rates) >= 2:
             note = "; ".join(filter(None, [note, f"{dropped} seed(s) lacking a rate left out"]))
         sign = SIGN.get(direction((res.metric_info.get(metric) or {}).get("higher_is_better")))
-        ends = [_stand(g[g["rate"] == r]["diff"], sign) for r in (rates[0], rates[-1])] if rates else ["", ""]
+        used = g[g["seed"].isin(slopes.index)]  # the seeds the slope was fitted on
+        ends = [_stand(used[used["rate"] == r]["diff"], sign) for r in (rates[0], rates[-1])] if len(slopes) else ["", ""]
         rows.append(dict(metric=metric, noise=noise, label=label, control=kind.get(label, ""), baseline=baseline,
                          rates=",".join(f"{r:g}" for r in rates), n_seeds=s["n"], n_dropped=dropped, slope=s["mean"],
                          **{k: s[k] for k in ("sd", "ci_low", "ci_high", "mde_80", "p")}, at_lowest=ends[0],
@@ -188,22 +189,23 @@ def _reading(row: dict, sign: float | None) -> str:
     curve's favour from one that is worse on the cleanest labels and no better at the highest rate is a gap that
     closes, not an advantage that grows."""
     rates = [r for r in str(row["rates"]).split(",") if r]
-    if sign is None or len(rates) < 2 or not np.isfinite(row["slope"]):
+    if sign is None or len(rates) < 2 or not np.isfinite(row["slope"]) or not row["n_seeds"] >= 2:
         return ""
     if not row["p_holm"] < ALPHA:
         return "no trend shown"
     low, high, r0, r1, base = row["at_lowest"], row["at_highest"], rates[0], rates[-1], row["baseline"]
+    ends = f"{low or 'unknown'} at {r0}, {high or 'unknown'} at {r1}"
     if sign * row["slope"] > 0:
         if high == "better":
-            return f"gains on {base} as the noise grows: better at {r1}" + (f", worse at {r0}" if low == "worse" else "")
+            return f"gains on {base} as the noise grows: {ends}"
         if low == "worse":
-            return f"the gap closes: worse at {r0}, not better at {r1}"
-        return "trends its way, better at no rate tested"
+            return f"the gap closes: {ends}"
+        return f"trends its way: {ends}"
     if high == "worse":
-        return f"loses ground as the noise grows: worse at {r1}" + (f", better at {r0}" if low == "better" else "")
+        return f"loses ground as the noise grows: {ends}"
     if low == "better":
-        return f"its lead shrinks: better at {r0}, not at {r1}"
-    return "trends against it, worse at no rate tested"
+        return f"its lead shrinks: {ends}"
+    return f"trends against it: {ends}"
 
 
 def controls_of(res: Results, baseline: str | None, metric: str | None) -> dict:
