@@ -270,7 +270,7 @@ def test_which_methods_stop_early_and_stop_after_needs_checkpoints(tmp_path):
     assert _stop_after(build_parts(compose(base))) == 2.0
     assert _stop_after(build_parts(compose([*base, "method=clean", "method.detector=oracle"]))) == 2.0
     assert _stop_after(build_parts(compose([*base, "loss=ropo", "method=ropo_full"]))) == 2.0  # its rounds too
-    assert _stop_after(build_parts(compose([*base, "method=curriculum"]))) is None  # its epochs are stage 1's
+    assert _stop_after(build_parts(compose([*base, "method=curriculum"]))) == 2.0
     parts = build_parts(compose(base))
     mine = SimpleNamespace(name="mine")  # a method of one's own that does not say it can stop: it runs to its end
     assert _stop_after(SimpleNamespace(eval=parts.eval, method=mine)) is None
@@ -307,6 +307,29 @@ def test_a_checkpoint_on_a_stages_last_step_is_scored_as_the_next_stage_begins_a
     assert [p["step"] for p in cb.points] == [2, 4] and [p["epoch"] for p in cb.points] == [0.5, 1.0]
     assert seen == [2, 4]  # each scored the policy its stage left, before the next stage's first step
     assert cb.pending == 6  # the run's end: the final evaluation's
+
+
+def test_staged_tells_the_checkpoints_the_runs_length_and_a_curriculums_epoch():
+    """A curriculum's first stage trains on a third of the pairs: its epoch is still a pass over all of them (300
+    pairs, batch 10: 30 steps), not over the first stage's data loader (10 batches); other staged runs count it
+    on their first trainer's loader, as the standard cell does."""
+    from bench.evaluation.checkpoints import Checkpoints
+    from bench.methods.base import TrainContext
+    from bench.methods.stages import Staged
+
+    def staged(**kw):
+        cb = Checkpoints(lambda policy, final: None, every=1)
+        ctx = TrainContext(policy=None, tokenizer=None, train_dataset=None, loss=None, out_dir=Path("."), seed=0,
+                           train=SimpleNamespace(batch_size=10, gradient_accumulation_steps=1), reference_path="",
+                           callbacks=[cb])
+        Staged(ctx, [10, 10, 10], "curriculum", **kw)
+        cb.on_train_begin(SimpleNamespace(gradient_accumulation_steps=1), None, None, train_dataloader=list(range(10)))
+        return cb
+
+    cb = staged(epoch_pairs=300)
+    assert (cb.planned_steps, cb.steps_per_epoch, cb.epoch(15)) == (30, 30, 0.5)
+    cb = staged()
+    assert (cb.planned_steps, cb.steps_per_epoch) == (30, 10)
 
 
 def test_a_stop_on_a_stages_last_step_ends_the_run_there_and_the_runs_own_end_is_no_stop():

@@ -52,12 +52,15 @@ class TrainContext:
         return dpo_config(dataclasses.replace(self.train, **changes), self.out_dir / out, self.seed,
                           report_to=self.report_to)
 
-    def plan(self, total_steps: int) -> None:
+    def plan(self, total_steps: int, steps_per_epoch: int | None = None) -> None:
         """Tells the run's callbacks how many optimizer steps the whole run takes (a staged method: every stage's),
-        so a checkpoint on a stage's last step can be the run's stop (``eval.checkpoints.stop_after``)."""
+        so a checkpoint on a stage's last step can be the run's stop (``eval.checkpoints.stop_after``), and, where
+        its first trainer sees fewer pairs than an epoch passes over, how many steps an epoch is."""
         for cb in self.callbacks:
             if hasattr(cb, "planned_steps"):
                 cb.planned_steps = int(total_steps)
+            if steps_per_epoch is not None and hasattr(cb, "steps_per_epoch"):
+                cb.steps_per_epoch = int(steps_per_epoch)
 
     def stopped(self) -> bool:
         """Whether a callback ended the run at a checkpoint (``eval.checkpoints.stop_after``): a method that trains

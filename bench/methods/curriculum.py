@@ -29,9 +29,7 @@ from bench.methods.stages import Staged, split_steps, total_steps
 
 class Curriculum(Method):
     name = "curriculum"
-    # runs to its end: its checkpoints count epochs on stage 1's data loader (1/stages of the pairs), so a stop in
-    # epochs of the whole data would come too soon
-    stops_early = False
+    stops_early = True  # its stages share one schedule; no stage after the stop
 
     Options = CurriculumOptions  # by=score_gap: needs_scores
 
@@ -52,7 +50,7 @@ class Curriculum(Method):
             steps = split_steps(total_steps(ctx.train, n), sizes, "method=curriculum")
         else:
             steps = [total_steps(ctx.train, s) for s in sizes]
-        run = Staged(ctx, steps, "curriculum")
+        run = Staged(ctx, steps, "curriculum", epoch_pairs=n)  # an epoch: a pass over every stage's pairs
         base = run.prepare(ctx.train_dataset)
         if len(base) != n:
             raise RuntimeError(f"method=curriculum: TRL kept {len(base)} of {n} pairs")
@@ -64,10 +62,12 @@ class Curriculum(Method):
             stage = base.select(idx.tolist())
             if i > 0 and cfg.reset_reference:
                 stage = _policy_as_reference(run.trainer, ctx.policy, stage, cfg.score_batch_size)
-            rows.append({"stage": i + 1, "n_pairs": len(idx), "steps": steps[i],
+            rows.append({"stage": i + 1, "n_pairs": len(idx),
                          "realized_flip_rate": None if flipped is None else float(flipped[idx].mean()),
                          "margin_mean": float(easy[idx].mean()), "margin_min": float(easy[idx].min()),
-                         "train_loss": run.run(i, stage)})
+                         "train_loss": run.run(i, stage), "steps": run.done[-1]})  # fewer where the run stopped
+            if run.stopped:
+                break
         metrics = {f"curriculum_flip_rate_stage_{r['stage']}": r["realized_flip_rate"] for r in rows
                    if r["realized_flip_rate"] is not None}
         return run.result({"curriculum": {"config": asdict(cfg), "stage_steps": steps, "stages": rows}},

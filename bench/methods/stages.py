@@ -20,9 +20,13 @@ def total_steps(train, n_pairs: int) -> int:
     """The standard cell's optimizer steps on ``n_pairs`` pairs (``train``: the cell's TrainConfig)."""
     if train.max_steps:
         return int(train.max_steps)
-    # transformers 5: ceil(batches / accumulation) optimizer steps per epoch (the last one on fewer micro-batches)
-    per_epoch = max(math.ceil(math.ceil(n_pairs / train.batch_size) / train.gradient_accumulation_steps), 1)
-    return math.ceil(float(train.epochs) * per_epoch)
+    return math.ceil(float(train.epochs) * steps_per_epoch(train, n_pairs))
+
+
+def steps_per_epoch(train, n_pairs: int) -> int:
+    """Optimizer steps of one pass over ``n_pairs`` pairs: transformers 5 takes ceil(batches / accumulation) (the
+    last one on fewer micro-batches)."""
+    return max(math.ceil(math.ceil(n_pairs / train.batch_size) / train.gradient_accumulation_steps), 1)
 
 
 def split_steps(total: int, weights: list[float], where: str, per_stage: str = "method.budget=per_stage") -> list[int]:
@@ -49,13 +53,18 @@ class Staged:
     """Stage after stage on one policy: each stage a TRL run (``ctx.trainer``) of its own dataset and length, the
     optimizer and the schedule (warmup and decay over the sum of all stages) carried from one to the next."""
 
-    def __init__(self, ctx: TrainContext, steps: list[int], name: str, unit: str = "stage"):
+    def __init__(self, ctx: TrainContext, steps: list[int], name: str, unit: str = "stage",
+                 epoch_pairs: int | None = None):
+        """``epoch_pairs``: the pairs one epoch passes over, where the first stage trains on fewer (a curriculum's
+        stages split them); by default the checkpoints count epochs on the first stage's data loader."""
         self.ctx, self.steps, self.name, self.unit = ctx, list(steps), name, unit  # unit: "stage" or "round"
         self.optimizer = self.scheduler = self.trainer = None
         self.history: list[dict] = []
+        self.done: list[int] = []  # optimizer steps each stage trained (its planned ones, unless the run stopped)
         self.loss_sum, self.global_step = 0.0, 0
         self.timings = {"trainer_init": 0.0, "train": 0.0}
-        ctx.plan(sum(self.steps))  # the run's whole length: a checkpoint on a stage's last step may be its stop
+        # the run's whole length (a checkpoint on a stage's last step may be its stop) and its epoch
+        ctx.plan(sum(self.steps), None if epoch_pairs is None else steps_per_epoch(ctx.train, epoch_pairs))
 
     @property
     def stopped(self) -> bool:
@@ -103,6 +112,7 @@ class Staged:
         out = self.trainer.train()
         self.timings["train"] += time.time() - t0
         done = int(self.trainer.state.global_step)
+        self.done.append(done)
         self.loss_sum += float(out.training_loss) * done
         self.history += [{**h, self.unit: i + 1, "step": self.global_step + int(h.get("step", 0))}
                          for h in self.trainer.state.log_history if "loss" in h]
