@@ -209,3 +209,23 @@ def test_report_has_both_sections_before_the_per_rate_tests_and_their_csvs(study
     inter = pd.read_csv(out["out"] / "interaction.csv")
     assert len(inter) == 12 and {"slope", "ci_low", "ci_high", "p", "p_holm", "n_seeds"} <= set(inter.columns)
     assert "`headroom.csv`" in md and "`interaction.csv`" in md
+
+
+def test_the_primary_table_joins_the_slope_the_per_rate_differences_and_the_shares(study, tmp_path):
+    """One row per noise type and curve: the interaction contrast, the paired difference at each rate and the share
+    of the headroom, each as the report's own tables give it; in the report before its parts."""
+    out = build_report(study, tmp_path / "rep")
+    p = pd.read_csv(out["out"] / "primary.csv").set_index(["noise", "label"])
+    inter = pd.read_csv(out["out"] / "interaction.csv")
+    inter = inter[inter["metric"] == "gold_reward"].set_index(["noise", "label"])
+    assert len(p) == 2 * 6 and set(p["control"].fillna("")) == {"", "positive", "negative"}
+    r = p.loc[("random", "rDPO")]  # 0.5 * rate on every seed; the headroom at 0.4 is 0.1 (mean over seeds)
+    assert r["slope"] == pytest.approx(0.5) and r["reading"] == inter.loc[("random", "rDPO"), "reading"]
+    assert r["diff@0.4"] == pytest.approx(0.2) and r["diff@0.2"] == pytest.approx(0.1) and r["diff@0"] == 0
+    assert r["share@0.4"] == pytest.approx(2.0) and pd.isna(r.get("share@0.2"))  # no headroom at 0.2 (mean 0)
+    assert p.loc[("length", "cDPO"), "share@0.4"] == pytest.approx(0.5)
+    assert p.loc[("random", "IPO"), "slope_p_holm"] == inter.loc[("random", "IPO"), "p_holm"]
+    md = (out["out"] / "report.md").read_text()
+    first = md.index("### The primary table (gold_reward, against DPO)")
+    assert first < md.index("### Could this condition show a gain? (gold_reward)")
+    assert "**random**: headroom (DPO + oracle cleaner (remove) minus DPO) at " in md

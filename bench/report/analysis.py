@@ -25,3 +25,4 @@ class Analysis(TypedDict):
     interaction: pd.DataFrame  # the noise x loss contrasts
     controls_note: str | None  # why there is no headroom, when there is none
     positive: str | None  # the positive control's arm
+    primary: pd.DataFrame  # bench.report.primary.primary_table: the study's answer in one table

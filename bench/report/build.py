@@ -21,6 +21,7 @@ from bench.report.analysis import Analysis
 from bench.report.controls import controls_of
 from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, hp_source_title
 from bench.report.margins import margin_blocks, margin_figures
+from bench.report.primary import primary_table
 from bench.report.render import to_html, to_markdown
 from bench.report.stats import paired_vs_baseline, reference_curve, resolve_baseline, summary_table
 from bench.report.tuning import tuning_blocks
@@ -40,13 +41,14 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
                 for hp in res.hp_sources]
     slug = baseline_slug(baseline)
     tables = {name: pd.concat([a[name].assign(hp=a["hp"]) for a in analyses], ignore_index=True)
-              for name in ("table", "summary", "paired", "cost", "headroom", "share", "interaction")}
+              for name in ("table", "summary", "paired", "cost", "headroom", "share", "interaction", "primary")}
     tables["table"].to_csv(out / "robustness.csv", index=False)
     tables["table"].to_parquet(out / "robustness.parquet", index=False)
     tables["summary"].to_csv(out / "summary.csv", index=False)
     tables["paired"].to_csv(out / f"paired_vs_{slug}.csv", index=False)
     tables["cost"].to_csv(out / "cost.csv", index=False)
-    for name, file in (("headroom", "headroom.csv"), ("share", "headroom_share.csv"), ("interaction", "interaction.csv")):
+    for name, file in (("headroom", "headroom.csv"), ("share", "headroom_share.csv"), ("interaction", "interaction.csv"),
+                       ("primary", "primary.csv")):
         tables[name].to_csv(out / file, index=False)
     res.failed.to_csv(out / "failed_cells.csv", index=False)
     res.missing.to_csv(out / "missing_cells.csv", index=False)
@@ -77,9 +79,12 @@ def _analyse(res: Results, hp: str, baseline: str, metric: str, notes: list[str]
         notes.append(f"{hp_source_title(hp)}: {note}" if several else note)
     headline = _pick_headline(metric, sorted(res.values["metric"].unique()), res, notes)
     table = robustness_table(res)
-    return {"hp": hp, "tag": f"_{hp}" if several and hp != "default" else "", "res": res, "baseline": base,
-            "headline": headline, "table": table, "summary": summary_table(res, table, base),
-            "paired": paired_vs_baseline(res, base), "cost": cost_table(res, base), **controls_of(res, base, headline)}
+    a: Analysis = {"hp": hp, "tag": f"_{hp}" if several and hp != "default" else "", "res": res, "baseline": base,
+                   "headline": headline, "table": table, "summary": summary_table(res, table, base),
+                   "paired": paired_vs_baseline(res, base), "cost": cost_table(res, base),
+                   **controls_of(res, base, headline)}
+    a["primary"] = primary_table(a)
+    return a
 
 
 def baseline_slug(name: str) -> str:

@@ -11,6 +11,7 @@ from bench.report import plots
 from bench.report.aggregate import Results
 from bench.report.analysis import Analysis
 from bench.report.controls import headroom_blocks, interaction_blocks
+from bench.report.primary import primary_blocks
 from bench.report.provenance import mixing_warnings
 from bench.report.render import fmt, fmt_p
 
@@ -171,6 +172,7 @@ def analysis_blocks(a: Analysis, figures: dict, slug: str, several: bool) -> lis
           ("table", _summary_view(a["summary"], headline, base))]
     if f"heatmap{tag}" in figures:
         b += [("h", 3, f"Gain over {base}"), ("img", figures[f"heatmap{tag}"], "gain over the baseline")]
+    b += primary_blocks(a, a["primary"])  # the answer in one table, then its parts
     b += headroom_blocks(a) + interaction_blocks(a)  # the primary questions, before the per-rate tests
     b += [("h", 3, f"Paired tests vs {base} ({headline})"),
           ("p", "Paired t-test on per-seed differences; Wilcoxon signed-rank when n ≥ 6; p-values Holm-corrected over "

@@ -1,0 +1,96 @@
+"""The primary table: the study's answer for one source of values in one table (``primary.csv``, and the first
+block of the report's robustness section).
+
+Per noise type and curve other than the baseline, on the headline metric: the interaction contrast (the slope of
+the curve minus the baseline over the noise rate, its 95% interval, Holm's p and its reading,
+``bench.report.controls.interaction_table``) beside the paired difference at each rate (mean, 95% t interval, Holm's
+p: ``bench.report.stats.paired_vs_baseline``) and the share of the headroom it recovers at each rate that has a
+headroom (``bench.report.controls.share_table``). Nothing is computed here that those tables do not hold.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.report.analysis import Analysis
+from bench.report.render import fmt, fmt_p
+
+ALPHA = 0.05
+
+
+def primary_table(a: Analysis) -> pd.DataFrame:
+    """One row per (noise type, curve): ``slope``, ``slope_ci_low``, ``slope_ci_high``, ``slope_p_holm``,
+    ``reading``; per rate r: ``diff@r``, ``diff@r_ci_low``, ``diff@r_ci_high``, ``diff@r_p_holm``, and ``share@r``
+    where the headroom at r is above 0 with an interval clear of 0."""
+    metric = a["headline"]
+    paired = a["paired"][a["paired"]["metric"] == metric] if metric else a["paired"].iloc[0:0]
+    inter = a["interaction"][a["interaction"]["metric"] == metric]
+    share = a["share"][a["share"]["share"].notna()] if not a["share"].empty else a["share"]
+    kind = {**dict(zip(inter["label"], inter["control"])), **dict(zip(share.get("label", []), share.get("control", [])))}
+    rows = []
+    for (noise, label), g in paired.groupby(["noise", "label"], sort=True):
+        row = {"metric": metric, "noise": noise, "label": label, "control": kind.get(label) or "",
+               "baseline": a["baseline"]}
+        i = inter[(inter["noise"] == noise) & (inter["label"] == label)]
+        if len(i):
+            i = i.iloc[0]
+            row.update(slope=i["slope"], slope_ci_low=i["ci_low"], slope_ci_high=i["ci_high"],
+                       slope_p_holm=i["p_holm"], reading=i["reading"])
+        for r in g.sort_values("rate").itertuples(index=False):
+            key = f"diff@{r.rate:g}"
+            row.update({key: r.mean_diff, f"{key}_ci_low": r.ci_low, f"{key}_ci_high": r.ci_high,
+                        f"{key}_p_holm": r.p_holm})
+        for s in share[(share["noise"] == noise) & (share["label"] == label)].itertuples(index=False):
+            row[f"share@{s.rate:g}"] = s.share
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def primary_blocks(a: Analysis, table: pd.DataFrame) -> list:
+    """The table in the report: one per noise type, with the headroom at each rate above it."""
+    base, metric = a["baseline"], a["headline"]
+    b: list = [("h", 3, f"The primary table ({metric}, against {base})")]
+    if table.empty:
+        return b + [("p", f"No curve is paired with {base}: nothing to compare.")]
+    b.append(("p", f"Per loss: the slope of (loss minus {base}) over the noise rate with its 95% interval and Holm's "
+                   "p (the primary test) and its reading; the paired difference at each rate with its 95% t interval "
+                   f"(* Holm-corrected p < {ALPHA:g} over all comparisons of the metric); the share of the headroom it "
+                   "recovers where there is one (the oracle cleaner's gain over the baseline, interval clear of 0). "
+                   "The sections below give each part in full; `primary.csv` holds this table."))
+    for noise, g in table.groupby("noise", sort=True):
+        b += [("p", f"**{noise}**: " + _headroom_line(a, noise)), ("table", _view(g))]
+    return b
+
+
+def _headroom_line(a: Analysis, noise) -> str:
+    h = a["headroom"]
+    h = h[h["noise"] == noise] if not h.empty else h
+    if h.empty:
+        return f"no headroom measured ({a['controls_note'] or 'no positive control among these cells'})."
+    parts = [f"{r.rate:g}: {fmt(r.headroom)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" for r in h.itertuples(index=False)]
+    return f"headroom ({a['positive']} minus {a['baseline']}) at " + "; ".join(parts) + "."
+
+
+def _view(g: pd.DataFrame) -> pd.DataFrame:
+    rates = sorted({float(c[5:]) for c in g.columns if c.startswith("diff@") and "_" not in c})
+    shares = sorted({float(c[6:]) for c in g.columns if c.startswith("share@")})
+    out = pd.DataFrame({"loss": g["label"], "control": g["control"]})
+    if "slope" in g:
+        out["slope [95% CI]"] = [_interval(*x, missing="no slope") for x in zip(g["slope"], g["slope_ci_low"],
+                                                                                 g["slope_ci_high"])]
+        out["p (Holm)"] = g["slope_p_holm"].map(fmt_p)
+        out["reading"] = g["reading"].fillna("")
+    for r in rates:
+        k = f"diff@{r:g}"
+        out[f"diff at {r:g} [95% CI]"] = [_interval(m, lo, hi) + ("*" if p < ALPHA else "")
+                                          for m, lo, hi, p in zip(g[k], g[f"{k}_ci_low"], g[f"{k}_ci_high"],
+                                                                  g[f"{k}_p_holm"].fillna(1.0))]
+    for r in shares:
+        out[f"share at {r:g}"] = g[f"share@{r:g}"].map(lambda v: "" if pd.isna(v) else fmt(v))
+    return out.reset_index(drop=True)
+
+
+def _interval(mean, lo, hi, missing: str = "missing") -> str:
+    if mean is None or not np.isfinite(mean):
+        return missing
+    return fmt(mean) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
