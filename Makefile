@@ -50,7 +50,7 @@ bench: setup
 
 # The verdict study (issue 23, docs/regimes.md) in the order that answers the primary question first: the loss arms
 # and the two controls tuned, their finals under the oracle rule, then under val_rm_kl, then ROPO's full method and
-# the realistic cleaner, then the secondary conditions. Every sweep resumes from its records: `make verdict` goes on
+# the realistic cleaner, then the secondary conditions (every arm, both rules). Every sweep resumes from its records: `make verdict` goes on
 # wherever the machine stopped (on a fresh machine, `make verdict-restore` first lays the archived part back). A
 # sweep with a failed cell exits non-zero; the study goes on (`-`): the cell's record says why, the report lists it,
 # a tuning point with no score does not compete, and a final cell whose selection has none fails saying so.
@@ -86,7 +86,13 @@ verdict: setup
 	-$(RUN) experiment=verdict_secondary $(LAUNCH) tuning=verdict_tune/oracle
 	-$(call final_arm,oracle_cleaner,method=oracle_cleaner,verdict_secondary,oracle)
 	-$(call final_arm,random_cleaner,method=random_cleaner,verdict_secondary,oracle)
+	-$(call final_arm,ropo_full,method=ropo_full,verdict_secondary,oracle)
+	-$(call final_arm,cleaner,$(CLEANER),verdict_secondary,oracle)
 	-$(RUN) experiment=verdict_secondary $(LAUNCH) tuning=verdict_tune/val_rm_kl
+	-$(call final_arm,oracle_cleaner,method=oracle_cleaner,verdict_secondary,val_rm_kl)
+	-$(call final_arm,random_cleaner,method=random_cleaner,verdict_secondary,val_rm_kl)
+	-$(call final_arm,ropo_full,method=ropo_full,verdict_secondary,val_rm_kl)
+	-$(call final_arm,cleaner,$(CLEANER),verdict_secondary,val_rm_kl)
 	$(MAKE) verdict-archive
 
 # every part's records (and the tuning sweeps' selections) into docs/results/, merged with what is archived there
