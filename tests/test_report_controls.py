@@ -229,3 +229,21 @@ def test_the_primary_table_joins_the_slope_the_per_rate_differences_and_the_shar
     first = md.index("### The primary table (gold_reward, against DPO)")
     assert first < md.index("### Could this condition show a gain? (gold_reward)")
     assert "**random**: headroom (DPO + oracle cleaner (remove) minus DPO) at " in md
+
+
+def test_each_noise_types_primary_table_shows_its_own_rates_and_a_missing_headroom_says_so(tmp_path):
+    root = tmp_path / "uneven"
+    write_study(root, conditions=(("none", 0.0), ("random", 0.2), ("random", 0.4), ("length", 0.2)))
+    out = build_report(root, tmp_path / "rep")
+    md = (out["out"] / "report.md").read_text()
+    block = md[md.index("### The primary table"):md.index("### Could this condition show a gain?")]
+    length, random = block[block.index("**length**"):block.index("**random**")], block[block.index("**random**"):]
+    assert "diff at 0.2" in length and "diff at 0.4" not in length and "diff at 0.4" in random
+    p = pd.read_csv(out["out"] / "primary.csv")
+    cols = [c for c in p.columns if c.startswith("diff@") and "_" not in c]
+    assert cols == ["diff@0", "diff@0.2", "diff@0.4"]  # by rate, whatever order the rows came in
+    bare = tmp_path / "bare"
+    write_study(bare, labels=("DPO", "cDPO"))  # no oracle cleaner: no headroom, said once
+    md = (build_report(bare, tmp_path / "rep2")["out"] / "report.md").read_text()
+    block = md[md.index("### The primary table"):md.index("### Could this condition show a gain?")]
+    assert "[, ]" not in block and "**random**: no oracle cleaner" in block

@@ -21,7 +21,7 @@ from bench.report.analysis import Analysis
 from bench.report.controls import controls_of
 from bench.report.document import analysis_blocks, cells_blocks, config_blocks, cost_table, hp_source_title
 from bench.report.margins import margin_blocks, margin_figures
-from bench.report.primary import primary_table
+from bench.report.primary import ordered, primary_table
 from bench.report.render import to_html, to_markdown
 from bench.report.stats import paired_vs_baseline, reference_curve, resolve_baseline, summary_table
 from bench.report.tuning import tuning_blocks
@@ -42,6 +42,7 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
     slug = baseline_slug(baseline)
     tables = {name: pd.concat([a[name].assign(hp=a["hp"]) for a in analyses], ignore_index=True)
               for name in ("table", "summary", "paired", "cost", "headroom", "share", "interaction", "primary")}
+    tables["primary"] = ordered(tables["primary"])  # the sources' rate columns in one order
     tables["table"].to_csv(out / "robustness.csv", index=False)
     tables["table"].to_parquet(out / "robustness.parquet", index=False)
     tables["summary"].to_csv(out / "summary.csv", index=False)
@@ -144,4 +145,6 @@ def _files(figures: dict, slug: str) -> list:
                                          "headroom); `headroom_share.csv`: each loss's share of it",
                                          "`interaction.csv`: per loss and noise type, the slope of its gap to the "
                                          "baseline over the noise rate, all compared metrics",
+                                         "`primary.csv`: per source, noise type and loss: the slope and its reading, "
+                                         "the paired difference at each rate, the share of the headroom",
                                          "`failed_cells.csv`, `missing_cells.csv`"] + [f"`{f}`" for f in figures.values()])]

@@ -1,5 +1,5 @@
-"""The primary table: the study's answer for one source of values in one table (``primary.csv``, and the first
-block of the report's robustness section).
+"""The primary table: the study's answer for one source of values in one table (``primary.csv``, and in the
+report's robustness section before the headroom, the interaction and the per-rate tests it joins).
 
 Per noise type and curve other than the baseline, on the headline metric: the interaction contrast (the slope of
 the curve minus the baseline over the noise rate, its 95% interval, Holm's p and its reading,
@@ -25,7 +25,8 @@ def primary_table(a: Analysis) -> pd.DataFrame:
     metric = a["headline"]
     paired = a["paired"][a["paired"]["metric"] == metric] if metric else a["paired"].iloc[0:0]
     inter = a["interaction"][a["interaction"]["metric"] == metric]
-    share = a["share"][a["share"]["share"].notna()] if not a["share"].empty else a["share"]
+    # a noise model without a rate has no per-rate difference (the tables leave it out): no share either
+    share = a["share"][a["share"]["share"].notna() & a["share"]["rate"].notna()] if not a["share"].empty else a["share"]
     kind = {**dict(zip(inter["label"], inter["control"])), **dict(zip(share.get("label", []), share.get("control", [])))}
     rows = []
     for (noise, label), g in paired.groupby(["noise", "label"], sort=True):
@@ -43,7 +44,18 @@ def primary_table(a: Analysis) -> pd.DataFrame:
         for s in share[(share["noise"] == noise) & (share["label"] == label)].itertuples(index=False):
             row[f"share@{s.rate:g}"] = s.share
         rows.append(row)
-    return pd.DataFrame(rows)
+    return ordered(pd.DataFrame(rows))
+
+
+def ordered(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns in a fixed order: who, the slope, then each rate's difference and share by rate."""
+    def rate(c: str) -> float:
+        return float(c.split("@")[1].split("_")[0])
+
+    diffs = sorted((c for c in table.columns if c.startswith("diff@")), key=lambda c: (rate(c), len(c), c))
+    shares = sorted((c for c in table.columns if c.startswith("share@")), key=rate)
+    head = [c for c in table.columns if c not in diffs and c not in shares]
+    return table[head + diffs + shares]
 
 
 def primary_blocks(a: Analysis, table: pd.DataFrame) -> list:
@@ -58,16 +70,19 @@ def primary_blocks(a: Analysis, table: pd.DataFrame) -> list:
                    "recovers where there is one (the oracle cleaner's gain over the baseline, interval clear of 0). "
                    "The sections below give each part in full; `primary.csv` holds this table."))
     for noise, g in table.groupby("noise", sort=True):
+        g = g.loc[:, ~(g.columns.str.match(r"(diff|share)@") & g.isna().all().to_numpy())]  # its own rates only
         b += [("p", f"**{noise}**: " + _headroom_line(a, noise)), ("table", _view(g))]
     return b
 
 
 def _headroom_line(a: Analysis, noise) -> str:
     h = a["headroom"]
-    h = h[h["noise"] == noise] if not h.empty else h
     if h.empty:
-        return f"no headroom measured ({a['controls_note'] or 'no positive control among these cells'})."
-    parts = [f"{r.rate:g}: {fmt(r.headroom)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]" for r in h.itertuples(index=False)]
+        return a["controls_note"] or "no headroom for this metric (it has no better direction)."
+    h = h[(h["noise"] == noise) & h["headroom"].notna()]
+    if h.empty:
+        return f"no oracle-cleaner cells paired with {a['baseline']} in this noise type: no headroom."
+    parts = [f"{r.rate:g}: {_interval(r.headroom, r.ci_low, r.ci_high)}" for r in h.itertuples(index=False)]
     return f"headroom ({a['positive']} minus {a['baseline']}) at " + "; ".join(parts) + "."
 
 
