@@ -623,3 +623,13 @@ def test_a_scale_injectors_strengths_are_neither_merged_nor_split_into_curves(tm
     assert sorted(res.cells["cell_id"]) == ["s0.3", "s1.0"] and set(res.cells["label"]) == {"dpo"}
     assert any("2 record(s) of a noisy condition have no rate" in n for n in res.notes)
     assert not any("superseded" in n or "differ in their settings" in n for n in res.notes)
+
+
+def test_a_report_on_cells_that_all_failed_lists_them(tmp_path):
+    """Every cell failed (a sweep stopped by a bad setting): the report still says which and why, no crash."""
+    for seed in range(2):
+        write_record(tmp_path, record("dpo", "random", 0.2, seed, status="failed",
+                                      error={"type": "OutOfMemoryError", "message": "CUDA out of memory", "where": "train"}))
+    out = build_report(tmp_path, tmp_path / "rep")
+    md = (out["out"] / "report.md").read_text()
+    assert "**2 failed**" in md and "OutOfMemoryError" in md

@@ -96,7 +96,8 @@ def summary_table(res: Results, table: pd.DataFrame, baseline: str | None) -> pd
                          at_rate0=float(at0.iloc[0]) if len(at0) else np.nan, slope=slope, auc=auc,
                          below_ref_at=cross, below_ref_note=note,
                          rates=",".join(f"{x:g}" for x in rates), min_seeds=int(g["n_seeds"].min())))
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=["label", "noise", "metric", "direction", "at_rate0", "slope", "auc",
+                                      "below_ref_at", "below_ref_note", "rates", "min_seeds"])  # none: no cell ok
     if out.empty or baseline is None:
         return out.assign(at_rate0_vs_baseline=np.nan, auc_vs_baseline=np.nan)
     base = out[out["label"] == baseline][["noise", "metric", "at_rate0", "auc"]]
