@@ -30,15 +30,13 @@ from bench.report.tuning import tuning_blocks
 def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward", sweep: str | None = None,
                  baseline: str = "dpo", where: dict | None = None) -> dict | None:
     """Write every table, figure and the report; return what was written (None when there are no records)."""
-    res = load_results(results_dir, sweep, where)
-    if res.empty:
+    got = analyse(results_dir, metric, sweep, baseline, where)
+    if got is None:
         return None
+    res, analyses, notes = got
+    several = len(analyses) > 1
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    notes = list(res.notes)
-    several = len(res.hp_sources) > 1
-    analyses = [_analyse(res.subset(hp) if several else res, hp, baseline, metric, notes, several)
-                for hp in res.hp_sources]
     slug = baseline_slug(baseline)
     tables = {name: pd.concat([a[name].assign(hp=a["hp"]) for a in analyses], ignore_index=True)
               for name in ("table", "summary", "paired", "cost", "headroom", "share", "interaction", "primary")}
@@ -71,6 +69,19 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
     return dict(out=out, headline=first["headline"], baseline=first["baseline"], table=first["table"],
                 summary=first["summary"], paired=first["paired"], figures=figures, results=res, notes=notes,
                 paired_file=f"paired_vs_{slug}.csv", analyses=analyses)
+
+
+def analyse(results_dir, metric: str = "gold_reward", sweep: str | None = None, baseline: str = "dpo",
+            where: dict | None = None) -> tuple[Results, list[Analysis], list[str]] | None:
+    """(the cells, one analysis per source of values, the notes): every table the report shows, no file written
+    (None when there are no records)."""
+    res = load_results(results_dir, sweep, where)
+    if res.empty:
+        return None
+    notes = list(res.notes)
+    several = len(res.hp_sources) > 1
+    return res, [_analyse(res.subset(hp) if several else res, hp, baseline, metric, notes, several)
+                 for hp in res.hp_sources], notes
 
 
 def _analyse(res: Results, hp: str, baseline: str, metric: str, notes: list[str], several: bool) -> Analysis:

@@ -1,0 +1,27 @@
+"""The README's study blocks are the archive's numbers: each ``<!-- STUDY:<sweep> -->`` block equals what
+``bench.report.readme`` renders from ``docs/results/`` alone (``make verdict-archive`` rewrites them)."""
+from __future__ import annotations
+
+import pytest
+
+from bench.report import readme
+from conftest import ROOT
+
+
+def test_every_study_block_of_the_readme_is_what_its_archive_gives():
+    blocks = readme.blocks_in((ROOT / "README.md").read_text())
+    assert "verdict" in blocks
+    for sweep, block in blocks.items():
+        assert block == readme.render(sweep, ROOT / "docs" / "results"), (
+            f"the README's {sweep!r} block differs from its archive: python -m bench.report.readme --sweep {sweep} "
+            "--write README.md")
+
+
+def test_write_replaces_only_its_block_and_needs_its_markers(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("# T\n\n<!-- STUDY:s -->\nold\n<!-- /STUDY:s -->\n\nafter\n<!-- STUDY:t -->\nkeep\n<!-- /STUDY:t -->\n")
+    readme.write(path, "s", "new\nlines\n")
+    assert readme.blocks_in(path.read_text()) == {"s": "new\nlines\n", "t": "keep\n"}
+    assert path.read_text().endswith("\n\nafter\n<!-- STUDY:t -->\nkeep\n<!-- /STUDY:t -->\n")
+    with pytest.raises(SystemExit, match="no <!-- STUDY:u --> ... <!-- /STUDY:u --> markers"):
+        readme.write(path, "u", "x\n")
