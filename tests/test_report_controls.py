@@ -221,7 +221,7 @@ def test_the_primary_table_joins_the_slope_the_per_rate_differences_and_the_shar
     assert len(p) == 2 * 6 and set(p["control"].fillna("")) == {"", "positive", "negative"}
     r = p.loc[("random", "rDPO")]  # 0.5 * rate on every seed; the headroom at 0.4 is 0.1 (mean over seeds)
     assert r["slope"] == pytest.approx(0.5) and r["reading"] == inter.loc[("random", "rDPO"), "reading"]
-    assert r["diff@0.4"] == pytest.approx(0.2) and r["diff@0.2"] == pytest.approx(0.1) and r["diff@0"] == 0
+    assert r["diff@0.4"] == pytest.approx(0.2) and r["diff@0.2"] == pytest.approx(0.1) and r["diff@0.0"] == 0
     assert r["share@0.4"] == pytest.approx(2.0) and pd.isna(r.get("share@0.2"))  # no headroom at 0.2 (mean 0)
     assert p.loc[("length", "cDPO"), "share@0.4"] == pytest.approx(0.5)
     assert p.loc[("random", "IPO"), "slope_p_holm"] == inter.loc[("random", "IPO"), "p_holm"]
@@ -241,7 +241,7 @@ def test_each_noise_types_primary_table_shows_its_own_rates_and_a_missing_headro
     assert "diff at 0.2" in length and "diff at 0.4" not in length and "diff at 0.4" in random
     p = pd.read_csv(out["out"] / "primary.csv")
     cols = [c for c in p.columns if c.startswith("diff@") and "_" not in c]
-    assert cols == ["diff@0", "diff@0.2", "diff@0.4"]  # by rate, whatever order the rows came in
+    assert cols == ["diff@0.0", "diff@0.2", "diff@0.4"]  # by rate, whatever order the rows came in
     bare = tmp_path / "bare"
     write_study(bare, labels=("DPO", "cDPO"))  # no oracle cleaner: no headroom, said once
     md = (build_report(bare, tmp_path / "rep2")["out"] / "report.md").read_text()

@@ -20,7 +20,7 @@ ALPHA = 0.05
 
 def primary_table(a: Analysis) -> pd.DataFrame:
     """One row per (noise type, curve): ``slope``, ``slope_ci_low``, ``slope_ci_high``, ``slope_p_holm``,
-    ``reading``; per rate r: ``diff@r``, ``diff@r_ci_low``, ``diff@r_ci_high``, ``diff@r_p_holm``, and ``share@r``
+    ``reading``; per rate r (as ``repr`` writes it: ``0.2``, ``0.0``): ``diff@r``, ``diff@r_ci_low``, ``diff@r_ci_high``, ``diff@r_p_holm``, and ``share@r``
     where the headroom at r is above 0 with an interval clear of 0."""
     metric = a["headline"]
     paired = a["paired"][a["paired"]["metric"] == metric] if metric else a["paired"].iloc[0:0]
@@ -38,11 +38,11 @@ def primary_table(a: Analysis) -> pd.DataFrame:
             row.update(slope=i["slope"], slope_ci_low=i["ci_low"], slope_ci_high=i["ci_high"],
                        slope_p_holm=i["p_holm"], reading=i["reading"])
         for r in g.sort_values("rate").itertuples(index=False):
-            key = f"diff@{r.rate:g}"
+            key = f"diff@{_key(r.rate)}"
             row.update({key: r.mean_diff, f"{key}_ci_low": r.ci_low, f"{key}_ci_high": r.ci_high,
                         f"{key}_p_holm": r.p_holm})
         for s in share[(share["noise"] == noise) & (share["label"] == label)].itertuples(index=False):
-            row[f"share@{s.rate:g}"] = s.share
+            row[f"share@{_key(s.rate)}"] = s.share
         rows.append(row)
     return ordered(pd.DataFrame(rows))
 
@@ -96,13 +96,19 @@ def _view(g: pd.DataFrame) -> pd.DataFrame:
         out["p (Holm)"] = g["slope_p_holm"].map(fmt_p)
         out["reading"] = g["reading"].fillna("")
     for r in rates:
-        k = f"diff@{r:g}"
+        k = f"diff@{_key(r)}"
         out[f"diff at {r:g} [95% CI]"] = [_interval(m, lo, hi) + ("*" if p < ALPHA else "")
                                           for m, lo, hi, p in zip(g[k], g[f"{k}_ci_low"], g[f"{k}_ci_high"],
                                                                   g[f"{k}_p_holm"].fillna(1.0))]
     for r in shares:
-        out[f"share at {r:g}"] = g[f"share@{r:g}"].map(lambda v: "" if pd.isna(v) else fmt(v))
+        out[f"share at {r:g}"] = g[f"share@{_key(r)}"].map(lambda v: "" if pd.isna(v) else fmt(v))
     return out.reset_index(drop=True)
+
+
+def _key(rate: float) -> str:
+    """A rate in a column name: every digit the records keep (they round rates to 10 decimals), so two rates
+    never share a column."""
+    return repr(round(float(rate), 10))
 
 
 def _interval(mean, lo, hi, missing: str = "missing") -> str:
