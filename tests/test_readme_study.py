@@ -23,5 +23,12 @@ def test_write_replaces_only_its_block_and_needs_its_markers(tmp_path):
     readme.write(path, "s", "new\nlines\n")
     assert readme.blocks_in(path.read_text()) == {"s": "new\nlines\n", "t": "keep\n"}
     assert path.read_text().endswith("\n\nafter\n<!-- STUDY:t -->\nkeep\n<!-- /STUDY:t -->\n")
-    with pytest.raises(SystemExit, match="no <!-- STUDY:u --> ... <!-- /STUDY:u --> markers"):
+    with pytest.raises(SystemExit, match="no <!-- STUDY:u --> ... <!-- /STUDY:u --> marker pairs"):
         readme.write(path, "u", "x\n")
+    quoted = "Put `<!-- STUDY:s -->` on a line of its own.\n\n<!-- STUDY:s -->\nold\n<!-- /STUDY:s -->\n"
+    path.write_text(quoted)  # a marker quoted in the prose is not the block's
+    readme.write(path, "s", "new\n")
+    assert path.read_text() == quoted.replace("\nold\n", "\nnew\n")
+    path.write_text(quoted + quoted.split("\n\n")[1])
+    with pytest.raises(SystemExit, match="2 <!-- STUDY:s -->"):
+        readme.write(path, "s", "x\n")

@@ -33,9 +33,9 @@ def main(argv=None) -> int:
     where = parse_where(args.where, ap.error)
     t0 = time.perf_counter()
     folders = [] if args.archives == "none" else archive.archived(Path(args.archives))
-    source = archive.view(Path(args.results), folders)
-    out = build_report(source, args.out or str(Path(args.results) / "report"), args.metric, args.sweep, args.baseline,
-                       where or None)
+    with archive.viewed(Path(args.results), folders) as source:
+        out = build_report(source, args.out or str(Path(args.results) / "report"), args.metric, args.sweep,
+                           args.baseline, where or None)
     if folders:
         print(f"read {len(folders)} archived stud{'y' if len(folders) == 1 else 'ies'} ("
               f"{', '.join(f.name for f in folders)}) beside {args.results}")

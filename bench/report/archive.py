@@ -22,6 +22,7 @@ import argparse
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.core.files import atomic_write_json
@@ -85,6 +86,18 @@ def view(results: Path, archives: list[Path]) -> Path:
     if (Path(results) / "tuning").is_dir():
         shutil.copytree(Path(results) / "tuning", stage / "tuning", dirs_exist_ok=True)
     return stage
+
+
+@contextmanager
+def viewed(results: Path, archives: list[Path]):
+    """``view`` for the time of a ``with`` block: its staging folder (a copy of every archived record) is removed
+    after it."""
+    source = view(results, archives)
+    try:
+        yield source
+    finally:
+        if source != Path(results):
+            shutil.rmtree(source, ignore_errors=True)
 
 
 def restore(folder: Path, results: Path) -> dict:

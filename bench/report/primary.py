@@ -97,11 +97,11 @@ def _view(g: pd.DataFrame) -> pd.DataFrame:
         out["reading"] = g["reading"].fillna("")
     for r in rates:
         k = f"diff@{_key(r)}"
-        out[f"diff at {r:g} [95% CI]"] = [_interval(m, lo, hi) + ("*" if p < ALPHA else "")
+        out[f"diff at {_label(r)} [95% CI]"] = [_interval(m, lo, hi) + ("*" if p < ALPHA else "")
                                           for m, lo, hi, p in zip(g[k], g[f"{k}_ci_low"], g[f"{k}_ci_high"],
                                                                   g[f"{k}_p_holm"].fillna(1.0))]
     for r in shares:
-        out[f"share at {r:g}"] = g[f"share@{_key(r)}"].map(lambda v: "" if pd.isna(v) else fmt(v))
+        out[f"share at {_label(r)}"] = g[f"share@{_key(r)}"].map(lambda v: "" if pd.isna(v) else fmt(v))
     return out.reset_index(drop=True)
 
 
@@ -109,6 +109,11 @@ def _key(rate: float) -> str:
     """A rate in a column name: every digit the records keep (they round rates to 10 decimals), so two rates
     never share a column."""
     return repr(round(float(rate), 10))
+
+
+def _label(rate: float) -> str:
+    """A rate in a column header: short (``0.2``), with as many digits as it takes to tell it from another."""
+    return f"{round(float(rate), 10):.10g}"
 
 
 def _interval(mean, lo, hi, missing: str = "missing") -> str:

@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                                                              "<results>/report)")
     a = ap.parse_args(argv)
     folders = [] if a.archives == "none" else archive.archived(Path(a.archives))
-    recs = [r for r in iter_records(archive.view(a.results, folders)) if r.get("sweep") == a.sweep]
+    with archive.viewed(a.results, folders) as source:
+        recs = [r for r in iter_records(source) if r.get("sweep") == a.sweep]
     df = points(recs)
     best = best_points(df) if not df.empty else None
     t = table(recs, a.study_seeds, best)
