@@ -30,9 +30,10 @@ def test_a_live_record_replaces_the_archived_one(tmp_path):
     archive.pack(old, "syn", tmp_path / "docs" / "syn")
     live = tmp_path / "results"
     write_record(live, record("dpo", "random_flip", 0.2, 0, metrics={"gold_reward": 0.3, "gold_reward_ref": 0.0}))
-    view = archive.view(live, archive.archived(tmp_path / "docs"))
-    recs = list((view / "cells").glob("*/record.json"))
-    assert len(recs) == 1 and '"gold_reward": 0.3' in recs[0].read_text()
+    with archive.viewed(live, archive.archived(tmp_path / "docs")) as view:
+        recs = list((view / "cells").glob("*/record.json"))
+        assert len(recs) == 1 and '"gold_reward": 0.3' in recs[0].read_text()
+    assert not view.exists()  # the staging copy is gone after use
 
 
 def test_restore_lays_archived_records_back_and_keeps_complete_live_ones(tmp_path):

@@ -139,8 +139,8 @@ def test_the_archive_view_keeps_a_live_cells_margins(tmp_path):
     cell(old, "ropo", "random_flip", 0.2, 0, margins=False)
     archive.pack(old, "syn", tmp_path / "docs" / "syn")
     cell(live, "dpo", "random_flip", 0.2, 0)
-    view = archive.view(live, archive.archived(tmp_path / "docs"))
-    z = final_margins(load_results(view), view)
+    with archive.viewed(live, archive.archived(tmp_path / "docs")) as view:
+        z = final_margins(load_results(view), view)
     assert set(z["label"]) == {"dpo"} and len(z) == N_PAIRS  # the archived cell kept no margins
 
 
