@@ -158,7 +158,7 @@ def interaction_table(res: Results, baseline: str | None, arms: pd.DataFrame) ->
         note = s["note"] if len(rates) >= 2 else f"fewer than 2 rates paired with {baseline}: no slope"
         if dropped and len(rates) >= 2:
             note = "; ".join(filter(None, [note, f"{dropped} seed(s) lacking a rate left out"]))
-        sign = SIGN.get(direction((res.metric_info.get(metric) or {}).get("higher_is_better")))
+        sign = _sign(res, metric)
         used = g[g["seed"].isin(slopes.index)]  # the seeds the slope was fitted on
         ends = [_stand(used[used["rate"] == r]["diff"], sign) for r in (rates[0], rates[-1])] if len(slopes) else ["", ""]
         rows.append(dict(metric=metric, noise=noise, label=label, control=kind.get(label, ""), baseline=baseline,
@@ -168,9 +168,13 @@ def interaction_table(res: Results, baseline: str | None, arms: pd.DataFrame) ->
     out = pd.DataFrame(rows, columns=INTERACTION_COLS)
     out["p_holm"] = out.groupby(["metric", "noise"])["p"].transform(holm) if not out.empty else out["p"]
     if not out.empty:
-        out["reading"] = [_reading(r, SIGN.get(direction((res.metric_info.get(r["metric"]) or {}).get(
-            "higher_is_better")))) for r in out.to_dict("records")]
+        out["reading"] = [_reading(r, _sign(res, r["metric"])) for r in out.to_dict("records")]
     return out
+
+
+def _sign(res: Results, metric: str) -> float | None:
+    """+1 where higher is better, -1 where lower is, None for a metric with no better direction."""
+    return SIGN.get(direction((res.metric_info.get(metric) or {}).get("higher_is_better")))
 
 
 def _stand(diffs: pd.Series, sign: float | None) -> str:

@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report.analysis import Analysis
+from bench.report.controls import ALPHA, _with_interval
 from bench.report.render import fmt, fmt_p
-
-ALPHA = 0.05
 
 
 def primary_table(a: Analysis) -> pd.DataFrame:
@@ -117,6 +116,4 @@ def _label(rate: float) -> str:
 
 
 def _interval(mean, lo, hi, missing: str = "missing") -> str:
-    if mean is None or not np.isfinite(mean):
-        return missing
-    return fmt(mean) + (f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else "")
+    return missing if mean is None or not np.isfinite(mean) else _with_interval(mean, lo, hi)
