@@ -96,11 +96,11 @@ verdict: setup
 	$(MAKE) verdict-archive
 
 # every part's records (and the tuning sweeps' selections) into docs/results/, merged with what is archived there
-# (a few MB: commit them with README.md); a part with no records yet is skipped. Then the README's verdict block
-# (its primary tables) from the archive alone (tests/test_readme_study.py checks they agree)
+# (a few MB: commit them with README.md); a part with no records yet is skipped. Then the README's verdict blocks
+# (the primary and the secondary conditions' primary tables) from the archive alone (tests/test_readme_study.py checks they agree)
 verdict-archive: setup
 	$(foreach s,$(VERDICT_PARTS),$(PY) -m bench.report.archive --sweep $(s) $(if $(findstring tune,$(s)),--tuning $(s)) || true;)
-	$(PY) -m bench.report.readme --sweep verdict --write README.md
+	$(foreach s,verdict verdict_secondary,$(PY) -m bench.report.readme --sweep $(s) --write README.md || exit 1;)
 
 verdict-status: setup
 	$(PY) -m bench.sweep records $(VERDICT_PARTS) verdict_cleaners

@@ -247,3 +247,24 @@ def test_each_noise_types_primary_table_shows_its_own_rates_and_a_missing_headro
     md = (build_report(bare, tmp_path / "rep2")["out"] / "report.md").read_text()
     block = md[md.index("### The primary table"):md.index("### Could this condition show a gain?")]
     assert "[, ]" not in block and "**random**: no oracle cleaner" in block
+
+
+def test_the_answer_names_the_arms_whose_advantage_grows_and_the_gaps_that_only_close(study, tmp_path):
+    """The primary question in words, per noise type: 'yes' with the arms whose slope is theirs and who lead at the
+    highest rate; 'no' when the only slopes in an arm's favour come from a gap that closes; the best share."""
+    md = (build_report(study, tmp_path / "rep")["out"] / "report.md").read_text()
+    said = md[md.index("*The answer (random)*"):].split("\n")[0]
+    assert "**yes** for 3 of 4 arms" in said and "ROPO (slope 0.3 [" in said and "No trend shown: 1 of 4." in said
+    assert "IPO" not in said.split("No trend shown")[0] and "at 0.4, 2 (rDPO: 0.2 [0.2, 0.2]*)" in said
+    closing = tmp_path / "closing"  # SimPO: 0.2 below DPO on clean labels, level at 0.4 (a gap that closes)
+    write_study(closing, labels=("DPO", ORACLE), conditions=CONDITIONS[:3])
+    for noise, rate in CONDITIONS[:3]:
+        for s in SEEDS:
+            m = {"gold_reward": 1 - rate + E[s] - 0.2 + 0.5 * rate + 0.1 * J[s]}
+            write_record(closing, record("simpo", noise, rate, s, metrics=m, loss_label="SimPO",
+                                         cell_id=f"simpo-{noise}-{rate}-{s}"))
+    md = (build_report(closing, tmp_path / "rep2")["out"] / "report.md").read_text()
+    said = md[md.index("*The answer (random)*"):].split("\n")[0]
+    assert said.startswith("*The answer (random)*: **no** arm's advantage over DPO grows with the rate (1 arm tested;")
+    assert "only because the gap closes" in said and said.count("SimPO") == 2 and "No trend shown: 0 of 1." in said
+    assert said.endswith("recovers: at 0.4, 0 (SimPO: 0 [-0.001963, 0.001963]).")  # level: no share

@@ -70,8 +70,63 @@ def primary_blocks(a: Analysis, table: pd.DataFrame) -> list:
                    "The sections below give each part in full; `primary.csv` holds this table."))
     for noise, g in table.groupby("noise", sort=True):
         g = g.loc[:, ~(g.columns.str.match(r"(diff|share)@") & g.isna().all().to_numpy())]  # its own rates only
-        b += [("p", f"**{noise}**: " + _headroom_line(a, noise)), ("table", _view(g))]
+        b += [("p", f"**{noise}**: " + _headroom_line(a, noise)), ("p", f"*The answer ({noise})*: " + answer(a, g)),
+              ("table", _view(g))]
     return b
+
+
+def answer(a: Analysis, g: pd.DataFrame) -> str:
+    """The primary question for one noise type in words, from its rows of the primary table alone: which arms'
+    advantage over the baseline grows with the rate (a slope in their favour, Holm p < ALPHA, and better than the
+    baseline at the highest rate: the reading ``gains on ...``), which slopes are a gap that closes, and how much of
+    the headroom the best arm that is not a control recovers at each rate that has one."""
+    base = a["baseline"]
+    arms = g[g["control"].fillna("") == ""]
+    if "slope" not in g or arms["slope"].notna().sum() == 0:
+        text = "one rate only: no slope over the rate to test."
+    else:
+        arms = arms[arms["slope"].notna()]
+        reading = arms["reading"].fillna("")
+        grows, closes = arms[reading.str.startswith("gains on")], arms[reading.str.startswith("the gap closes")]
+        flat = int(reading.eq("no trend shown").sum())
+        high = max(float(c[5:]) for c in g.columns if c.startswith("diff@") and "_" not in c)
+        if len(grows):
+            text = (f"**yes** for {len(grows)} of {_arms(len(arms))}: the advantage over {base} grows with the rate for "
+                    + "; ".join(_grows(r, high) for _, r in grows.iterrows()) + ".")
+        else:
+            text = (f"**no** arm's advantage over {base} grows with the rate ({_arms(len(arms))} tested; it would take a slope "
+                    f"in the arm's favour with Holm p < {ALPHA:g} and a lead at rate {_label(high)}).")
+        if len(closes):
+            text += (f" A slope in their favour only because the gap closes (worse on the cleanest labels, level at "
+                     f"the highest rate): {', '.join(closes['label'])}.")
+        text += f" No trend shown: {flat} of {len(arms)}."
+    return text + _best_share(a, g)
+
+
+def _arms(n: int) -> str:
+    return f"{n} arm" + ("" if n == 1 else "s")
+
+
+def _grows(r: pd.Series, high: float) -> str:
+    k = f"diff@{_key(high)}"
+    return (f"{r['label']} (slope {_interval(r['slope'], r['slope_ci_low'], r['slope_ci_high'])}, Holm p "
+            f"{fmt_p(r['slope_p_holm'])}; {_interval(r[k], r[f'{k}_ci_low'], r[f'{k}_ci_high'])} at {_label(high)})")
+
+
+def _best_share(a: Analysis, g: pd.DataFrame) -> str:
+    """At each rate with a headroom, the arm (not a control) that recovers the largest share of it."""
+    arms, out = g[g["control"].fillna("") == ""], []
+    for c in sorted((c for c in g.columns if c.startswith("share@")), key=lambda c: float(c[6:])):
+        got = arms[arms[c].notna()]
+        if got.empty:
+            continue
+        r, k = got.loc[got[c].idxmax()], f"diff@{c[6:]}"
+        star = "*" if r[f"{k}_p_holm"] < ALPHA else ""
+        out.append(f"at {_label(float(c[6:]))}, {fmt(r[c])} ({r['label']}: "
+                   f"{_interval(r[k], r[f'{k}_ci_low'], r[f'{k}_ci_high'])}{star})")
+    if not out:
+        return " No headroom to share: the oracle cleaner's gain has no interval clear of 0 at any rate."
+    return " The largest share of the headroom an arm that is not a control recovers: " + "; ".join(out) + "."
 
 
 def _headroom_line(a: Analysis, noise) -> str:
