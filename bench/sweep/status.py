@@ -34,6 +34,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from bench.core.files import atomic_write_json
+from bench.core.records import RECORD_FILE, iter_records
 
 PLAN_FILE = "sweep_plan.json"
 STATUS_FILE = "cell_status.json"
@@ -224,8 +225,6 @@ def by_study(results: str | os.PathLike, sweeps: list[str]) -> list[dict]:
     failed, how many of the ok ones took their standard twin's results (``borrowed``, ``bench.cell.borrow``) and how
     many ended at a checkpoint (``stopped``: ``eval.checkpoints.stop_after``), the seconds its ok cells took (summed; ``trained``: those that trained, for the median cell) and when its latest
     cell finished."""
-    from bench.core.records import RECORD_FILE, iter_records
-
     rows = {s: {"sweep": s, "ok": 0, "failed": 0, "borrowed": 0, "stopped": 0, "seconds": [], "trained": [],
                 "latest": None}
             for s in sweeps}
