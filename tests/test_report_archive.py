@@ -7,7 +7,7 @@ from test_report import make_sweep, record
 
 from bench.core.records import write_record
 from bench.report import archive
-from bench.report.__main__ import main
+from bench.report.__main__ import archives_to_read, main
 
 
 def test_a_fresh_clone_rebuilds_the_report_from_the_archive_alone(tmp_path):
@@ -22,6 +22,24 @@ def test_a_fresh_clone_rebuilds_the_report_from_the_archive_alone(tmp_path):
     a, b = pd.read_csv(tmp_path / "a" / "robustness.csv"), pd.read_csv(tmp_path / "b" / "robustness.csv")
     pd.testing.assert_frame_equal(a, b)
     assert (tmp_path / "a" / "paired_vs_dpo.csv").read_text() == (tmp_path / "b" / "paired_vs_dpo.csv").read_text()
+
+
+def test_archives_are_read_for_a_named_study_or_a_fresh_clone_and_your_own_sweeps_report_alone(tmp_path, monkeypatch,
+                                                                                               capsys):
+    docs = tmp_path / "docs" / "results"
+    archive.pack(make_sweep(tmp_path / "old"), "syn", docs / "syn")
+    monkeypatch.setattr(archive, "DEFAULT_ROOT", docs)
+    live, fresh = tmp_path / "results", tmp_path / "fresh"
+    write_record(live, record("ipo", "random_flip", 0.2, 7, metrics={"gold_reward": 0.3, "gold_reward_ref": 0.0}))
+    assert archives_to_read("auto", live, None) == ([], [docs / "syn"])  # your own sweeps: alone
+    assert archives_to_read("auto", live, "syn") == ([docs / "syn"], [])  # a study named
+    assert archives_to_read("auto", fresh, None) == ([docs / "syn"], [])  # a fresh clone: every archived study
+    assert archives_to_read(str(docs), live, None) == ([docs / "syn"], [])  # asked for
+    assert archives_to_read("none", fresh, "syn") == ([], [])
+    assert main(["--results", str(live), "--out", str(tmp_path / "mine")]) == 0
+    said = capsys.readouterr().out
+    assert "cells: 1 ok" in said and "left out 1 archived study (syn): --sweep <study> reports one" in said
+    assert set(pd.read_csv(tmp_path / "mine" / "robustness.csv")["loss"]) == {"ipo"}
 
 
 def test_a_live_record_replaces_the_archived_one(tmp_path):

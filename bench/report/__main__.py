@@ -1,6 +1,8 @@
 """CLI: ``python -m bench.report [--results DIR] [--out DIR] [--metric NAME] [--sweep NAME] [--baseline dpo]
-[--archives DIR] [--where FIELD=V1,V2 ...]``. Archived studies (``docs/results/<study>/``, ``bench.report.archive``)
-are read beside ``results/``, so a fresh clone's ``make report`` rebuilds their tables with no training."""
+[--archives DIR|auto|none] [--where FIELD=V1,V2 ...]``. Archived studies (``docs/results/<study>/``,
+``bench.report.archive``) are read beside ``results/`` when a study is named (``--sweep verdict``) or ``results/``
+holds no record yet, so a fresh clone's ``make report`` rebuilds their tables with no training, while the report of
+your own sweeps (``make report`` after ``bench/run.py -m ...``) is theirs alone (``--archives docs/results`` pools)."""
 from __future__ import annotations
 
 import argparse
@@ -22,9 +24,11 @@ def main(argv=None) -> int:
     ap.add_argument("--metric", default="gold_reward", help="headline metric")
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--baseline", default="dpo", help="loss the paired tests compare against")
-    ap.add_argument("--archives", default=str(archive.DEFAULT_ROOT),
+    ap.add_argument("--archives", default="auto",
                     help="folder of archived studies (<study>/records.parquet), read beside --results (a live record "
-                         "replaces an archived one of the same cell); 'none': only --results")
+                         f"replaces an archived one of the same cell); 'none': only --results; 'auto' (default): "
+                         f"{archive.DEFAULT_ROOT} where --sweep names the study to report or --results holds no record "
+                         "yet (a fresh clone), else none (a report of your own sweeps)")
     ap.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
                     help="keep only records whose FIELD (loss, noise, rate, seed, method, hp, tuning: <sweep>/<rule> "
                          "or default, ...) is one of the values; repeatable, e.g. --where noise=random_flip "
@@ -32,13 +36,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     where = parse_where(args.where, ap.error)
     t0 = time.perf_counter()
-    folders = [] if args.archives == "none" else archive.archived(Path(args.archives))
+    folders, left = archives_to_read(args.archives, Path(args.results), args.sweep)
     with archive.viewed(Path(args.results), folders) as source:
         out = build_report(source, args.out or str(Path(args.results) / "report"), args.metric, args.sweep,
                            args.baseline, where or None)
     if folders:
         print(f"read {len(folders)} archived stud{'y' if len(folders) == 1 else 'ies'} ("
               f"{', '.join(f.name for f in folders)}) beside {args.results}")
+    if left:
+        print(f"left out {len(left)} archived stud{'y' if len(left) == 1 else 'ies'} ({', '.join(f.name for f in left)}"
+              f"): --sweep <study> reports one of them, --archives {archive.DEFAULT_ROOT} pools them with {args.results}")
     if out is None:
         where = f"{args.results}/cells" + (f" for sweep {args.sweep!r}" if args.sweep else "")
         print(f"no records under {where}: nothing to report (run a sweep first, e.g. `make demo`).")
@@ -55,6 +62,18 @@ def main(argv=None) -> int:
         with pd.option_context("display.width", 160, "display.max_rows", 60, "display.float_format", "{:.4g}".format):
             print(f"\n{out['headline']} (baseline {out['baseline']}):\n{s.to_string(index=False)}")
     return 0
+
+
+def archives_to_read(setting: str, results: Path, sweep: str | None) -> tuple[list[Path], list[Path]]:
+    """(the archive folders to read beside ``results``, those left out). ``auto``: the default root's, where a study
+    is named (``--sweep``: its records are filtered out of them) or ``results`` holds no record yet (a fresh clone
+    rebuilds the archived studies' tables); otherwise none, so a report of your own sweeps is theirs alone."""
+    if setting == "none":
+        return [], []
+    found = archive.archived(archive.DEFAULT_ROOT if setting == "auto" else Path(setting))
+    if setting != "auto" or sweep is not None or not any((results / "cells").glob("*/record.json")):
+        return found, []
+    return [], found
 
 
 if __name__ == "__main__":
