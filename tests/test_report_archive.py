@@ -40,6 +40,8 @@ def test_archives_are_read_for_a_named_study_or_a_fresh_clone_and_your_own_sweep
     said = capsys.readouterr().out
     assert "cells: 1 ok" in said and "left out 1 archived study (syn): --sweep <study> reports one" in said
     assert set(pd.read_csv(tmp_path / "mine" / "robustness.csv")["loss"]) == {"ipo"}
+    assert main(["--results", str(live), "--where", "sweep=syn", "--out", str(tmp_path / "theirs")]) == 0
+    assert "read 1 archived study (syn)" in capsys.readouterr().out  # a study named by --where is read too
 
 
 def test_a_live_record_replaces_the_archived_one(tmp_path):

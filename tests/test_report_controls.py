@@ -251,20 +251,42 @@ def test_each_noise_types_primary_table_shows_its_own_rates_and_a_missing_headro
 
 def test_the_answer_names_the_arms_whose_advantage_grows_and_the_gaps_that_only_close(study, tmp_path):
     """The primary question in words, per noise type: 'yes' with the arms whose slope is theirs and who lead at the
-    highest rate; 'no' when the only slopes in an arm's favour come from a gap that closes; the best share."""
+    highest rate; 'no' when the only slopes in an arm's favour come from a gap that closes (each with where it
+    stands at the ends); the best share of the headroom, and none when the best is not above 0."""
     md = (build_report(study, tmp_path / "rep")["out"] / "report.md").read_text()
     said = md[md.index("*The answer (random)*"):].split("\n")[0]
     assert "**yes** for 3 of 4 arms" in said and "ROPO (slope 0.3 [" in said and "No trend shown: 1 of 4." in said
-    assert "IPO" not in said.split("No trend shown")[0] and "at 0.4, 2 (rDPO: 0.2 [0.2, 0.2]*)" in said
-    closing = tmp_path / "closing"  # SimPO: 0.2 below DPO on clean labels, level at 0.4 (a gap that closes)
-    write_study(closing, labels=("DPO", ORACLE), conditions=CONDITIONS[:3])
+    assert "IPO" not in said.split("No trend shown")[0] and "at 0.4, 2 (rDPO: 0.2 [0.2, 0.2], significant after Holm)" in said
+    closing = tmp_path / "closing"  # SimPO: 0.2 below DPO on clean labels, level at 0.4 (a gap that closes);
+    write_study(closing, labels=("DPO", ORACLE), conditions=CONDITIONS[:3])  # SLiC: 0.3 below, still below at 0.4
     for noise, rate in CONDITIONS[:3]:
         for s in SEEDS:
-            m = {"gold_reward": 1 - rate + E[s] - 0.2 + 0.5 * rate + 0.1 * J[s]}
-            write_record(closing, record("simpo", noise, rate, s, metrics=m, loss_label="SimPO",
-                                         cell_id=f"simpo-{noise}-{rate}-{s}"))
+            for loss, label, d in (("simpo", "SimPO", -0.2 + 0.5 * rate + 0.1 * J[s]),
+                                   ("hinge", "SLiC", -0.3 + 0.5 * rate + 0.1 * J[s])):
+                m = {"gold_reward": 1 - rate + E[s] + d}
+                write_record(closing, record(loss, noise, rate, s, metrics=m, loss_label=label,
+                                             cell_id=f"{loss}-{noise}-{rate}-{s}"))
     md = (build_report(closing, tmp_path / "rep2")["out"] / "report.md").read_text()
     said = md[md.index("*The answer (random)*"):].split("\n")[0]
-    assert said.startswith("*The answer (random)*: **no** arm's advantage over DPO grows with the rate (1 arm tested;")
-    assert "only because the gap closes" in said and said.count("SimPO") == 2 and "No trend shown: 0 of 1." in said
-    assert said.endswith("recovers: at 0.4, 0 (SimPO: 0 [-0.001963, 0.001963]).")  # level: no share
+    assert said.startswith("*The answer (random)*: **no** arm's advantage over DPO grows with the rate (2 arms tested;")
+    assert ("Other slopes with Holm p < 0.05: SLiC (the gap closes: worse at 0, worse at 0.4); SimPO (the gap "
+            "closes: worse at 0, level at 0.4). No trend shown: 0 of 2.") in said
+    assert said.endswith("recovers: at 0.4, none (the best, SimPO: 0, 0 [-0.001963, 0.001963]).")
+
+
+def test_the_answer_without_arms_or_with_one_seed(tmp_path):
+    bare = tmp_path / "bare"  # the controls alone: nothing to answer, said so (and a headroom is still shown)
+    write_study(bare, labels=("DPO", ORACLE, RANDOM), conditions=CONDITIONS[:3])
+    md = (build_report(bare, tmp_path / "rep")["out"] / "report.md").read_text()
+    assert "*The answer (random)*: no arm but the controls is paired with the baseline." in md
+    one = tmp_path / "one"  # one seed: no intervals, no slopes read; the table and the answer still stand
+    for label in ("DPO", "IPO", "cDPO"):
+        loss, extra = ARMS[label]
+        for noise, rate in CONDITIONS[:3]:
+            m = {"gold_reward": 1 - rate + diff(label, rate, 0)}
+            write_record(one, record(loss, noise, rate, 0, metrics=m, loss_label=label, **extra,
+                                     cell_id=f"{label}-{noise}-{rate}-0"))
+    md = (build_report(one, tmp_path / "rep1")["out"] / "report.md").read_text()
+    said = md[md.index("*The answer (random)*"):].split("\n")[0]
+    assert "No slope read (too few seeds or rates, or no better direction): IPO, cDPO." in said
+    assert "| cDPO |  |" in md[md.index("### The primary table"):]

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
                     help="folder of archived studies (<study>/records.parquet), read beside --results (a live record "
                          f"replaces an archived one of the same cell); 'none': only --results; 'auto' (default): "
                          f"{archive.DEFAULT_ROOT} where --sweep names the study to report or --results holds no record "
-                         "yet (a fresh clone), else none (a report of your own sweeps)")
+                         "yet (a fresh clone), else none (a report of your own sweeps); --where sweep=<study> names one too")
     ap.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
                     help="keep only records whose FIELD (loss, noise, rate, seed, method, hp, tuning: <sweep>/<rule> "
                          "or default, ...) is one of the values; repeatable, e.g. --where noise=random_flip "
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     where = parse_where(args.where, ap.error)
     t0 = time.perf_counter()
-    folders, left = archives_to_read(args.archives, Path(args.results), args.sweep)
+    folders, left = archives_to_read(args.archives, Path(args.results), args.sweep or where.get("sweep"))
     with archive.viewed(Path(args.results), folders) as source:
         out = build_report(source, args.out or str(Path(args.results) / "report"), args.metric, args.sweep,
                            args.baseline, where or None)
@@ -47,8 +47,9 @@ def main(argv=None) -> int:
         print(f"left out {len(left)} archived stud{'y' if len(left) == 1 else 'ies'} ({', '.join(f.name for f in left)}"
               f"): --sweep <study> reports one of them, --archives {archive.DEFAULT_ROOT} pools them with {args.results}")
     if out is None:
-        where = f"{args.results}/cells" + (f" for sweep {args.sweep!r}" if args.sweep else "")
-        print(f"no records under {where}: nothing to report (run a sweep first, e.g. `make demo`).")
+        scope = f"{args.results}/cells" + (f" for sweep {args.sweep!r}" if args.sweep else "") + (
+            " matching " + " ".join(f"--where {k}={','.join(v)}" for k, v in where.items()) if where else "")
+        print(f"no records under {scope}: nothing to report (run a sweep first, e.g. `make demo`).")
         return 0
     res = out["results"]
     print(f"wrote {out['out']}/report.md (and .html, robustness.csv/.parquet, summary.csv, {out['paired_file']}, "

@@ -69,38 +69,52 @@ def primary_blocks(a: Analysis, table: pd.DataFrame) -> list:
                    "recovers where there is one (the oracle cleaner's gain over the baseline, interval clear of 0). "
                    "The sections below give each part in full; `primary.csv` holds this table."))
     for noise, g in table.groupby("noise", sort=True):
-        g = g.loc[:, ~(g.columns.str.match(r"(diff|share)@") & g.isna().all().to_numpy())]  # its own rates only
+        g = g.drop(columns=_absent_rates(g))  # its own rates only
         b += [("p", f"**{noise}**: " + _headroom_line(a, noise)), ("p", f"*The answer ({noise})*: " + answer(a, g)),
               ("table", _view(g))]
     return b
 
 
+def _absent_rates(g: pd.DataFrame) -> list[str]:
+    """The columns of rates this noise type has no value at: a rate's difference (with its interval and p, which
+    one seed leaves empty) and its share go together, decided by the difference itself."""
+    gone = [c for c in g.columns if c.startswith(("diff@", "share@")) and "_" not in c and g[c].isna().all()]
+    return [c for c in g.columns if any(c == x or c.startswith(x + "_") for x in gone)]
+
+
 def answer(a: Analysis, g: pd.DataFrame) -> str:
     """The primary question for one noise type in words, from its rows of the primary table alone: which arms'
     advantage over the baseline grows with the rate (a slope in their favour, Holm p < ALPHA, and better than the
-    baseline at the highest rate: the reading ``gains on ...``), which slopes are a gap that closes, and how much of
-    the headroom the best arm that is not a control recovers at each rate that has one."""
-    base = a["baseline"]
+    baseline at the highest rate: the reading ``gains on ...``), which other slopes there are (a gap that closes,
+    ground lost, ...: each with where the arm stands at the ends), and how much of the headroom the best arm that
+    is not a control recovers at each rate that has one. Every arm is counted once."""
     arms = g[g["control"].fillna("") == ""]
-    if "slope" not in g or arms["slope"].notna().sum() == 0:
-        text = "one rate only: no slope over the rate to test."
+    if arms.empty:
+        return "no arm but the controls is paired with the baseline."
+    if len(_rates(g)) < 2:
+        return "one rate only: no slope over the rate to test." + _best_share(a, g)
+    reading = arms["reading"].fillna("") if "reading" in arms else pd.Series("", index=arms.index)
+    grows = arms[reading.str.startswith("gains on")]
+    other = arms[(reading != "") & ~reading.str.startswith("gains on") & (reading != "no trend shown")]
+    if len(grows):
+        text = (f"**yes** for {len(grows)} of {_arms(len(arms))}: the advantage over {a['baseline']} grows with the "
+                "rate for " + "; ".join(_grows(r, max(_rates(g))) for _, r in grows.iterrows()) + ".")
     else:
-        arms = arms[arms["slope"].notna()]
-        reading = arms["reading"].fillna("")
-        grows, closes = arms[reading.str.startswith("gains on")], arms[reading.str.startswith("the gap closes")]
-        flat = int(reading.eq("no trend shown").sum())
-        high = max(float(c[5:]) for c in g.columns if c.startswith("diff@") and "_" not in c)
-        if len(grows):
-            text = (f"**yes** for {len(grows)} of {_arms(len(arms))}: the advantage over {base} grows with the rate for "
-                    + "; ".join(_grows(r, high) for _, r in grows.iterrows()) + ".")
-        else:
-            text = (f"**no** arm's advantage over {base} grows with the rate ({_arms(len(arms))} tested; it would take a slope "
-                    f"in the arm's favour with Holm p < {ALPHA:g} and a lead at rate {_label(high)}).")
-        if len(closes):
-            text += (f" A slope in their favour only because the gap closes (worse on the cleanest labels, level at "
-                     f"the highest rate): {', '.join(closes['label'])}.")
-        text += f" No trend shown: {flat} of {len(arms)}."
+        text = (f"**no** arm's advantage over {a['baseline']} grows with the rate ({_arms(len(arms))} tested; it "
+                f"would take a slope in the arm's favour with Holm p < {ALPHA:g} and a lead at rate "
+                f"{_label(max(_rates(g)))}).")
+    if len(other):
+        text += " Other slopes with Holm p < {:g}: {}.".format(ALPHA, "; ".join(
+            f"{r['label']} ({r['reading']})" for _, r in other.iterrows()))
+    text += f" No trend shown: {int((reading == 'no trend shown').sum())} of {len(arms)}."
+    unread = arms[reading == ""]
+    if len(unread):
+        text += f" No slope read (too few seeds or rates, or no better direction): {', '.join(unread['label'])}."
     return text + _best_share(a, g)
+
+
+def _rates(g: pd.DataFrame) -> list[float]:
+    return sorted(float(c[5:]) for c in g.columns if c.startswith("diff@") and "_" not in c)
 
 
 def _arms(n: int) -> str:
@@ -114,19 +128,23 @@ def _grows(r: pd.Series, high: float) -> str:
 
 
 def _best_share(a: Analysis, g: pd.DataFrame) -> str:
-    """At each rate with a headroom, the arm (not a control) that recovers the largest share of it."""
+    """At each rate with a headroom, the arm (not a control) with the largest share of it, and whether its paired
+    difference from the baseline is significant; a best share at or below 0 recovers none."""
     arms, out = g[g["control"].fillna("") == ""], []
     for c in sorted((c for c in g.columns if c.startswith("share@")), key=lambda c: float(c[6:])):
         got = arms[arms[c].notna()]
         if got.empty:
             continue
-        r, k = got.loc[got[c].idxmax()], f"diff@{c[6:]}"
-        star = "*" if r[f"{k}_p_holm"] < ALPHA else ""
-        out.append(f"at {_label(float(c[6:]))}, {fmt(r[c])} ({r['label']}: "
-                   f"{_interval(r[k], r[f'{k}_ci_low'], r[f'{k}_ci_high'])}{star})")
-    if not out:
-        return " No headroom to share: the oracle cleaner's gain has no interval clear of 0 at any rate."
-    return " The largest share of the headroom an arm that is not a control recovers: " + "; ".join(out) + "."
+        r, k, rate = got.loc[got[c].idxmax()], f"diff@{c[6:]}", _label(float(c[6:]))
+        diff = _interval(r[k], r[f"{k}_ci_low"], r[f"{k}_ci_high"])
+        if not r[c] > 0:
+            out.append(f"at {rate}, none (the best, {r['label']}: {fmt(r[c])}, {diff})")
+            continue
+        sig = "significant after Holm" if r[f"{k}_p_holm"] < ALPHA else "not significant after Holm"
+        out.append(f"at {rate}, {fmt(r[c])} ({r['label']}: {diff}, {sig})")
+    if out:
+        return " The largest share of the headroom an arm that is not a control recovers: " + "; ".join(out) + "."
+    return " No arm has a share of the headroom: " + _headroom_line(a, g["noise"].iloc[0])
 
 
 def _headroom_line(a: Analysis, noise) -> str:
