@@ -88,21 +88,22 @@ def answer(a: Analysis, g: pd.DataFrame) -> str:
     baseline at the highest rate: the reading ``gains on ...``), which other slopes there are (a gap that closes,
     ground lost, ...: each with where the arm stands at the ends), and how much of the headroom the best arm that
     is not a control recovers at each rate that has one. Every arm is counted once."""
-    arms = g[g["control"].fillna("") == ""]
+    arms = _not_controls(g)
     if arms.empty:
         return "no arm but the controls is paired with the baseline."
-    if len(_rates(g)) < 2:
+    rates = _rates(g)
+    if len(rates) < 2:
         return "one rate only: no slope over the rate to test." + _best_share(a, g)
     reading = arms["reading"].fillna("") if "reading" in arms else pd.Series("", index=arms.index)
     grows = arms[reading.str.startswith("gains on")]
     other = arms[(reading != "") & ~reading.str.startswith("gains on") & (reading != "no trend shown")]
     if len(grows):
         text = (f"**yes** for {len(grows)} of {_arms(len(arms))}: the advantage over {a['baseline']} grows with the "
-                "rate for " + "; ".join(_grows(r, max(_rates(g))) for _, r in grows.iterrows()) + ".")
+                "rate for " + "; ".join(_grows(r, rates[-1]) for _, r in grows.iterrows()) + ".")
     else:
         text = (f"**no** arm's advantage over {a['baseline']} grows with the rate ({_arms(len(arms))} tested; it "
                 f"would take a slope in the arm's favour with Holm p < {ALPHA:g} and a lead at rate "
-                f"{_label(max(_rates(g)))}).")
+                f"{_label(rates[-1])}).")
     if len(other):
         text += " Other slopes with Holm p < {:g}: {}.".format(ALPHA, "; ".join(
             f"{r['label']} ({r['reading']})" for _, r in other.iterrows()))
@@ -111,6 +112,10 @@ def answer(a: Analysis, g: pd.DataFrame) -> str:
     if len(unread):
         text += f" No slope read (too few seeds or rates, or no better direction): {', '.join(unread['label'])}."
     return text + _best_share(a, g)
+
+
+def _not_controls(g: pd.DataFrame) -> pd.DataFrame:
+    return g[g["control"].fillna("") == ""]
 
 
 def _rates(g: pd.DataFrame) -> list[float]:
@@ -130,7 +135,7 @@ def _grows(r: pd.Series, high: float) -> str:
 def _best_share(a: Analysis, g: pd.DataFrame) -> str:
     """At each rate with a headroom, the arm (not a control) with the largest share of it, and whether its paired
     difference from the baseline is significant; a best share at or below 0 recovers none."""
-    arms, out = g[g["control"].fillna("") == ""], []
+    arms, out = _not_controls(g), []
     for c in sorted((c for c in g.columns if c.startswith("share@")), key=lambda c: float(c[6:])):
         got = arms[arms[c].notna()]
         if got.empty:
@@ -159,7 +164,7 @@ def _headroom_line(a: Analysis, noise) -> str:
 
 
 def _view(g: pd.DataFrame) -> pd.DataFrame:
-    rates = sorted({float(c[5:]) for c in g.columns if c.startswith("diff@") and "_" not in c})
+    rates = _rates(g)
     shares = sorted({float(c[6:]) for c in g.columns if c.startswith("share@")})
     out = pd.DataFrame({"loss": g["label"], "control": g["control"]})
     if "slope" in g:
