@@ -264,6 +264,39 @@ def test_loss_label_clean_broadcast_and_partial(tmp_path):
     assert "| ROPO (loss only) | random | 0.2 | 1 |" in md
 
 
+def test_clean_from_starts_a_secondary_sweep_at_the_primary_clean_cells(tmp_path, capsys):
+    """A secondary sweep trains no rate 0: --clean-from takes the primary sweep's clean cells of the same seeds and
+    curves (no pair flipped or dropped) as rate 0 of every noise type, so each slope starts from clean labels."""
+    unchanged = {"n_flipped": 0, "n_pairs": 100, "n_trained_pairs": 100}
+    for loss in ("dpo", "ipo"):
+        for seed in SEEDS:
+            write_record(tmp_path, record(loss, "random", 0.0, seed, sweep="main", noise_stats=unchanged))
+            write_record(tmp_path, record(loss, "random", 0.4, seed, sweep="main"))  # not rate 0: never taken
+            for noise, rate in (("random", 0.2), ("length", 0.4)):
+                write_record(tmp_path, record(loss, noise, rate, seed, sweep="second"))
+    write_record(tmp_path, record("dpo", "random", 0.0, 5, sweep="main", noise_stats=unchanged,  # another seed
+                                  metrics={"gold_reward": 0.0}))
+    write_record(tmp_path, record("ropo", "random", 0.0, 0, sweep="main", noise_stats=unchanged))  # another curve
+    write_record(tmp_path, record("ipo", "skip", 0.0, 1, sweep="main", cell_id="dropped",  # a pair dropped
+                                  noise_stats={"n_flipped": 0, "n_pairs": 100, "n_trained_pairs": 90}))
+    res = load_results(tmp_path, "second", clean_from="main")
+    clean = res.cells[res.cells["sweep"] == "main"]
+    assert sorted(zip(clean["loss"], clean["seed"])) == [(l, s) for l in ("dpo", "ipo") for s in SEEDS]
+    assert any("6 clean rate-0 cell(s) of sweep 'main' (seeds 0, 1, 2" in n for n in res.notes)
+    v = res.values[res.values["metric"] == "gold_reward"]
+    for noise in ("random", "length"):  # rate 0 of each noise type is the clean cell's value
+        at0 = v[(v["noise"] == noise) & (v["rate"] == 0)].set_index(["loss", "seed"])["value"]
+        assert at0.to_dict() == {(l, s): gold(l, 0.0, s) for l in ("dpo", "ipo") for s in SEEDS}
+    assert res.missing.empty
+    alone = load_results(tmp_path, "second")
+    assert set(alone.values["rate"]) == {0.2, 0.4}  # without it, no clean point
+    assert any("no complete rate-0 cell of sweep 'nope'" in n
+               for n in load_results(tmp_path, "second", clean_from="nope").notes)
+    with pytest.raises(SystemExit):
+        main(["--results", str(tmp_path), "--clean-from", "main"])  # needs --sweep
+    assert "--clean-from needs --sweep" in capsys.readouterr().err
+
+
 def test_duplicate_records_keep_latest_ok(tmp_path):
     write_record(tmp_path, record("dpo", "random", 0.2, 0, cell_id="old", finished_at="2024-01-01"))
     write_record(tmp_path, record("dpo", "random", 0.2, 0, cell_id="new", metrics={"gold_reward": 9.0}))

@@ -1,5 +1,5 @@
 """CLI: ``python -m bench.report [--results DIR] [--out DIR] [--metric NAME] [--sweep NAME] [--baseline dpo]
-[--archives DIR|auto|none] [--where FIELD=V1,V2 ...]``. Archived studies (``docs/results/<study>/``,
+[--archives DIR|auto|none] [--where FIELD=V1,V2 ...] [--clean-from SWEEP]``. Archived studies (``docs/results/<study>/``,
 ``bench.report.archive``) are read beside ``results/`` when a study is named (``--sweep verdict``) or ``results/``
 holds no record yet, so a fresh clone's ``make report`` rebuilds their tables with no training, while the report of
 your own sweeps (``make report`` after ``bench/run.py -m ...``) is theirs alone (``--archives docs/results`` pools)."""
@@ -33,13 +33,19 @@ def main(argv=None) -> int:
                     help="keep only records whose FIELD (loss, noise, rate, seed, method, hp, tuning: <sweep>/<rule> "
                          "or default, ...) is one of the values; repeatable, e.g. --where noise=random_flip "
                          "--where rate=0,0.2,0.4")
+    ap.add_argument("--clean-from", default=None, metavar="SWEEP",
+                    help="another sweep whose clean rate-0 cells (no pair flipped) on the same seeds serve as rate 0 of "
+                         "every noise type of --sweep, e.g. --sweep verdict_secondary --clean-from verdict: the "
+                         "secondary conditions' slopes then start from clean labels")
     args = ap.parse_args(argv)
+    if args.clean_from is not None and args.sweep is None:
+        ap.error("--clean-from needs --sweep: the sweep whose curves its rate-0 cells start")
     where = parse_where(args.where, ap.error)
     t0 = time.perf_counter()
     folders, left = archives_to_read(args.archives, Path(args.results), args.sweep or where.get("sweep"))
     with archive.viewed(Path(args.results), folders) as source:
         out = build_report(source, args.out or str(Path(args.results) / "report"), args.metric, args.sweep,
-                           args.baseline, where or None)
+                           args.baseline, where or None, args.clean_from)
     if folders:
         print(f"read {len(folders)} archived stud{'y' if len(folders) == 1 else 'ies'} ("
               f"{', '.join(f.name for f in folders)}) beside {args.results}")

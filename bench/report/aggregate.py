@@ -136,7 +136,8 @@ def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str
     for r in records:
         s = r.get("hp_source") or {}
         rows = selection_of(s["sweep"]) if s.get("sweep") else None  # is_current: no selection, nothing to check
-        if is_current(s, rows, r.get("loss"), r.get("noise"), _norm_rate(r.get("rate"), r.get("noise"))):
+        noise = r.get("clean_of", r.get("noise"))  # a clean cell of another sweep (clean_cells_of): its own noise
+        if is_current(s, rows, r.get("loss"), noise, _norm_rate(r.get("rate"), noise)):
             keep.append(r)
         else:
             stale.append(str(r.get("cell_id")))
@@ -247,19 +248,24 @@ def _ended_by_hand(records: list[dict], cells: pd.DataFrame, notes: list[str]) -
                      "where they ended, not at the end of their schedule, each its own curve ([ended at epoch ...]).")
 
 
-def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where: dict | None = None) -> Results:
-    """Read every record (optionally of one sweep, or matching ``where``), de-duplicate, find failed and missing cells."""
+def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where: dict | None = None,
+                 clean_from: str | None = None) -> Results:
+    """Read every record (optionally of one sweep, or matching ``where``), de-duplicate, find failed and missing cells.
+    ``clean_from``: another sweep whose clean rate-0 cells serve as rate 0 of this one (``clean_cells_of``)."""
     every = list(iter_records(results_dir))
     tuning = [r for r in every if is_tuning_cell(r)]  # one loss at many settings: the tuning section's, not ours
-    records = [r for r in per_hp_source([r for r in every if not is_tuning_cell(r)])
-               if (sweep is None or r.get("sweep") == sweep) and matches(r, where)]
+    studied = per_hp_source([r for r in every if not is_tuning_cell(r)])
+    records = [r for r in studied if (sweep is None or r.get("sweep") == sweep) and matches(r, where)]
+    notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
+                        "the tuning section reads them."] if tuning else []
+    if clean_from is not None:
+        clean, note = clean_cells_of(studied, clean_from, records, where)
+        records, notes = records + clean, notes + [note]
     records, stale = current_only(records, results_dir)
     cells = pd.DataFrame([_cell_row(r) for r in records], columns=list(_cell_row({}).keys()))
     apart = distinguishing(records, label_of, _condition)  # two experiments of one condition: two curves
     if apart:
         cells["label"] = cells["cell_id"].map(apart).fillna(cells["label"])
-    notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
-                        "the tuning section reads them."] if tuning else []
     if apart:
         split = sorted({label_of(r) for r in records if r.get("cell_id") in apart})
         notes.append(f"records of {', '.join(split)} at one condition differ in their settings (training length, "
@@ -289,6 +295,13 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     values, broadcast = _broadcast_clean(values)
     if broadcast:
         notes.append(f"rate-0 cells of the clean condition ({', '.join(broadcast)}) serve as rate 0 of every noise type.")
+    _value_notes(records, cells, values, notes)
+    failed = cells[cells["status"] != "ok"].reset_index(drop=True)
+    return Results(cells, values, failed, missing, _metric_info(records), records, notes)
+
+
+def _value_notes(records: list[dict], cells: pd.DataFrame, values: pd.DataFrame, notes: list[str]) -> None:
+    """The notes on cells the tables leave out or read from elsewhere: no rate, no metric, borrowed results."""
     no_rate = cells[cells["rate"].isna()]
     if not no_rate.empty:
         notes.append(f"{len(no_rate)} record(s) of a noisy condition have no rate and are left out of the tables: "
@@ -302,9 +315,33 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
         notes.append(f"{n} cell(s) of {', '.join(borrowed)} named no pair to clean (flip rate 0), so they trained as "
                      "their method=standard twin did: their results are that cell's (`borrowed_from`, "
                      "bench.cell.borrow).")
-    info = _metric_info(records)
-    failed = cells[cells["status"] != "ok"].reset_index(drop=True)
-    return Results(cells, values, failed, missing, info, records, notes)
+
+
+def clean_cells_of(studied: list[dict], clean_from: str, records: list[dict], where: dict | None) -> tuple[list[dict], str]:
+    """(the clean cells of sweep ``clean_from`` that serve as rate 0 of ``records``' curves, a note saying so). A
+    study's secondary conditions (``verdict_secondary``: flips at 0.1 and 0.3, length-biased at 0.2 and 0.4) train no
+    clean cell of their own; its primary part trained them on the same seeds. Taken: the complete rate-0 cells of
+    ``clean_from`` whose injector flipped and dropped no pair (``noise_stats``), on a seed and a curve (label) that
+    ``records`` have, matching ``where`` but for its noise, rate and sweep. Each is relabelled noise ``none``, so it
+    is rate 0 of every noise type lacking its own (``_broadcast_clean``): with no label changed, a cell's training
+    is its seed's whatever the noise model (pair, data order and initialization come from the seed)."""
+    seeds, labels = {r.get("seed") for r in records}, {label_of(r) for r in records}
+    kept = {k: v for k, v in (where or {}).items() if k not in ("noise", "rate", "sweep")}
+    out = [{**r, "noise": "none", "clean_of": r.get("noise")} for r in studied
+           if r.get("sweep") == clean_from and r.get("status") == "ok" and r.get("rate") == 0 and _unchanged(r)
+           and r.get("seed") in seeds and label_of(r) in labels and matches(r, kept)]
+    if not out:
+        return [], (f"--clean-from {clean_from}: no complete rate-0 cell of sweep {clean_from!r} with no pair flipped on "
+                    f"these seeds and curves: the curves start at their lowest noisy rate.")
+    by = ", ".join(map(str, sorted({r.get("seed") for r in out}, key=str)))
+    return out, (f"{len(out)} clean rate-0 cell(s) of sweep {clean_from!r} (seeds {by}; no pair flipped "
+                 f"or dropped) serve as rate 0 of every noise type (--clean-from {clean_from}).")
+
+
+def _unchanged(rec: dict) -> bool:
+    """No pair of the cell's data was flipped or dropped by its noise model (its record's ``noise_stats``)."""
+    s = rec.get("noise_stats") or {}
+    return s.get("n_flipped") == 0 and s.get("n_pairs") is not None and s.get("n_trained_pairs", s["n_pairs"]) == s["n_pairs"]
 
 
 def _condition(rec: dict) -> tuple:

@@ -28,9 +28,10 @@ from bench.report.tuning import tuning_blocks
 
 
 def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward", sweep: str | None = None,
-                 baseline: str = "dpo", where: dict | None = None) -> dict | None:
-    """Write every table, figure and the report; return what was written (None when there are no records)."""
-    got = analyse(results_dir, metric, sweep, baseline, where)
+                 baseline: str = "dpo", where: dict | None = None, clean_from: str | None = None) -> dict | None:
+    """Write every table, figure and the report; return what was written (None when there are no records).
+    ``clean_from``: a sweep whose clean rate-0 cells serve as rate 0 of ``sweep``'s (``aggregate.clean_cells_of``)."""
+    got = analyse(results_dir, metric, sweep, baseline, where, clean_from)
     if got is None:
         return None
     res, analyses, notes = got
@@ -72,10 +73,10 @@ def build_report(results_dir="results", out_dir=None, metric: str = "gold_reward
 
 
 def analyse(results_dir, metric: str = "gold_reward", sweep: str | None = None, baseline: str = "dpo",
-            where: dict | None = None) -> tuple[Results, list[Analysis], list[str]] | None:
+            where: dict | None = None, clean_from: str | None = None) -> tuple[Results, list[Analysis], list[str]] | None:
     """(the cells, one analysis per source of values, the notes): every table the report shows, no file written
     (None when there are no records)."""
-    res = load_results(results_dir, sweep, where)
+    res = load_results(results_dir, sweep, where, clean_from)
     if res.empty:
         return None
     notes = list(res.notes)
