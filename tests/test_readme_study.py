@@ -12,6 +12,8 @@ def test_every_study_block_of_the_readme_is_what_its_archive_gives():
     text = (ROOT / "README.md").read_text()
     blocks, options = readme.blocks_in(text), readme.options_in(text)
     assert "verdict" in blocks
+    marked = [line for line in text.splitlines() if line.startswith(("<!-- STUDY:", "<!-- /STUDY:"))]
+    assert len(marked) == 2 * len(blocks), f"a study marker the blocks do not match (a typo?): {marked}"
     for sweep, block in blocks.items():
         assert block == readme.render(sweep, ROOT / "docs" / "results", **options[sweep]), (
             f"the README's {sweep!r} block differs from its archive: python -m bench.report.readme --sweep {sweep} "

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from bench.core.options import ConfigError
 from bench.core.records import write_record
 from bench.report import build_report
 from bench.report.__main__ import main
@@ -282,7 +283,8 @@ def test_clean_from_starts_a_secondary_sweep_at_the_primary_clean_cells(tmp_path
     res = load_results(tmp_path, "second", clean_from="main")
     clean = res.cells[res.cells["sweep"] == "main"]
     assert sorted(zip(clean["loss"], clean["seed"])) == [(l, s) for l in ("dpo", "ipo") for s in SEEDS]
-    assert any("6 clean rate-0 cell(s) of sweep 'main' (seeds 0, 1, 2" in n for n in res.notes)
+    assert any("6 clean rate-0 cell(s) of sweep 'main' (random at rate 0, no pair flipped or dropped; seeds 0, 1, 2)"
+               in n for n in res.notes)
     v = res.values[res.values["metric"] == "gold_reward"]
     for noise in ("random", "length"):  # rate 0 of each noise type is the clean cell's value
         at0 = v[(v["noise"] == noise) & (v["rate"] == 0)].set_index(["loss", "seed"])["value"]
@@ -292,9 +294,24 @@ def test_clean_from_starts_a_secondary_sweep_at_the_primary_clean_cells(tmp_path
     assert set(alone.values["rate"]) == {0.2, 0.4}  # without it, no clean point
     assert any("no complete rate-0 cell of sweep 'nope'" in n
                for n in load_results(tmp_path, "second", clean_from="nope").notes)
-    with pytest.raises(SystemExit):
-        main(["--results", str(tmp_path), "--clean-from", "main"])  # needs --sweep
-    assert "--clean-from needs --sweep" in capsys.readouterr().err
+    assert not [n for n in res.notes if "sweeps are pooled" in n or "of the clean condition" in n]  # said once
+    assert load_results(tmp_path, "second", {"rate": ["0.2"]}, clean_from="main").values["rate"].eq(0.2).all()
+    with pytest.raises(ConfigError, match="the reported sweep itself"):
+        load_results(tmp_path, "main", clean_from="main")
+    # the copies of one clean comparison are one test in the Holm family, not one per noise type
+    paired = paired_vs_baseline(res, "dpo")
+    gr = paired[paired["metric"] == "gold_reward"].set_index(["noise", "rate"])
+    assert gr.loc[("random", 0.0), "p_holm"] == gr.loc[("length", 0.0), "p_holm"]
+    distinct = gr.drop(("length", 0.0))
+    assert np.allclose(distinct["p_holm"], holm(distinct["p"].to_numpy()))
+    for argv, said in ((["--clean-from", "main"], "--clean-from needs --sweep"),
+                       (["--sweep", "main", "--clean-from", "main"], "the reported sweep itself")):
+        with pytest.raises(SystemExit):
+            main(["--results", str(tmp_path), *argv])
+        assert said in capsys.readouterr().err
+    assert main(["--results", str(tmp_path), "--where", "sweep=second", "--clean-from", "main", "--archives", "none",
+                 "--out", str(tmp_path / "rep")]) == 0
+    assert "6 clean rate-0 cell(s) of sweep 'main'" in capsys.readouterr().out
 
 
 def test_duplicate_records_keep_latest_ok(tmp_path):

@@ -268,7 +268,7 @@ def test_the_answer_names_the_arms_whose_advantage_grows_and_the_gaps_that_only_
                                              cell_id=f"{loss}-{noise}-{rate}-{s}"))
     md = (build_report(closing, tmp_path / "rep2")["out"] / "report.md").read_text()
     said = md[md.index("*The answer (random)*"):].split("\n")[0]
-    assert said.startswith("*The answer (random)*: **no** arm's advantage over DPO grows with the rate (2 arms tested;")
+    assert said.startswith("*The answer (random)*: **no** arm's advantage over DPO grows with the rate (a slope read for 2 of 2 arms;")
     assert ("Other slopes with Holm p < 0.05: SLiC (the gap closes: worse at 0, worse at 0.4); SimPO (the gap "
             "closes: worse at 0, level at 0.4). No trend shown: 0 of 2.") in said
     assert said.endswith("recovers: at 0.4, none (the best, SimPO: 0, 0 [-0.001963, 0.001963]).")

@@ -38,9 +38,13 @@ def main(argv=None) -> int:
                          "every noise type of --sweep, e.g. --sweep verdict_secondary --clean-from verdict: the "
                          "secondary conditions' slopes then start from clean labels")
     args = ap.parse_args(argv)
-    if args.clean_from is not None and args.sweep is None:
-        ap.error("--clean-from needs --sweep: the sweep whose curves its rate-0 cells start")
     where = parse_where(args.where, ap.error)
+    study = args.sweep or (where.get("sweep") or [None])[0]
+    if args.clean_from is not None and study is None:
+        ap.error("--clean-from needs --sweep (or --where sweep=): the sweep whose curves its rate-0 cells start")
+    if args.clean_from is not None and args.clean_from == study:
+        ap.error(f"--clean-from {args.clean_from} is the reported sweep itself: name another sweep (its clean cells on "
+                 "the same seeds start this one's curves)")
     t0 = time.perf_counter()
     folders, left = archives_to_read(args.archives, Path(args.results), args.sweep or where.get("sweep"))
     with archive.viewed(Path(args.results), folders) as source:

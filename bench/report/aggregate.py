@@ -259,6 +259,9 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     notes: list[str] = [f"{len(tuning)} tuning cell(s) (validation scoring on) are left out of the robustness tables: "
                         "the tuning section reads them."] if tuning else []
     if clean_from is not None:
+        if clean_from == (sweep or (where or {}).get("sweep", [None])[0]):
+            raise ConfigError(f"clean_from={clean_from!r} is the reported sweep itself: name another sweep, whose clean "
+                              "cells on the same seeds start this one's curves")
         clean, note = clean_cells_of(studied, clean_from, records, where)
         records, notes = records + clean, notes + [note]
     records, stale = current_only(records, results_dir)
@@ -288,12 +291,13 @@ def load_results(results_dir: str | os.PathLike, sweep: str | None = None, where
     if cells[["data", "model"]].drop_duplicates().shape[0] > 1:
         combos = ", ".join(f"{d}/{m}" for d, m in cells[["data", "model"]].drop_duplicates().itertuples(index=False))
         notes.append(f"records span several data/model combinations ({combos}); they are pooled: use --sweep.")
-    if cells["sweep"].nunique() > 1:
-        notes.append(f"records of {cells['sweep'].nunique()} sweeps are pooled: {', '.join(map(str, sorted(cells['sweep'].dropna().unique())))}.")
+    pooled = sorted({str(r["sweep"]) for r in records if r.get("sweep") is not None and "clean_of" not in r})  # clean_from's cells: its own note
+    if len(pooled) > 1:
+        notes.append(f"records of {len(pooled)} sweeps are pooled: {', '.join(pooled)}.")
 
     values = _values(records, cells)
     values, broadcast = _broadcast_clean(values)
-    if broadcast:
+    if broadcast and any(str(r.get("noise")).lower() in CLEAN_NOISE and "clean_of" not in r for r in records):
         notes.append(f"rate-0 cells of the clean condition ({', '.join(broadcast)}) serve as rate 0 of every noise type.")
     _value_notes(records, cells, values, notes)
     failed = cells[cells["status"] != "ok"].reset_index(drop=True)
@@ -322,24 +326,37 @@ def clean_cells_of(studied: list[dict], clean_from: str, records: list[dict], wh
     study's secondary conditions (``verdict_secondary``: flips at 0.1 and 0.3, length-biased at 0.2 and 0.4) train no
     clean cell of their own; its primary part trained them on the same seeds. Taken: the complete rate-0 cells of
     ``clean_from`` whose injector flipped and dropped no pair (``noise_stats``), on a seed and a curve (label) that
-    ``records`` have, matching ``where`` but for its noise, rate and sweep. Each is relabelled noise ``none``, so it
-    is rate 0 of every noise type lacking its own (``_broadcast_clean``): with no label changed, a cell's training
-    is its seed's whatever the noise model (pair, data order and initialization come from the seed)."""
+    ``records`` have and not among them, matching ``where`` but for its noise and sweep (a rate filter without 0
+    takes none); one per curve and seed. Each is relabelled noise ``none``, so it is rate 0 of every noise type
+    lacking its own (``_broadcast_clean``): with no label changed, a cell's training is its seed's whatever the
+    noise model (pair, data order and initialization come from the seed)."""
+    if "rate" in (where or {}) and not matches({"rate": 0.0}, {"rate": where["rate"]}):
+        return [], f"--clean-from {clean_from}: --where rate={','.join(where['rate'])} leaves out rate 0: no clean cell taken."
     seeds, labels = {r.get("seed") for r in records}, {label_of(r) for r in records}
+    have = {r.get("cell_id") for r in records}
     kept = {k: v for k, v in (where or {}).items() if k not in ("noise", "rate", "sweep")}
-    out = [{**r, "noise": "none", "clean_of": r.get("noise")} for r in studied
-           if r.get("sweep") == clean_from and r.get("status") == "ok" and r.get("rate") == 0 and _unchanged(r)
-           and r.get("seed") in seeds and label_of(r) in labels and matches(r, kept)]
+    found = sorted((r for r in studied if r.get("sweep") == clean_from and r.get("status") == "ok"
+                    and _norm_rate(r.get("rate"), r.get("noise")) == 0 and _unchanged(r) and r.get("cell_id") not in have
+                    and r.get("seed") in seeds and label_of(r) in labels and matches(r, kept)),
+                   key=lambda r: (label_of(r), str(r.get("seed")), str(r.get("noise")), str(r.get("finished_at"))))
+    one: dict[tuple, dict] = {}
+    for r in found:  # several noise types' rate 0 of one curve and seed: the first noise name's, the latest run
+        if (label_of(r), r.get("seed")) not in one or one[(label_of(r), r.get("seed"))]["noise"] == r.get("noise"):
+            one[(label_of(r), r.get("seed"))] = r
+    out = [{**r, "noise": "none", "clean_of": r.get("noise")} for r in one.values()]
     if not out:
         return [], (f"--clean-from {clean_from}: no complete rate-0 cell of sweep {clean_from!r} with no pair flipped on "
                     f"these seeds and curves: the curves start at their lowest noisy rate.")
-    by = ", ".join(map(str, sorted({r.get("seed") for r in out}, key=str)))
-    return out, (f"{len(out)} clean rate-0 cell(s) of sweep {clean_from!r} (seeds {by}; no pair flipped "
-                 f"or dropped) serve as rate 0 of every noise type (--clean-from {clean_from}).")
+    by = ", ".join(map(str, sorted({r.get("seed") for r in out}, key=lambda x: (str(type(x)), x))))
+    of = ", ".join(sorted({str(r["clean_of"]) for r in out}))
+    return out, (f"{len(out)} clean rate-0 cell(s) of sweep {clean_from!r} ({of} at rate 0, no pair flipped or dropped; "
+                 f"seeds {by}) serve as rate 0 of every noise type (--clean-from {clean_from}).")
 
 
 def _unchanged(rec: dict) -> bool:
     """No pair of the cell's data was flipped or dropped by its noise model (its record's ``noise_stats``)."""
+    if str(rec.get("noise")).lower() in CLEAN_NOISE:
+        return True
     s = rec.get("noise_stats") or {}
     return s.get("n_flipped") == 0 and s.get("n_pairs") is not None and s.get("n_trained_pairs", s["n_pairs"]) == s["n_pairs"]
 

@@ -101,7 +101,8 @@ def answer(a: Analysis, g: pd.DataFrame) -> str:
         text = (f"**yes** for {len(grows)} of {_arms(len(arms))}: the advantage over {a['baseline']} grows with the "
                 "rate for " + "; ".join(_grows(r, rates[-1]) for _, r in grows.iterrows()) + ".")
     else:
-        text = (f"**no** arm's advantage over {a['baseline']} grows with the rate ({_arms(len(arms))} tested; it "
+        text = (f"**no** arm's advantage over {a['baseline']} grows with the rate (a slope read for "
+                f"{int((reading != '').sum())} of {_arms(len(arms))}; it "
                 f"would take a slope in the arm's favour with Holm p < {ALPHA:g} and a lead at rate "
                 f"{_label(rates[-1])}).")
     if len(other):

@@ -32,18 +32,27 @@ def render(sweep: str, archives: Path = archive.DEFAULT_ROOT, metric: str = "gol
     if got is None:
         return f"No archived records of sweep `{sweep}`.\n"
     res, analyses, _ = got
-    own = res.cells[res.cells["sweep"] == sweep]
-    n_ok, n_clean = int((own["status"] == "ok").sum()), int((res.cells["sweep"] != sweep).sum())
+    own, mine = res.cells["sweep"] == sweep, res.missing["sweep"] == sweep
+    n_ok, n_failed = int((res.cells[own]["status"] == "ok").sum()), int((res.failed["sweep"] == sweep).sum())
     args = f"--sweep {sweep}" + (f" --clean-from {clean_from}" if clean_from else "")
-    clean = (f"; rate 0 of every noise type is {n_clean} clean cells of sweep `{clean_from}` on the same seeds "
-             "(no label flipped)") if clean_from else ""
     blocks: list = [("p", f"From the archived records of sweep `{sweep}` (`{_where(archives)}/`): {n_ok} "
-                          f"complete cells, {len(res.failed)} failed, {len(res.missing)} missing{clean} (`make report "
-                          f"REPORT_ARGS=\"{args}\"` gives the whole report).")]
+                          f"complete cells, {n_failed} failed, {int(mine.sum())} missing{_clean(res, own, mine, clean_from)} "
+                          f"(`make report REPORT_ARGS=\"{args}\"` gives the whole report).")]
     for a in analyses:
         b = primary_blocks(a, a["primary"])
         blocks += [("h", 4, f"{b[0][2]}, values: {hp_source_title(a['hp'])}")] + b[1:]
     return to_markdown(blocks)
+
+
+def _clean(res, own, mine, clean_from: str | None) -> str:
+    """The block's words on the clean cells ``clean_from`` lent as rate 0 (none: say so)."""
+    if not clean_from:
+        return ""
+    n, gaps = int((~own).sum()), int((~mine).sum())
+    if not n:
+        return f"; no clean cell of sweep `{clean_from}` on its seeds: its curves start at their lowest noisy rate"
+    return (f"; rate 0 of every noise type is {n} clean cells of sweep `{clean_from}` on the same seeds (no label "
+            f"flipped){f', {gaps} of its clean cells missing' if gaps else ''}")
 
 
 def _where(archives: Path) -> str:
@@ -107,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
                          "clean_from=SWEEP when not given)")
     a = ap.parse_args(argv)
     clean_from = a.clean_from
-    if clean_from is None and a.write is not None:
-        clean_from = options_in(a.write.read_text(encoding="utf-8")).get(a.sweep, {}).get("clean_from")
+    if a.write is not None:  # the README's marker names the block's options: the block must be what it says
+        marked = options_in(a.write.read_text(encoding="utf-8")).get(a.sweep, {}).get("clean_from")
+        if clean_from is not None and clean_from != marked:
+            raise SystemExit(f"--clean-from {clean_from} but {a.write}'s marker of {a.sweep!r} says "
+                             f"clean_from={marked}: change the marker (<!-- STUDY:{a.sweep} clean_from=... -->) instead")
+        clean_from = marked
     block = render(a.sweep, a.archives, clean_from=clean_from)
     if a.write is None:
         print(block, end="")

@@ -122,6 +122,15 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
+def holm_once(p: pd.Series, same: pd.Series) -> pd.Series:
+    """Holm over the distinct comparisons of ``p``: rows whose ``same`` key is equal are one test (the same cells
+    compared again, as the clean rate-0 cells copied to every noise type's curve are), counted once in the family
+    and each given its adjusted p."""
+    first = ~same.duplicated()
+    adjusted = dict(zip(same[first], holm(p[first])))
+    return same.map(adjusted).astype(float)
+
+
 def paired_test(diff) -> dict:
     """Paired t-test on per-seed differences (loss minus baseline), Wilcoxon signed-rank when n allows.
 
@@ -167,7 +176,7 @@ def paired_differences(values: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Every other curve's value beside the baseline's on the same (metric, noise, rate, seed): ``value`` (the loss),
     ``value_b`` (the baseline) and ``diff`` = loss minus baseline, the unit of every paired figure of the report. A
     seed only one side has is not here."""
-    base = values[values["label"] == baseline][PAIR_KEYS + ["value"]]
+    base = values[values["label"] == baseline][PAIR_KEYS + ["value", "cell_id"]]
     pair = values[values["label"] != baseline].merge(base, on=PAIR_KEYS, suffixes=("", "_b"))
     return pair.assign(diff=pair["value"] - pair["value_b"])
 
@@ -186,10 +195,11 @@ def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA)
     v = v[v["metric"].isin({m for m in v["metric"].unique() if compared(res.metric_info.get(m), m)})]
     pairs = dict(list(paired_differences(v, baseline).groupby(group, sort=False)))
     n_base = v[v["label"] == baseline].groupby(group[:3]).size()
-    rows = []
+    rows, same = [], []
     for key, g in v[v["label"] != baseline].groupby(group, sort=True):
         metric, noise, rate, label = key
-        pair = pairs.get(key, g.iloc[:0].assign(value_b=np.nan, diff=np.nan))
+        pair = pairs.get(key, g.iloc[:0].assign(value_b=np.nan, diff=np.nan, cell_id_b=None))
+        same.append((metric, label, frozenset(pair["cell_id"]), frozenset(pair["cell_id_b"])) if len(pair) else key)
         r = paired_test(pair["diff"])
         unpaired = len(g) + int(n_base.get((metric, noise, rate), 0)) - 2 * len(pair)
         if unpaired:
@@ -204,8 +214,9 @@ def paired_vs_baseline(res: Results, baseline: str | None, alpha: float = ALPHA)
     half, mde = zip(*(interval_and_mde(sd, n) for sd, n in zip(out["sd_diff"], out["n_pairs"])))
     out["ci_low"], out["ci_high"] = out["mean_diff"] - np.array(half), out["mean_diff"] + np.array(half)
     out["mde_80"] = mde
-    out["p_holm"] = out.groupby("metric")["p"].transform(holm)
-    out["p_wilcoxon_holm"] = out.groupby("metric")["p_wilcoxon"].transform(holm)
+    out["_same"] = same  # a clean cell copied as rate 0 of each noise type (aggregate._broadcast_clean): one test
+    for col in ("p", "p_wilcoxon"):
+        out[f"{col}_holm"] = pd.concat([holm_once(g[col], g["_same"]) for _, g in out.groupby("metric")])
     out["significant"] = out["p_holm"] < alpha
     return out[cols]
 
