@@ -98,3 +98,24 @@ def test_a_record_that_ended_at_its_first_checkpoint_is_read_at_its_rules_pick(t
                               hp_source={**pick, "checkpoint": 2.0}))
     res = load_results(root)
     assert set(res.cells["label"]) == {"dpo [oracle]"} and not any("ended early" in n for n in res.notes)
+
+
+def test_a_pick_off_the_cells_own_checkpoint_grid_is_read_at_the_first_checkpoint_past_it(tmp_path):
+    """A cleaner's selection borrowed from another rate (tuning_from) picks an epoch of that rate's cleaned data:
+    checkpoints every 86 steps are other epochs on this cell's data. The run asked to stop there ends at the first
+    checkpoint at or past it, and the report reads it there, saying so; a pick past the curve's end stays missing."""
+    curve = [{"step": 86 * k, "epoch": round(86 * k / 78, 6), "gold_reward": 0.1 * k} for k in range(1, 5)]
+    borrowed = {**ORACLE, "checkpoint": 3.7391, "from": {"noise": "random_flip", "rate": 0.2}}
+    rec = record("dpo", "random_flip", 0.1, 100, method="clean", metrics={"gold_reward": 0.4}, curve=curve,
+                 hp_source=borrowed, stopped={"step": 344, "epoch": 4.410256, "stop_after": 3.7391, "planned_steps": 624})
+    (out,) = per_hp_source([rec])
+    assert out["checkpoint"] == 4.410256 and out["checkpoint_pick"] == 3.7391 and out["metrics"]["gold_reward"] == 0.4
+    (on,) = per_hp_source([{**rec, "hp_source": {**borrowed, "checkpoint": 3.307692}}])
+    assert on["checkpoint"] == 3.307692 and "checkpoint_pick" not in on and abs(on["metrics"]["gold_reward"] - 0.3) < 1e-12
+    (beyond,) = per_hp_source([{**rec, "hp_source": {**borrowed, "checkpoint": 6.0}}])
+    assert beyond["metrics"] == {} and beyond["checkpoint_missing"] == 6.0
+    write_record(tmp_path, rec)
+    res = load_results(tmp_path)
+    assert list(res.cells["label"]) == ["dpo [oracle]"]  # not a run ended by hand
+    assert any("1 cell(s) of dpo [oracle] are read at the first checkpoint at or past their rule's pick" in n
+               for n in res.notes)

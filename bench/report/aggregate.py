@@ -105,18 +105,23 @@ def per_hp_source(records: list[dict]) -> list[dict]:
 
 
 def at_checkpoint(rec: dict, epoch) -> dict:
-    """A record's ``metrics`` at the checkpoint a tuning rule picked (``{}``: none picked, the end's stand)."""
+    """A record's ``metrics`` at the checkpoint a tuning rule picked (``{}``: none picked, the end's stand). A pick
+    that is not on the cell's own checkpoint grid is read at the first checkpoint at or past it, where a run asked
+    to stop at the pick ends (``bench.evaluation.checkpoints``; ``checkpoint_pick`` keeps the pick): a selection
+    borrowed from another rate (``tuning_from``) by a cleaner, whose cleaned data, so its epoch, has another length
+    there. Checkpoints are every so many steps: the same steps are other epochs."""
     if epoch is None or not rec.get("curve"):
         return {}
-
-    for p in rec["curve"]:
-        if checkpoint_key(p["epoch"]) == checkpoint_key(epoch):
-            info = rec.get("metric_info") or {}
-            keep = {k: v for k, v in rec.get("metrics", {}).items()  # the method's own figures (about its data)
-                    if k not in p and (info.get(k) or {}).get("evaluator") == rec.get("method")}
-            return {"metrics": {**keep, **{k: v for k, v in p.items() if k not in ("step", "epoch")}},
-                    "checkpoint": float(p["epoch"])}
-    return {"metrics": {}, "checkpoint_missing": float(epoch)}
+    on = [p for p in rec["curve"] if checkpoint_key(p["epoch"]) == checkpoint_key(epoch)]
+    past = [p for p in rec["curve"] if round(float(p["epoch"]), 4) >= round(float(epoch), 4)]
+    if not on and not past:
+        return {"metrics": {}, "checkpoint_missing": float(epoch)}
+    p = (on or past)[0]
+    info = rec.get("metric_info") or {}
+    keep = {k: v for k, v in rec.get("metrics", {}).items()  # the method's own figures (about its data)
+            if k not in p and (info.get(k) or {}).get("evaluator") == rec.get("method")}
+    return {"metrics": {**keep, **{k: v for k, v in p.items() if k not in ("step", "epoch")}},
+            "checkpoint": float(p["epoch"]), **({} if on else {"checkpoint_pick": float(epoch)})}
 
 
 def current_only(records: list[dict], results_dir) -> tuple[list[dict], list[str]]:
@@ -313,6 +318,13 @@ def _value_notes(records: list[dict], cells: pd.DataFrame, values: pd.DataFrame,
     empty_ok = set(cells.loc[cells["status"] == "ok", "cell_id"]) - set(values["cell_id"])
     if empty_ok:
         notes.append(f"{len(empty_ok)} complete cell(s) carry no metric values: {', '.join(sorted(empty_ok)[:5])}.")
+    moved = sorted({label_of(r) for r in records if r.get("checkpoint_pick") is not None})
+    if moved:
+        n = sum(1 for r in records if r.get("checkpoint_pick") is not None)
+        notes.append(f"{n} cell(s) of {', '.join(moved)} are read at the first checkpoint at or past their rule's pick, "
+                     "which is not on their own checkpoint grid (a selection borrowed from another rate, whose data "
+                     "had another length: `checkpoint_pick` in the records' view, bench.report.aggregate.at_checkpoint); "
+                     "a run asked to stop at the pick ends there.")
     borrowed = sorted({label_of(r) for r in records if r.get("borrowed_from") and r.get("status") == "ok"})
     if borrowed:
         n = sum(1 for r in records if r.get("borrowed_from") and r.get("status") == "ok")
