@@ -353,8 +353,9 @@ def clean_cells_of(studied: list[dict], clean_from: str, records: list[dict], wh
                    key=lambda r: (label_of(r), str(r.get("seed")), str(r.get("noise")), str(r.get("finished_at"))))
     one: dict[tuple, dict] = {}
     for r in found:  # several noise types' rate 0 of one curve and seed: the first noise name's, the latest run
-        if (label_of(r), r.get("seed")) not in one or one[(label_of(r), r.get("seed"))]["noise"] == r.get("noise"):
-            one[(label_of(r), r.get("seed"))] = r
+        key = (label_of(r), r.get("seed"))
+        if one.get(key, r)["noise"] == r.get("noise"):
+            one[key] = r
     out = [{**r, "noise": "none", "clean_of": r.get("noise")} for r in one.values()]
     if not out:
         return [], (f"--clean-from {clean_from}: no complete rate-0 cell of sweep {clean_from!r} with no pair flipped on "
