@@ -312,3 +312,21 @@ def test_round_statistics_count_what_rejection_sampling_did():
     assert st["n_replacements"] == 1 and st["n_rejected"] == 1 and st["n_pairs_next_round"] == 9
     assert st["replacement_mean_margin"] == pytest.approx(0.4) and st["gold_agreement"] == 1.0
     assert st["n_candidates_sampled"] == 8 and st["n_candidates_distinct"] == 6 and st["precision"] == 0.5
+
+
+def test_filter_only_drops_without_replacing():
+    """accept=never (the filter alone, an ablation): no candidate is sampled, the dropped prompts have no pair in the
+    next round, the label says so, and n_candidates is not checked."""
+    from bench.methods.ropo_full import method as rmethod
+
+    cfg = ropo_options({"accept": "never", "n_candidates": 1})
+    assert rf.check_loss(losses.get("ropo"), cfg) == "ROPO (filter only)" != rf.LABEL
+    with pytest.raises(ConfigError, match="n_candidates"):
+        ropo_options({"n_candidates": 1})
+    run = object.__new__(rmethod._Rounds)  # only what _replace reads
+    run.cfg, run.ctx, run.prompts, run.base = cfg, None, [f"P{i}" for i in range(10)], list(range(10))
+    f = rfilter.filter_pairs(np.arange(10.0), 0.2, np.arange(10) >= 8, 1)
+    reps, st = run._replace(0, np.flatnonzero(f.dropped), None, f)
+    assert reps.pairs == [] and reps.rows == []
+    assert st["n_dropped"] == 2 and st["n_replacements"] == 0 and st["n_rejected"] == 2
+    assert st["n_pairs_next_round"] == 8 and st["precision"] == 1.0 and st["gold_agreement"] is None

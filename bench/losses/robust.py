@@ -69,7 +69,7 @@ class ROPO(PairLoss):
     """ROPO's loss alone (Liang et al., arXiv 2404.04102, ICML 2025): ``4a/(1+a)^2 [-log sigma(z) + a sigma(-z)]``.
 
     Only the loss: the paper's full method also filters high-loss pairs each round and regenerates responses
-    (that lives with the trainer), hence the label "ROPO (loss only)". ``|d loss/d z| =
+    (``method=ropo_full``, ``bench.methods.ropo_full``), hence the label "ROPO (loss only)". ``|d loss/d z| =
     4a/(1+a)^2 sigma(-z) (1 + a sigma(z)) <= 1`` for every a > 0. The paper requires a > 2 (its analysis); values
     in (0, 2] are allowed with a warning, a <= 0 is an error.
     """

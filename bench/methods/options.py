@@ -40,8 +40,9 @@ class RopoFullOptions(MethodOptions):
                          Param(choices=("matched", "per_round")))
     n_candidates: int = option("responses sampled from the current policy per dropped prompt", COUNT)
     include_original: bool = option("also offer the dropped pair's own two responses as candidates")
-    accept: str = option("below_cut: keep a replacement only if its loss is at most the filter's cut; always: keep it",
-                         Param(choices=("below_cut", "always")))
+    accept: str = option("below_cut: keep a replacement only if its loss is at most the filter's cut; always: keep it; "
+                         "never: no replacement, the filter alone (an ablation, labelled so)",
+                         Param(choices=("below_cut", "always", "never")))
     temperature: float = option("sampling temperature of the candidates", Param(low=0.0, low_open=True))
     top_p: float = option("nucleus mass of the candidates", Param(low=0.0, high=1.0, low_open=True))
     max_new_tokens: int | None = option("candidate length (null: the data's pair length)",
@@ -50,7 +51,7 @@ class RopoFullOptions(MethodOptions):
     allow_other_loss: bool = option("run the method with a loss other than ROPO's (an ablation, labelled so)")
 
     def check(self, where: str) -> None:
-        if self.n_candidates < 2 and not self.include_original:
+        if self.accept != "never" and self.n_candidates < 2 and not self.include_original:
             raise ConfigError(f"{where}.n_candidates={self.n_candidates} is too few; valid: >= 2 to form a "
                               "pair (or include_original=true).")
 

@@ -21,8 +21,7 @@ What one cell does (``RopoFull.train``; each step is a function in ``filter`` / 
                 lowest ROPO loss under pi_t, keep it if that loss is at most the filter's cut   (RGRS)
             D_{t+1} = kept original pairs + accepted replacement pairs
 
-Choices (the paper's are stated where known; "open" marks what it leaves to the implementer or what could not be
-checked against its text):
+Choices (none checked against the paper's text; "open" marks the ones its abstract does not settle):
 
 1. **Filtering is the w-step of the paper's constrained problem.** The paper writes training with noise
    reduction as minimizing a weighted loss ``sum_i w_i l_i`` with the weights' sum constrained to the number of
@@ -58,14 +57,22 @@ checked against its text):
    The rejection step (``accept: below_cut``, open): the pair is kept only if its loss is at most the filter's
    cut this round (the largest loss among the original pairs kept), i.e. only if the filter itself would have
    kept it as a confident, low-uncertainty pair; otherwise the prompt has no pair in the next round.
-   ``accept: always`` keeps every chosen pair. The gold reward is never consulted for any choice.
+   ``accept: always`` keeps every chosen pair; ``accept: never`` samples nothing and leaves the dropped prompts
+   without a pair (the filter alone: an ablation, labelled "ROPO (filter only)"). The gold reward is never
+   consulted for any choice. In the embedded world the chosen pairs are poor labels: in the verdict study's
+   tuning (37 cells, 8 epochs) the gold reward agrees with them in 0.35 of the pairs after the first round and
+   0.23 after the second (``gold_agreement``), worse than a coin, because a summed log-ratio favours long and
+   degenerate samples of the policy's own; below_cut accepts nearly every pair (0.1-0.3 of 275 rejected a
+   round, on average).
 6. **Labels of replacement pairs** are the policy's own ranking: no injected-noise flag (they are not in
    ``is_flipped``'s denominator). Where the data has a gold reward (the embedded world) the record adds, after the
    fact and for diagnosis only, how often that ranking agrees with the gold reward (``gold_agreement``).
 7. **Reference log-probs** of replacement pairs come from a frozen copy of the reference policy (the initial
    policy, loaded from ``data.model_path``) run through TRL's own preprocessing, collator and
-   ``compute_ref_log_probs``: the same tokenization, truncation and forward as TRL's precompute, computed on
-   each accepted pair as it will be trained (TRL tokenizes a pair's two responses together). A check at the start
+   ``compute_ref_log_probs``: the same tokenization, truncation and forward as TRL's precompute. Each candidate is
+   scored once, inside a pseudo-pair with another candidate, and an accepted pair reuses its two candidates' values:
+   TRL truncates each response on its own, so a response's log-prob does not depend on its partner (not so with
+   ``ld_alpha``, which no config here sets). A check at the start
    compares this path with the precomputed reference log-probs of the first pairs and fails the cell if they
    disagree (>1e-3); ``tests/test_ropo_full.py`` checks it against TRL's precompute on new pairs. Policy
    log-probs for filtering and choosing use the same path with the current policy.

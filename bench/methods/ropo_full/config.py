@@ -9,6 +9,7 @@ from bench.methods.options import RopoFullOptions
 from bench.methods.stages import split_steps, total_steps
 
 LABEL = "ROPO (full method)"
+FILTER_ONLY = "ROPO (filter only)"  # accept=never: the rounds and the filter, no rejection sampling
 
 
 def round_steps(cfg: RopoFullOptions, train, n_pairs: int) -> list[int]:
@@ -32,7 +33,7 @@ def check_loss(loss, cfg: RopoFullOptions) -> str:
             "scores or annotators, which sampled candidates do not have. Use loss=ropo."
         )
     if loss.name == "ropo":
-        return LABEL
+        return FILTER_ONLY if cfg.accept == "never" else LABEL
     if not cfg.allow_other_loss:
         raise ConfigError(
             f"method=ropo_full is ROPO's method and uses ROPO's loss (its bounded gradient is what makes flipped "
@@ -43,4 +44,5 @@ def check_loss(loss, cfg: RopoFullOptions) -> str:
         f"method=ropo_full with loss={loss.name!r}: an ablation of ROPO's method with another loss, not the paper's "
         "method", stacklevel=2,
     )
-    return f"ROPO full method ({getattr(loss, 'label', loss.name)})"
+    what = "filter only" if cfg.accept == "never" else "full method"
+    return f"ROPO {what} ({getattr(loss, 'label', loss.name)})"
