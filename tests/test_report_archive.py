@@ -3,6 +3,7 @@ replaces an archived one of the same cell."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from test_report import make_sweep, record
 
 from bench.core.records import write_record
@@ -94,3 +95,22 @@ def test_archiving_again_merges_and_restore_replaces_a_failed_live_record(tmp_pa
     got = archive.restore(tmp_path / "docs" / "syn", fresh)
     assert (got["written"], got["kept"]) == (2, 0)
     assert read_record(fresh, a["cell_id"])["status"] == "ok"
+
+
+def test_a_cell_archived_by_another_study_is_refused_before_anything_is_written(tmp_path):
+    """A cell of one archived study, run again under another sweep, cannot be archived twice: the report's view
+    would keep one record of it and one study would lose the cell."""
+    docs = tmp_path / "docs" / "results"
+    first = tmp_path / "first"
+    write_record(first, record("dpo", "random_flip", 0.2, 7, metrics={"gold_reward": 0.3, "gold_reward_ref": 0.0}))
+    archive.pack(first, "syn", docs / "syn")
+    second = tmp_path / "second"  # the same cell, re-run in another sweep, and one cell of its own
+    for seed in (7, 8):
+        rec = record("dpo", "random_flip", 0.2, seed, metrics={"gold_reward": 0.1, "gold_reward_ref": 0.0})
+        write_record(second, {**rec, "sweep": "other"})
+    with pytest.raises(SystemExit, match=r"1 cell\(s\) of sweep 'other' are already archived in .*syn \(sweep syn\)"):
+        archive.pack(second, "other", docs / "other")
+    assert not (docs / "other").exists()
+    third = tmp_path / "third"  # a study whose cells are its own archives as before
+    write_record(third, record("dpo", "random_flip", 0.2, 1, sweep="other"))
+    assert archive.pack(third, "other", docs / "other")["records"] == 1

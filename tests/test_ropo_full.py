@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -129,8 +130,13 @@ def test_loss_other_than_ropo_is_an_error_unless_allowed():
 def test_round_steps():
     cfg = ropo_options({"rounds": 3})
     train = tiny_models.train_config
-    assert rf.round_steps(cfg, train(batch_size=16, max_steps=10), 1000) == [4, 3, 3]
-    assert rf.round_steps(cfg, train(batch_size=16, epochs=1, max_steps=None), 100) == [3, 2, 2]  # ceil(100/16) = 7
+    with pytest.warns(UserWarning, match=r"a round is 0\.05 of a pass over the 1000 pairs"):  # 3 of 63 steps
+        assert rf.round_steps(cfg, train(batch_size=16, max_steps=10), 1000) == [4, 3, 3]
+    with pytest.warns(UserWarning, match="never trained on"):
+        assert rf.round_steps(cfg, train(batch_size=16, epochs=1, max_steps=None), 100) == [3, 2, 2]  # 7 steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a round of a whole pass or more: no warning
+        assert rf.round_steps(cfg, train(batch_size=16, epochs=3, max_steps=None), 100) == [7, 7, 7]
     per_round = ropo_options({"rounds": 3, "budget": "per_round"})
     assert rf.round_steps(per_round, train(batch_size=16, epochs=1, max_steps=None), 100) == [7, 7, 7]
     with pytest.raises(ConfigError, match="budget"):

@@ -42,6 +42,7 @@ def pack(results: Path, sweep: str, out: Path, tuning: list[str] | None = None) 
     recs = [r for r in iter_records(results) if r.get("sweep") == sweep]
     if not recs:
         raise SystemExit(f"no records of sweep {sweep!r} under {results}/cells")
+    refuse_shared_cells({r["cell_id"] for r in recs}, sweep, out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [{"cell_id": r["cell_id"], "sweep": r.get("sweep"), "status": r.get("status"),
              "record": json.dumps(r, sort_keys=True, separators=(",", ":"))} for r in recs]
@@ -58,6 +59,26 @@ def pack(results: Path, sweep: str, out: Path, tuning: list[str] | None = None) 
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(src, dst)
     return {"records": len(rows), "bytes": (out / RECORDS).stat().st_size, "tuning": list(tuning or [])}
+
+
+def refuse_shared_cells(ids: set[str], sweep: str, out: Path) -> None:
+    """Stop before writing if another archive beside ``out`` holds one of these cells. A cell id names what
+    determines a result, whichever sweep asked for it, and a record keeps one ``sweep``: a cell of another study
+    run again under this sweep (a whole run of a final that had stopped at its pick, say) took that study's record
+    over, and the report's view of both archives would keep only one of the two."""
+    import pandas as pd
+
+    for other in archived(out.parent):
+        if other.resolve() == out.resolve():
+            continue
+        theirs = pd.read_parquet(other / RECORDS, columns=["cell_id", "sweep"])
+        shared = theirs[theirs["cell_id"].isin(ids)]
+        if len(shared):
+            raise SystemExit(
+                f"{len(shared)} cell(s) of sweep {sweep!r} are already archived in {other} (sweep "
+                f"{', '.join(sorted(map(str, shared['sweep'].unique())))}), e.g. {shared['cell_id'].iloc[0]}: one "
+                "cell, two studies, and the report would keep only one record of it. Run the new study on seeds or "
+                "values of its own, so its cells are its own; nothing was written.")
 
 
 def archived(root: Path) -> list[Path]:

@@ -40,7 +40,8 @@ Choices (none checked against the paper's text; "open" marks the ones its abstra
    method takes exactly as many optimizer steps as ``method=standard`` and its learning rate follows the same
    curve; only the data changes between rounds. ``budget: per_round`` gives every round the whole budget
    (closer to "an iteration is a pass over the data"; R times the compute). Round t shuffles its data with
-   ``data_seed = seed + t - 1`` (round 1's order is the standard cell's).
+   ``data_seed = seed + t - 1`` (round 1's order is the standard cell's). A round shorter than one pass over the
+   pairs (``train.epochs: 1`` over 3 rounds) leaves some pairs never trained on, about 30% there; the cell warns.
 4. **The loss used to filter and to choose is the training loss** (``loss=ropo``: the paper's robust loss,
    whose bounded gradient for confidently "wrong" pairs is what makes flipped pairs stand out with high loss).
    With another loss the cell fails unless ``method.allow_other_loss=true`` (then it warns and labels the result

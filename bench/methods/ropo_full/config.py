@@ -6,18 +6,28 @@ import warnings
 
 from bench.core.options import ConfigError
 from bench.methods.options import RopoFullOptions
-from bench.methods.stages import split_steps, total_steps
+from bench.methods.stages import split_steps, steps_per_epoch, total_steps
 
 LABEL = "ROPO (full method)"
 FILTER_ONLY = "ROPO (filter only)"  # accept=never: the rounds and the filter, no rejection sampling
 
 
 def round_steps(cfg: RopoFullOptions, train, n_pairs: int) -> list[int]:
-    """Optimizer steps of each round (choice 3 in ``bench.methods.ropo_full``); ``train`` is the TrainConfig."""
+    """Optimizer steps of each round (choice 3 in ``bench.methods.ropo_full``); ``train`` is the TrainConfig. Warns
+    when a round is shorter than one pass over the pairs: each round reshuffles, so some pairs are never trained on
+    (with 3 rounds of a third of a pass, about (2/3)^3 = 30% of them), which the standard cell does not do."""
     total = total_steps(train, n_pairs)
     if cfg.budget == "per_round":
         return [total] * cfg.rounds
-    return split_steps(total, [1] * cfg.rounds, "method=ropo_full", "method.budget=per_round")
+    steps = split_steps(total, [1] * cfg.rounds, "method=ropo_full", "method.budget=per_round")
+    one_pass = steps_per_epoch(train, n_pairs)
+    if min(steps) < one_pass:
+        warnings.warn(
+            f"method=ropo_full: a round is {min(steps) / one_pass:.2f} of a pass over the {n_pairs} pairs "
+            f"(method.budget=matched splits {total} steps over {cfg.rounds} rounds, each reshuffled), so some pairs "
+            f"are never trained on, unlike the standard cell; train.epochs >= {cfg.rounds} or "
+            "method.budget=per_round gives each round a whole pass", stacklevel=2)
+    return steps
 
 
 def check_loss(loss, cfg: RopoFullOptions) -> str:
