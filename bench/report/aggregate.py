@@ -112,11 +112,11 @@ def at_checkpoint(rec: dict, epoch) -> dict:
     there. Checkpoints are every so many steps: the same steps are other epochs."""
     if epoch is None or not rec.get("curve"):
         return {}
-    on = [p for p in rec["curve"] if checkpoint_key(p["epoch"]) == checkpoint_key(epoch)]
-    past = [p for p in rec["curve"] if round(float(p["epoch"]), 4) >= round(float(epoch), 4)]
-    if not on and not past:
+    past = [p for p in rec["curve"] if checkpoint_key(p["epoch"]) >= checkpoint_key(epoch)]
+    if not past:
         return {"metrics": {}, "checkpoint_missing": float(epoch)}
-    p = (on or past)[0]
+    p = min(past, key=lambda q: float(q["epoch"]))  # the pick itself where it is on the grid
+    on = checkpoint_key(p["epoch"]) == checkpoint_key(epoch)
     info = rec.get("metric_info") or {}
     keep = {k: v for k, v in rec.get("metrics", {}).items()  # the method's own figures (about its data)
             if k not in p and (info.get(k) or {}).get("evaluator") == rec.get("method")}

@@ -133,9 +133,10 @@ class _Rounds:
     def _replace(self, i: int, drop_idx, scores, f):
         """Rejection sampling for the dropped prompts (choice 5): sample, score, choose, add reference log-probs."""
         cfg, ctx = self.cfg, self.ctx
-        prompts = [self.prompts[j] for j in drop_idx]
         if cfg.accept == "never":  # the filter alone: the dropped prompts have no pair in the next round
-            return rs.Replacements(), rs.round_statistics(f.stats, rs.Replacements(), 0, 0, len(self.base))
+            none = rs.Replacements()
+            return none, rs.round_statistics(f.stats, none, 0, 0, len(self.base))
+        prompts = [self.prompts[j] for j in drop_idx]
         t0 = time.time()
         cands = rs.sample_candidates(ctx.policy, ctx.tokenizer, prompts, cfg.n_candidates,
                                      max_new_tokens=int(cfg.max_new_tokens or ctx.max_new_tokens),
